@@ -1,0 +1,1035 @@
+/*
+ * cli.c — the twinhost subcommands (except serve, in serve.c): option
+ * parsing, help texts, and the commands that inspect plugins, import
+ * documents, ask queries and scenarios, read entities, history and events,
+ * and back up or restore a data folder.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "host.h"
+#include "pipeline.h"
+#include "schema.h"
+
+/* ---- help ---------------------------------------------------------------- */
+
+static const char *usage_main =
+    "usage: twinhost [--config FILE] <command> [options]\n"
+    "\n"
+    "twinhost serves municipal digital twins: towns, their plugins and state.\n"
+    "\n"
+    "commands:\n"
+    "  serve                 run the host in the foreground\n"
+    "  plugins list          plugins found, refused files, per-town status\n"
+    "  plugins info NAME     one plugin: descriptor and config schema\n"
+    "  plugins check FILE    check a plugin file without loading it here\n"
+    "  ingest                import documents into a town's plugin\n"
+    "  query                 ask a town's plugin a question\n"
+    "  scenario              run a what-if scenario (changes nothing)\n"
+    "  entities              list a town's entities and their attributes\n"
+    "  history               an entity attribute's observations over time\n"
+    "  events                a town's recent events\n"
+    "  backup DIR            online, compacting copy of the state\n"
+    "  restore DIR           replace the state with a backup\n"
+    "\n"
+    "The config is --config FILE, else $TWINHOST_CONFIG, else ./twinhost.json.\n"
+    "`twinhost <command> --help` explains each command.\n";
+
+typedef struct command {
+  const char *name;
+  int (*run)(cli_opts *o);
+  const char *help;
+} command;
+
+static int cmd_plugins(cli_opts *o);
+static int cmd_ingest(cli_opts *o);
+static int cmd_query(cli_opts *o);
+static int cmd_scenario(cli_opts *o);
+static int cmd_entities(cli_opts *o);
+static int cmd_history(cli_opts *o);
+static int cmd_events(cli_opts *o);
+static int cmd_backup(cli_opts *o);
+static int cmd_restore(cli_opts *o);
+
+static const command commands[] = {
+    {"serve", cli_serve,
+     "usage: twinhost serve\n"
+     "Run the host in the foreground: opens every town's plugins, runs their\n"
+     "ticks on schedule and the ingest writer. Ctrl-C or SIGTERM stops it\n"
+     "after committing what was accepted.\n"},
+    {"plugins", cmd_plugins,
+     "usage: twinhost plugins list\n"
+     "       twinhost plugins info NAME [--town TOWN]\n"
+     "       twinhost plugins check FILE.so\n"
+     "list: every plugin found on the search path, every refused file with\n"
+     "      its reason, and each town's plugins with their status.\n"
+     "info: a plugin's descriptor and config schema; with --town, what the\n"
+     "      running instance says about itself (describe).\n"
+     "check: load FILE in a separate process and say in one line whether a\n"
+     "      host would accept it, and if not, why.\n"},
+    {"ingest", cmd_ingest,
+     "usage: twinhost ingest --town TOWN --plugin PLUGIN [FILE|-] [--whole]\n"
+     "                       [--ack]\n"
+     "Import documents (default: standard input). The input is JSON Lines,\n"
+     "one document per line, unless FILE ends in .json or --whole is given:\n"
+     "then the whole input is one document. Each document is accepted or\n"
+     "rejected with its reason; accepted ones are committed before they are\n"
+     "counted. --ack prints {\"line\":N,\"status\":\"ok\"} per document as soon\n"
+     "as it is committed. Prints a summary; exit 1 if any was rejected.\n"},
+    {"query", cmd_query,
+     "usage: twinhost query --town TOWN --plugin PLUGIN [REQUEST|-]\n"
+     "Ask a plugin a question; REQUEST is JSON text (or - for standard\n"
+     "input), e.g. '{\"op\":\"latest\"}'. Prints the plugin's JSON answer.\n"},
+    {"scenario", cmd_scenario,
+     "usage: twinhost scenario --town TOWN --plugin PLUGIN [SCENARIO|-]\n"
+     "Run a what-if scenario on a snapshot: the plugin's writes go to an\n"
+     "in-memory overlay and live state never changes. Prints the report\n"
+     "with the events the scenario would raise.\n"},
+    {"entities", cmd_entities,
+     "usage: twinhost entities --town TOWN [--plugin P] [--type T] [--id I]\n"
+     "List entities with their current attributes as JSON.\n"},
+    {"history", cmd_history,
+     "usage: twinhost history --town TOWN --plugin P --type T --id I\n"
+     "                        --attr A [--from TIME] [--to TIME] [--limit N]\n"
+     "Observations of one attribute, oldest first. TIME is RFC 3339\n"
+     "(2026-11-27T10:00:00Z) or milliseconds since 1970.\n"},
+    {"events", cmd_events,
+     "usage: twinhost events --town TOWN [--limit N]\n"
+     "The town's most recent events (default 50), oldest first.\n"},
+    {"backup", cmd_backup,
+     "usage: twinhost backup DIR\n"
+     "Write a compacting copy of the state to DIR (new or empty). Safe while\n"
+     "the host runs.\n"},
+    {"restore", cmd_restore,
+     "usage: twinhost restore DIR\n"
+     "Replace the state with the backup in DIR. Stop `twinhost serve` first.\n"},
+};
+
+/* ---- helpers ------------------------------------------------------------- */
+
+void cli_error(const char *what, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "twinhost: %s: ", what);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+}
+
+const char *cli_config_path(const cli_opts *o)
+{
+  if (o->config)
+    return o->config;
+  const char *env = getenv("TWINHOST_CONFIG");
+  return env && *env ? env : "twinhost.json";
+}
+
+static int open_host(cli_opts *o, int level, core_host **h)
+{
+  core_err err;
+  if (core_host_open(cli_config_path(o), level, h, &err)) {
+    cli_error("config", "%s", err.msg);
+    return CLI_FAIL;
+  }
+  return CLI_OK;
+}
+
+static int need(const char *cmd, const char *value, const char *opt)
+{
+  if (value)
+    return 1;
+  cli_error(cmd, "%s is required (see `twinhost %s --help`)", opt, cmd);
+  return 0;
+}
+
+static void print_json(json_t *j)
+{
+  char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
+                              JSON_REAL_PRECISION(15));
+  if (s)
+    puts(s);
+  free(s);
+}
+
+static json_t *value_json(const twin_value *v)
+{
+  switch (v->type) {
+  case TWIN_VALUE_NUMBER:
+    return json_real(v->as.number);
+  case TWIN_VALUE_INT:
+    return json_integer(v->as.integer);
+  case TWIN_VALUE_STRING:
+    return json_stringn_nocheck(v->as.string.ptr, v->as.string.len);
+  case TWIN_VALUE_BOOL:
+    return json_boolean(v->as.boolean);
+  default:
+    return json_null();
+  }
+}
+
+static json_t *time_json(twin_time t)
+{
+  char buf[40];
+  core_format_time(t, buf, sizeof buf);
+  return json_string(buf);
+}
+
+static int parse_time_arg(const char *cmd, const char *s, twin_time *out)
+{
+  char *end;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  if (!errno && *s && !*end) {
+    *out = v;
+    return 1;
+  }
+  if (!core_parse_time(s, out))
+    return 1;
+  cli_error(cmd, "'%s' is not a time: use RFC 3339 such as "
+                 "2026-11-27T10:00:00Z, or milliseconds since 1970",
+            s);
+  return 0;
+}
+
+/* Read FILE, "-" or nothing (standard input). */
+static char *read_input(const char *cmd, const char *arg, size_t *len)
+{
+  core_err err;
+  char *buf = NULL;
+  if (arg && strcmp(arg, "-")) {
+    if (core_read_file(arg, &buf, len, &err)) {
+      cli_error(cmd, "%s", err.msg);
+      return NULL;
+    }
+    return buf;
+  }
+  size_t cap = 1 << 16, n = 0;
+  buf = malloc(cap);
+  ssize_t r;
+  while (buf && (r = read(0, buf + n, cap - n - 1)) > 0) {
+    n += (size_t)r;
+    if (n + 1 == cap) {
+      char *nb = realloc(buf, cap *= 2);
+      if (!nb)
+        free(buf);
+      buf = nb;
+    }
+  }
+  if (!buf) {
+    cli_error(cmd, "out of memory reading standard input");
+    return NULL;
+  }
+  buf[n] = 0;
+  *len = n;
+  return buf;
+}
+
+/* ---- plugins ------------------------------------------------------------- */
+
+static json_t *plugin_json(const core_plugin *p)
+{
+  const twin_plugin *d = &p->desc;
+  return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:i}", "name", d->name,
+                   "version", d->version, "use_case", d->use_case, "summary",
+                   d->summary ? d->summary : "", "file", p->path, "abi",
+                   d->abi_minor == TWIN_ABI_MINOR ? "1.0" : "1.x",
+                   "tick_interval_s", (int)d->tick_interval_s);
+}
+
+static int plugins_list(cli_opts *o)
+{
+  core_host *h;
+  if (open_host(o, CORE_HOST_STORE, &h))
+    return CLI_FAIL;
+  json_t *out = json_object(), *loaded = json_array(), *refused = json_array(),
+         *towns = json_array(), *path = json_array();
+  const char *dirs[64];
+  size_t nd = core_host_plugin_dirs(h->cfg, dirs, 64);
+  for (size_t i = 0; i < nd; i++)
+    json_array_append_new(path, json_string(dirs[i]));
+  for (size_t i = 0; i < h->n_plugins; i++)
+    json_array_append_new(loaded, plugin_json(&h->plugins[i]));
+  for (size_t i = 0; i < h->n_refused; i++)
+    json_array_append_new(refused,
+                          json_pack("{s:s,s:s}", "file", h->refused[i].path,
+                                    "reason", h->refused[i].reason));
+  MDB_txn *txn = NULL;
+  core_err err;
+  if (core_store_begin_read(h->store, &txn, &err))
+    txn = NULL;
+  for (size_t i = 0; i < h->cfg->n_towns; i++) {
+    const core_town *t = &h->cfg->towns[i];
+    for (size_t j = 0; j < t->n_plugins; j++) {
+      const char *name = t->plugins[j].name;
+      core_instance *ci = core_host_instance(h, t->id, name);
+      json_t *row = json_pack("{s:s,s:s,s:b}", "town", t->id, "plugin", name,
+                              "enabled", t->plugins[j].enabled);
+      if (!t->plugins[j].enabled) {
+        json_object_set_new(row, "state", json_string("off"));
+      } else if (!ci) {
+        json_object_set_new(row, "state", json_string("missing"));
+        json_object_set_new(row, "reason",
+                            json_string("no loaded plugin has this name; "
+                                        "see refused and search_path"));
+      } else if (ci->state == CORE_INSTANCE_DISABLED) {
+        json_object_set_new(row, "state", json_string("disabled"));
+        json_object_set_new(row, "reason", json_string(ci->reason));
+      } else {
+        char *st = txn ? core_host_stored_status(h, txn, t->id, name) : NULL;
+        json_t *stored = st ? json_loads(st, 0, NULL) : NULL;
+        free(st);
+        json_object_set_new(row, "state", json_string("configured"));
+        if (stored)
+          json_object_set_new(row, "last_run", stored);
+      }
+      json_array_append_new(towns, row);
+    }
+  }
+  if (txn)
+    core_store_end_read(h->store, txn);
+  json_object_set_new(out, "search_path", path);
+  json_object_set_new(out, "plugins", loaded);
+  json_object_set_new(out, "refused", refused);
+  json_object_set_new(out, "towns", towns);
+  print_json(out);
+  json_decref(out);
+  core_host_close(h);
+  return CLI_OK;
+}
+
+static int plugins_info(cli_opts *o)
+{
+  const char *name = o->npos > 1 ? o->pos[1] : NULL;
+  if (!name) {
+    cli_error("plugins info", "name a plugin: twinhost plugins info NAME");
+    return CLI_USAGE;
+  }
+  core_host *h;
+  if (open_host(o, o->town ? CORE_HOST_INSTANCES : CORE_HOST_LOAD, &h))
+    return CLI_FAIL;
+  int rc = CLI_FAIL;
+  core_plugin *p = core_host_plugin(h, name);
+  if (!p) {
+    cli_error("plugins info", "no plugin named '%s' was loaded; see "
+                              "`twinhost plugins list`",
+              name);
+    goto out;
+  }
+  json_t *j = plugin_json(p);
+  json_t *schema = p->desc.config_schema
+                       ? json_loads(p->desc.config_schema, 0, NULL)
+                       : json_null();
+  json_object_set_new(j, "config_schema", schema ? schema : json_null());
+  char *described = core_schema_describe(p->desc.config_schema);
+  if (described)
+    json_object_set_new(j, "config_help", json_string(described));
+  free(described);
+  json_t *towns = json_array();
+  for (size_t i = 0; i < h->cfg->n_towns; i++)
+    for (size_t k = 0; k < h->cfg->towns[i].n_plugins; k++)
+      if (!strcmp(h->cfg->towns[i].plugins[k].name, name))
+        json_array_append_new(towns, json_string(h->cfg->towns[i].id));
+  json_object_set_new(j, "towns", towns);
+  if (o->town) {
+    core_instance *ci;
+    core_err err;
+    char *reply = NULL;
+    if (core_host_find(h, o->town, name, &ci, &err) ||
+        core_host_describe(h, ci, &reply, &err)) {
+      cli_error("plugins info", "%s", err.msg);
+      json_decref(j);
+      goto out;
+    }
+    json_t *d = json_loads(reply, JSON_DECODE_ANY, NULL);
+    json_object_set_new(j, "instance", d ? d : json_null());
+    free(reply);
+  }
+  print_json(j);
+  json_decref(j);
+  rc = CLI_OK;
+out:
+  core_host_close(h);
+  return rc;
+}
+
+/* Load the file in a child process, so a plugin whose constructor crashes
+ * or misbehaves cannot harm the process asking. */
+static int plugins_check(cli_opts *o)
+{
+  const char *file = o->npos > 1 ? o->pos[1] : NULL;
+  if (!file) {
+    cli_error("plugins check", "name a file: twinhost plugins check FILE.so");
+    return CLI_USAGE;
+  }
+  int fds[2];
+  if (pipe(fds)) {
+    cli_error("plugins check", "pipe: %s", strerror(errno));
+    return CLI_FAIL;
+  }
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    core_plugin p;
+    core_err err;
+    char line[1200];
+    int st = core_plugin_load(file, &p, &err);
+    if (st)
+      snprintf(line, sizeof line, "E%s", err.msg);
+    else
+      snprintf(line, sizeof line,
+               "O%s: plugin '%s' %s, use case %s, ABI %u.%u: a host would "
+               "load it",
+               file, p.desc.name, p.desc.version, p.desc.use_case,
+               p.desc.abi_major, p.desc.abi_minor);
+    if (write(fds[1], line, strlen(line)) < 0)
+      _exit(3);
+    _exit(st ? 1 : 0);
+  }
+  close(fds[1]);
+  char buf[1200];
+  size_t n = 0;
+  ssize_t r;
+  while (pid > 0 && (r = read(fds[0], buf + n, sizeof buf - 1 - n)) > 0)
+    n += (size_t)r;
+  buf[n] = 0;
+  close(fds[0]);
+  int status = 0;
+  if (pid < 0 || waitpid(pid, &status, 0) < 0) {
+    cli_error("plugins check", "cannot start a checker process");
+    return CLI_FAIL;
+  }
+  if (WIFSIGNALED(status)) {
+    cli_error("plugins check", "%s: crashed while loading (signal %d): its "
+                               "constructor or entry point is broken",
+              file, WTERMSIG(status));
+    return CLI_FAIL;
+  }
+  if (n && buf[0] == 'O') {
+    printf("ok: %s\n", buf + 1);
+    return CLI_OK;
+  }
+  cli_error("plugins check", "%s", n ? buf + 1 : "checker said nothing");
+  return CLI_FAIL;
+}
+
+static int cmd_plugins(cli_opts *o)
+{
+  const char *sub = o->npos ? o->pos[0] : NULL;
+  if (sub && !strcmp(sub, "list"))
+    return plugins_list(o);
+  if (sub && !strcmp(sub, "info"))
+    return plugins_info(o);
+  if (sub && !strcmp(sub, "check"))
+    return plugins_check(o);
+  cli_error("plugins", "%s%s%s; use list, info NAME or check FILE",
+            sub ? "unknown subcommand '" : "a subcommand is needed",
+            sub ? sub : "", sub ? "'" : "");
+  return CLI_USAGE;
+}
+
+/* ---- ingest -------------------------------------------------------------- */
+
+typedef struct ingest_state {
+  pthread_mutex_t mu;
+  uint64_t done, accepted, rejected;
+  int ack;
+  json_t *rejections;
+} ingest_state;
+
+typedef struct ingest_doc {
+  ingest_state *st;
+  size_t line;
+} ingest_doc;
+
+static void ingest_done(void *ud, int status, const char *reason)
+{
+  ingest_doc *d = ud;
+  ingest_state *st = d->st;
+  pthread_mutex_lock(&st->mu);
+  st->done++;
+  if (!status) {
+    st->accepted++;
+    if (st->ack) {
+      printf("{\"line\":%zu,\"status\":\"ok\"}\n", d->line);
+      fflush(stdout);
+    }
+  } else {
+    st->rejected++;
+    if (json_array_size(st->rejections) < 100)
+      json_array_append_new(
+          st->rejections,
+          json_pack("{s:I,s:s,s:s}", "line", (json_int_t)d->line, "status",
+                    core_status_name(status), "error", reason ? reason : ""));
+    if (st->ack) {
+      json_t *j = json_pack("{s:I,s:s,s:s}", "line", (json_int_t)d->line,
+                            "status", "rejected", "error",
+                            reason ? reason : "");
+      char *s = json_dumps(j, JSON_COMPACT);
+      if (s)
+        puts(s);
+      free(s);
+      json_decref(j);
+      fflush(stdout);
+    }
+  }
+  pthread_mutex_unlock(&st->mu);
+}
+
+static void progress(ingest_state *st, size_t submitted, size_t total_bytes,
+                     size_t at_byte, int final)
+{
+  pthread_mutex_lock(&st->mu);
+  fprintf(stderr, "\r  %zu documents sent, %llu committed, %llu rejected "
+                  "(%3.0f%% of input)%s",
+          submitted, (unsigned long long)st->done - st->rejected,
+          (unsigned long long)st->rejected,
+          total_bytes ? 100.0 * at_byte / total_bytes : 100.0,
+          final ? "\n" : "");
+  pthread_mutex_unlock(&st->mu);
+}
+
+static int cmd_ingest(cli_opts *o)
+{
+  if (!need("ingest", o->town, "--town") ||
+      !need("ingest", o->plugin, "--plugin"))
+    return CLI_USAGE;
+  const char *file = o->npos ? o->pos[0] : NULL;
+  size_t len;
+  char *input = read_input("ingest", file, &len);
+  if (!input)
+    return CLI_FAIL;
+  core_host *h;
+  if (open_host(o, CORE_HOST_INSTANCES, &h)) {
+    free(input);
+    return CLI_FAIL;
+  }
+  int rc = CLI_FAIL;
+  core_instance *ci;
+  core_err err;
+  core_pipeline *p = NULL;
+  if (core_host_find(h, o->town, o->plugin, &ci, &err) ||
+      core_pipeline_start(h, &p, &err)) {
+    cli_error("ingest", "%s", err.msg);
+    goto out;
+  }
+  int whole = o->whole;
+  if (file && strlen(file) > 5 && !strcmp(file + strlen(file) - 5, ".json"))
+    whole = 1;
+  ingest_state st = {.ack = o->ack, .rejections = json_array()};
+  pthread_mutex_init(&st.mu, NULL);
+  int show = isatty(2) && len > (1 << 20);
+  size_t ndocs = 0, cap = 0;
+  ingest_doc *docs = NULL;
+  /* Count documents first so their records never move while in flight. */
+  for (size_t i = 0; i < len; i++)
+    cap += input[i] == '\n';
+  cap += 1;
+  docs = calloc(cap, sizeof *docs);
+  uint64_t last_shown = core_mono_ns();
+  size_t line = 0;
+  for (char *s = input; docs && s < input + len;) {
+    char *e = whole ? input + len : memchr(s, '\n', (size_t)(input + len - s));
+    if (!e)
+      e = input + len;
+    line++;
+    char *t = s;
+    while (t < e && (*t == ' ' || *t == '\t' || *t == '\r'))
+      t++;
+    if (t < e) {
+      ingest_doc *d = &docs[ndocs++];
+      d->st = &st;
+      d->line = whole ? 1 : line;
+      if (core_pipeline_submit(p, ci, s, (size_t)(e - s), ingest_done, d)) {
+        cli_error("ingest", "the writer stopped; %zu documents not sent",
+                  ndocs);
+        break;
+      }
+    }
+    s = e + 1;
+    if (show && core_mono_ns() - last_shown > 500000000u) {
+      progress(&st, ndocs, len, (size_t)(s - input), 0);
+      last_shown = core_mono_ns();
+    }
+  }
+  core_pipeline_drain(p);
+  if (show)
+    progress(&st, ndocs, len, len, 1);
+  json_t *sum = json_pack("{s:s,s:s,s:I,s:I,s:I,s:o}", "town", o->town,
+                          "plugin", o->plugin, "documents", (json_int_t)ndocs,
+                          "accepted", (json_int_t)st.accepted, "rejected",
+                          (json_int_t)st.rejected, "rejections",
+                          st.rejections);
+  if (!o->ack)
+    print_json(sum);
+  else if (st.rejected)
+    fprintf(stderr, "twinhost: ingest: %llu of %zu documents rejected\n",
+            (unsigned long long)st.rejected, ndocs);
+  if (!o->ack && st.rejected)
+    fprintf(stderr, "twinhost: ingest: %llu of %zu documents rejected; see "
+                    "\"rejections\"\n",
+            (unsigned long long)st.rejected, ndocs);
+  json_decref(sum);
+  pthread_mutex_destroy(&st.mu);
+  free(docs);
+  rc = st.rejected || !docs ? CLI_FAIL : CLI_OK;
+out:
+  core_pipeline_stop(p);
+  core_host_close(h);
+  free(input);
+  return rc;
+}
+
+/* ---- query and scenario -------------------------------------------------- */
+
+static int ask(cli_opts *o, const char *cmd, int scenario)
+{
+  if (!need(cmd, o->town, "--town") || !need(cmd, o->plugin, "--plugin"))
+    return CLI_USAGE;
+  size_t len = 0;
+  char *req;
+  if (o->npos && strcmp(o->pos[0], "-")) {
+    req = strdup(o->pos[0]);
+    len = strlen(req);
+  } else {
+    req = read_input(cmd, "-", &len);
+  }
+  if (!req)
+    return CLI_FAIL;
+  json_error_t je;
+  json_t *parsed = json_loadb(req, len, JSON_DECODE_ANY, &je);
+  if (!parsed) {
+    cli_error(cmd, "the %s is not JSON: %s (line %d, column %d)",
+              scenario ? "scenario" : "request", je.text, je.line, je.column);
+    free(req);
+    return CLI_USAGE;
+  }
+  json_decref(parsed);
+  core_host *h;
+  if (open_host(o, CORE_HOST_INSTANCES, &h)) {
+    free(req);
+    return CLI_FAIL;
+  }
+  core_instance *ci;
+  core_err err;
+  char *reply = NULL;
+  int rc = CLI_OK;
+  if (core_host_find(h, o->town, o->plugin, &ci, &err) ||
+      (scenario ? core_host_simulate(h, ci, req, len, &reply, &err)
+                : core_host_query(h, ci, req, len, &reply, &err))) {
+    cli_error(cmd, "%s", err.msg);
+    rc = CLI_FAIL;
+  } else {
+    json_t *j = json_loads(reply, JSON_DECODE_ANY, NULL);
+    if (j)
+      print_json(j);
+    json_decref(j);
+  }
+  free(reply);
+  free(req);
+  core_host_close(h);
+  return rc;
+}
+
+static int cmd_query(cli_opts *o)
+{
+  return ask(o, "query", 0);
+}
+
+static int cmd_scenario(cli_opts *o)
+{
+  return ask(o, "scenario", 1);
+}
+
+/* ---- entities, history, events ------------------------------------------ */
+
+typedef struct ent_list {
+  json_t *out;
+  json_t *cur; /* the entity being filled */
+  char last[CORE_KEY_MAX];
+  size_t last_len;
+  size_t town_len;
+  const char *want_id;
+} ent_list;
+
+/* ent keys: town\0plugin\0type\0id\0attr\0 */
+static int ent_visit(void *ud, const uint8_t *key, size_t klen,
+                     const uint8_t *val, size_t vlen)
+{
+  ent_list *l = ud;
+  const char *parts[4];
+  const char *p = (const char *)key + l->town_len, *end = (const char *)key + klen;
+  for (int i = 0; i < 4; i++) {
+    if (p >= end)
+      return TWIN_ERR_STORE;
+    parts[i] = p;
+    p += strnlen(p, (size_t)(end - p)) + 1;
+  }
+  if (l->want_id && strcmp(parts[2], l->want_id))
+    return TWIN_OK;
+  size_t elen = (size_t)(parts[3] - (const char *)key);
+  if (!l->cur || elen != l->last_len || memcmp(l->last, key, elen)) {
+    memcpy(l->last, key, elen);
+    l->last_len = elen;
+    l->cur = json_pack("{s:s,s:s,s:s,s:{}}", "plugin", parts[0], "type",
+                       parts[1], "id", parts[2], "attrs");
+    json_array_append_new(l->out, l->cur);
+  }
+  twin_value v;
+  twin_time t;
+  if (core_value_decode(val, vlen, 1, &v, &t))
+    return TWIN_ERR_STORE;
+  json_object_set_new(json_object_get(l->cur, "attrs"), parts[3],
+                      json_pack("{s:o,s:o}", "value", value_json(&v), "time",
+                                time_json(t)));
+  return TWIN_OK;
+}
+
+static int store_read(cli_opts *o, const char *cmd, core_host **h,
+                      MDB_txn **txn)
+{
+  if (!need(cmd, o->town, "--town"))
+    return CLI_USAGE;
+  if (open_host(o, CORE_HOST_STORE, h))
+    return CLI_FAIL;
+  if (!core_config_town((*h)->cfg, o->town)) {
+    core_instance *ci;
+    core_err err;
+    core_host_find(*h, o->town, "", &ci, &err);
+    cli_error(cmd, "%s", err.msg);
+    core_host_close(*h);
+    return CLI_FAIL;
+  }
+  core_err err;
+  if (core_store_begin_read((*h)->store, txn, &err)) {
+    cli_error(cmd, "%s", err.msg);
+    core_host_close(*h);
+    return CLI_FAIL;
+  }
+  return CLI_OK;
+}
+
+static void store_done(core_host *h, MDB_txn *txn)
+{
+  core_store_end_read(h->store, txn);
+  core_host_close(h);
+}
+
+static int cmd_entities(cli_opts *o)
+{
+  core_host *h;
+  MDB_txn *txn;
+  int rc = store_read(o, "entities", &h, &txn);
+  if (rc)
+    return rc;
+  if ((o->type && !o->plugin) || (o->id && !o->type)) {
+    cli_error("entities", "--type needs --plugin, and --id needs --type");
+    store_done(h, txn);
+    return CLI_USAGE;
+  }
+  core_key lo = {.len = 0}, hi;
+  core_key_part(&lo, o->town);
+  ent_list l = {.out = json_array(), .town_len = lo.len, .want_id = o->id};
+  if ((o->plugin && !core_key_part(&lo, o->plugin)) ||
+      (o->type && !core_key_part(&lo, o->type))) {
+    cli_error("entities", "name too long");
+    store_done(h, txn);
+    return CLI_USAGE;
+  }
+  hi = lo;
+  core_key_prefix_end(&hi);
+  core_view v = {h->store, txn, NULL};
+  rc = core_view_scan(&v, CORE_DB_ENT, &lo, &hi, ent_visit, &l);
+  if (rc)
+    cli_error("entities", "%s", core_status_message(rc));
+  else if (o->id && !json_array_size(l.out))
+    cli_error("entities", "no entity %s/%s/%s in %s", o->plugin, o->type,
+              o->id, o->town);
+  else
+    print_json(l.out);
+  int failed = rc || (o->id && !json_array_size(l.out));
+  json_decref(l.out);
+  store_done(h, txn);
+  return failed ? CLI_FAIL : CLI_OK;
+}
+
+typedef struct hist_list {
+  json_t *out;
+  size_t limit;
+} hist_list;
+
+static int hist_visit(void *ud, const uint8_t *key, size_t klen,
+                      const uint8_t *val, size_t vlen)
+{
+  hist_list *l = ud;
+  twin_value v;
+  if (klen < 8 || core_value_decode(val, vlen, 0, &v, NULL))
+    return TWIN_ERR_STORE;
+  json_array_append_new(l->out,
+                        json_pack("{s:o,s:o}", "time",
+                                  time_json(core_key_get_time(key + klen - 8)),
+                                  "value", value_json(&v)));
+  return l->limit && json_array_size(l->out) >= l->limit ? TWIN_STOP : TWIN_OK;
+}
+
+static int cmd_history(cli_opts *o)
+{
+  const char *cmd = "history";
+  if (!need(cmd, o->plugin, "--plugin") || !need(cmd, o->type, "--type") ||
+      !need(cmd, o->id, "--id") || !need(cmd, o->attr, "--attr"))
+    return CLI_USAGE;
+  twin_time from = INT64_MIN, to = INT64_MAX;
+  if ((o->from && !parse_time_arg(cmd, o->from, &from)) ||
+      (o->to && !parse_time_arg(cmd, o->to, &to)))
+    return CLI_USAGE;
+  long limit = o->limit ? strtol(o->limit, NULL, 10) : 0;
+  if (limit < 0) {
+    cli_error(cmd, "--limit must be 0 (no limit) or more");
+    return CLI_USAGE;
+  }
+  core_host *h;
+  MDB_txn *txn;
+  int rc = store_read(o, cmd, &h, &txn);
+  if (rc)
+    return rc;
+  core_key lo = {.len = 0}, hi;
+  if (!core_key_part(&lo, o->town) || !core_key_part(&lo, o->plugin) ||
+      !core_key_part(&lo, o->type) || !core_key_part(&lo, o->id) ||
+      !core_key_part(&lo, o->attr)) {
+    cli_error(cmd, "names too long");
+    store_done(h, txn);
+    return CLI_USAGE;
+  }
+  hi = lo;
+  core_key_time(&lo, from);
+  if (to == INT64_MAX)
+    core_key_prefix_end(&hi);
+  else
+    core_key_time(&hi, to);
+  hist_list l = {json_array(), (size_t)limit};
+  core_view v = {h->store, txn, NULL};
+  rc = core_view_scan(&v, CORE_DB_OBS, &lo, &hi, hist_visit, &l);
+  if (rc)
+    cli_error(cmd, "%s", core_status_message(rc));
+  else
+    print_json(l.out);
+  json_decref(l.out);
+  store_done(h, txn);
+  return rc ? CLI_FAIL : CLI_OK;
+}
+
+static int cmd_events(cli_opts *o)
+{
+  long limit = o->limit ? strtol(o->limit, NULL, 10) : 50;
+  if (limit <= 0) {
+    cli_error("events", "--limit must be a positive number");
+    return CLI_USAGE;
+  }
+  core_host *h;
+  MDB_txn *txn;
+  int rc = store_read(o, "events", &h, &txn);
+  if (rc)
+    return rc;
+  /* Newest first with a cursor walking back from the town's end. */
+  core_key lo = {.len = 0}, hi;
+  core_key_part(&lo, o->town);
+  hi = lo;
+  core_key_prefix_end(&hi);
+  MDB_cursor *cur;
+  json_t *out = json_array();
+  if (!mdb_cursor_open(txn, h->store->dbi[CORE_DB_EVT], &cur)) {
+    MDB_val k = {hi.len, hi.b}, v;
+    int m = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    m = m ? mdb_cursor_get(cur, &k, &v, MDB_LAST)
+          : mdb_cursor_get(cur, &k, &v, MDB_PREV);
+    while (!m && (long)json_array_size(out) < limit && k.mv_size > lo.len &&
+           !memcmp(k.mv_data, lo.b, lo.len)) {
+      json_t *ev = json_loadb(v.mv_data, v.mv_size, 0, NULL);
+      if (ev) {
+        json_object_set_new(ev, "seq",
+                            json_integer(core_key_get_time(
+                                (const uint8_t *)k.mv_data + lo.len)));
+        json_array_insert_new(out, 0, ev);
+      }
+      m = mdb_cursor_get(cur, &k, &v, MDB_PREV);
+    }
+    mdb_cursor_close(cur);
+  }
+  print_json(out);
+  json_decref(out);
+  store_done(h, txn);
+  return CLI_OK;
+}
+
+/* ---- backup and restore ------------------------------------------------- */
+
+static int cmd_backup(cli_opts *o)
+{
+  if (!o->npos) {
+    cli_error("backup", "name the folder: twinhost backup DIR");
+    return CLI_USAGE;
+  }
+  core_host *h;
+  if (open_host(o, CORE_HOST_STORE, &h))
+    return CLI_FAIL;
+  core_err err;
+  int rc = core_store_backup(h->store, o->pos[0], &err);
+  if (rc)
+    cli_error("backup", "%s", err.msg);
+  else
+    printf("{\"backup\":\"%s\",\"status\":\"ok\"}\n", o->pos[0]);
+  core_host_close(h);
+  return rc ? CLI_FAIL : CLI_OK;
+}
+
+static int cmd_restore(cli_opts *o)
+{
+  if (!o->npos) {
+    cli_error("restore", "name the backup folder: twinhost restore DIR");
+    return CLI_USAGE;
+  }
+  core_config *cfg;
+  core_err err;
+  if (core_config_load(cli_config_path(o), &cfg, &err)) {
+    cli_error("config", "%s", err.msg);
+    return CLI_FAIL;
+  }
+  int rc = CLI_FAIL;
+  char *lockpath = core_path_join(cfg->data_dir, "serve.lock");
+  core_mkdirs(cfg->data_dir, NULL);
+  int fd = open(lockpath, O_RDWR | O_CREAT, 0644);
+  if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB)) {
+    cli_error("restore", "a twinhost serve is running on %s; stop it first",
+              cfg->data_dir);
+    goto out;
+  }
+  if (core_store_restore(cfg->data_dir, o->pos[0], &err)) {
+    cli_error("restore", "%s", err.msg);
+    goto out;
+  }
+  printf("{\"restored\":\"%s\",\"into\":\"%s\",\"status\":\"ok\"}\n",
+         o->pos[0], cfg->data_dir);
+  rc = CLI_OK;
+out:
+  if (fd >= 0)
+    close(fd);
+  free(lockpath);
+  core_config_free(cfg);
+  return rc;
+}
+
+/* ---- options and dispatch ----------------------------------------------- */
+
+static int parse_opts(const char *cmd, int argc, char **argv, cli_opts *o)
+{
+  static const struct {
+    const char *name;
+    size_t off;
+  } vals[] = {
+      {"--config", offsetof(cli_opts, config)},
+      {"--town", offsetof(cli_opts, town)},
+      {"--plugin", offsetof(cli_opts, plugin)},
+      {"--type", offsetof(cli_opts, type)},
+      {"--id", offsetof(cli_opts, id)},
+      {"--attr", offsetof(cli_opts, attr)},
+      {"--from", offsetof(cli_opts, from)},
+      {"--to", offsetof(cli_opts, to)},
+      {"--limit", offsetof(cli_opts, limit)},
+  };
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      o->help = 1;
+      continue;
+    }
+    if (!strcmp(a, "--ack")) {
+      o->ack = 1;
+      continue;
+    }
+    if (!strcmp(a, "--whole")) {
+      o->whole = 1;
+      continue;
+    }
+    if (a[0] == '-' && a[1] == '-') {
+      const char *eq = strchr(a, '=');
+      size_t n = eq ? (size_t)(eq - a) : strlen(a);
+      size_t k;
+      for (k = 0; k < sizeof vals / sizeof vals[0]; k++)
+        if (strlen(vals[k].name) == n && !strncmp(a, vals[k].name, n))
+          break;
+      if (k == sizeof vals / sizeof vals[0]) {
+        cli_error(cmd, "unknown option '%.*s' (see `twinhost %s --help`)",
+                  (int)n, a, cmd);
+        return 0;
+      }
+      const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+      if (!v) {
+        cli_error(cmd, "%s needs a value", vals[k].name);
+        return 0;
+      }
+      *(const char **)((char *)o + vals[k].off) = v;
+      continue;
+    }
+    if (o->npos >= (int)(sizeof o->pos / sizeof o->pos[0])) {
+      cli_error(cmd, "too many arguments");
+      return 0;
+    }
+    o->pos[o->npos++] = a;
+  }
+  return 1;
+}
+
+int cli_main(int argc, char **argv)
+{
+  cli_opts o = {0};
+  int i = 1;
+  for (; i < argc && argv[i][0] == '-'; i++) {
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+      fputs(usage_main, stdout);
+      return CLI_OK;
+    }
+    if (!strcmp(argv[i], "--version")) {
+      printf("twinhost %s (twin ABI %d.%d)\n", TWIN_VERSION, TWIN_ABI_MAJOR,
+             TWIN_ABI_MINOR);
+      return CLI_OK;
+    }
+    if ((!strcmp(argv[i], "--config") || !strcmp(argv[i], "-c")) &&
+        i + 1 < argc) {
+      o.config = argv[++i];
+    } else if (!strncmp(argv[i], "--config=", 9)) {
+      o.config = argv[i] + 9;
+    } else {
+      cli_error("usage", "unknown option '%s'\n\n%s", argv[i], usage_main);
+      return CLI_USAGE;
+    }
+  }
+  if (i >= argc) {
+    fputs(usage_main, stderr);
+    return CLI_USAGE;
+  }
+  const char *name = argv[i];
+  for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++) {
+    if (strcmp(commands[k].name, name))
+      continue;
+    if (!parse_opts(name, argc - i - 1, argv + i + 1, &o))
+      return CLI_USAGE;
+    if (o.help) {
+      fputs(commands[k].help, stdout);
+      return CLI_OK;
+    }
+    return commands[k].run(&o);
+  }
+  cli_error("usage", "unknown command '%s'\n\n%s", name, usage_main);
+  return CLI_USAGE;
+}

@@ -1,0 +1,32 @@
+/*
+ * cli.h — the twinhost command line: git-style subcommands, each with its
+ * own --help. Exit codes: 0 ok, 1 failure, 2 usage. Data goes to stdout as
+ * JSON, errors to stderr as "twinhost: <what>: <why>".
+ */
+#ifndef CORE_CLI_H
+#define CORE_CLI_H
+
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+/* Run the command line; returns the process exit code. */
+int cli_main(int argc, char **argv);
+
+/* Parsed options of one subcommand. */
+typedef struct cli_opts {
+  const char *config;
+  const char *town, *plugin, *type, *id, *attr;
+  const char *from, *to, *limit;
+  int ack, whole, help, json;
+  const char *pos[8]; /* positional arguments */
+  int npos;
+} cli_opts;
+
+/* Subcommands (cli.c and serve.c). */
+int cli_serve(cli_opts *o);
+
+/* Shared helpers. */
+void cli_error(const char *what, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+const char *cli_config_path(const cli_opts *o);
+
+#endif

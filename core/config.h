@@ -1,0 +1,86 @@
+/*
+ * config.h — the host config: which towns this host serves, each town's
+ * enabled plugins and their config, where data, scripts and plugins live.
+ *
+ * A config is JSON. An invalid one is refused whole with a message naming the
+ * file, the JSON path and what is wrong; the host never starts half-configured.
+ *
+ *   {
+ *     "data_dir": "../data",                    // default "data"
+ *     "plugin_path": ["/opt/twin/plugins"],     // optional, searched after
+ *                                               //  the build tree and prefix
+ *     "towns": [
+ *       "deggendorf",                           // a town pack folder holding
+ *                                               //  town.json (relative to
+ *                                               //  this file)
+ *       { "id": "plattling", "name": "Plattling",
+ *         "timezone": "Europe/Berlin",
+ *         "location": { "lat": 48.77, "lon": 12.87 },
+ *         "scripts": "plattling",               // default: the town pack
+ *                                               //  folder, else scripts/<id>
+ *         "data": "../data/plattling",          // default <data_dir>/<id>
+ *         "plugins": { "sensors": { "config": { ... }, "tick_s": 60,
+ *                                   "enabled": true } } }
+ *     ]
+ *   }
+ *
+ * Relative paths are relative to the file that names them.
+ */
+#ifndef CORE_CONFIG_H
+#define CORE_CONFIG_H
+
+#include <stddef.h>
+
+#include "util.h"
+
+typedef struct core_town_plugin {
+  char *name;        /* plugin name, a valid id */
+  char *config_json; /* the town's config object for it as JSON text ("{}"
+                        when absent); not yet checked against the schema */
+  int tick_s;        /* -1: the plugin's own default */
+  int enabled;       /* 0 when "enabled": false */
+} core_town_plugin;
+
+typedef struct core_town {
+  char *id;       /* [a-z0-9_-]{1,40}, unique in the config */
+  char *name;     /* display name, non-empty */
+  char *timezone; /* IANA name that exists in the zoneinfo database */
+  double lat, lon;
+  int has_location;
+  char *script_dir; /* absolute or relative to cwd, resolved */
+  char *data_dir;   /* resolved */
+  char *source;     /* the file that defined the town (for messages) */
+  core_town_plugin *plugins;
+  size_t n_plugins;
+} core_town;
+
+typedef struct core_config {
+  char *path;     /* the config file as given */
+  char *data_dir; /* resolved */
+  char **plugin_path;
+  size_t n_plugin_path;
+  core_town *towns;
+  size_t n_towns;
+} core_config;
+
+/*
+ * Load and validate the config file at path. On success *out is owned by the
+ * caller (core_config_free). On failure returns TWIN_ERR_CONFIG (or
+ * TWIN_ERR_NOT_FOUND for a missing file) and err names file, JSON path and
+ * problem, e.g.
+ *   "scripts/demo.json: towns[1].timezone: expected a string such as
+ *    \"Europe/Berlin\", got 42".
+ */
+int core_config_load(const char *path, core_config **out, core_err *err);
+
+/* The same from text already in memory; base_dir resolves relative paths,
+ * name is used in messages. */
+int core_config_parse(const char *text, size_t len, const char *name,
+                      const char *base_dir, core_config **out, core_err *err);
+
+void core_config_free(core_config *cfg);
+
+/* The town with this id, or NULL. */
+const core_town *core_config_town(const core_config *cfg, const char *id);
+
+#endif

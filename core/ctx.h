@@ -1,0 +1,40 @@
+/*
+ * ctx.h — the context a host -> plugin call runs in (twin_ctx, opaque to
+ * plugins) and the host function table that works on it. Internal to core.
+ */
+#ifndef CORE_CTX_H
+#define CORE_CTX_H
+
+#include "host.h"
+
+enum core_ctx_mode {
+  CORE_CTX_WRITE = 1,    /* ingest, tick, open: writes staged, then flushed */
+  CORE_CTX_READ = 2,     /* query, describe: writes refused */
+  CORE_CTX_SCENARIO = 3, /* simulate: writes staged and dropped */
+};
+
+struct twin_ctx {
+  core_host *host;
+  core_instance *ci;
+  const core_town *town;
+  const char *plugin;
+  int mode;
+  int may_reply; /* query, simulate, describe */
+  core_view view;
+  char *reply;
+  size_t reply_len, reply_cap;
+  char error[512];
+  uint8_t *scratch; /* encoded values, reused across calls */
+  size_t scratch_cap;
+  int depth; /* query_plugin nesting */
+};
+
+/* Fill the host function table. */
+void core_api_init(twin_host_api *api);
+
+/* Set up / tear down a context (scratch and reply buffers are freed). */
+void core_ctx_init(twin_ctx *ctx, core_host *h, core_instance *ci, int mode,
+                   MDB_txn *txn, core_overlay *ov);
+void core_ctx_done(twin_ctx *ctx);
+
+#endif

@@ -1,0 +1,135 @@
+/*
+ * host.h — a running host: its config, its store, the plugins it loaded (and
+ * the ones it refused, with the reason), the per-town plugin instances, and
+ * the host -> plugin calls (open, ingest, query, simulate, tick, describe)
+ * with the contexts they run in.
+ */
+#ifndef CORE_HOST_H
+#define CORE_HOST_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "store.h"
+#include "twin/twin.h"
+#include "util.h"
+#include "view.h"
+
+/* A plugin .so the loader accepted. */
+typedef struct core_plugin {
+  char *path;
+  void *dl;
+  twin_plugin desc; /* copied; fields beyond the plugin's struct_size are 0 */
+} core_plugin;
+
+/* A file the loader refused, and why (one line). */
+typedef struct core_refusal {
+  char *path;
+  char *reason;
+} core_refusal;
+
+enum core_instance_state {
+  CORE_INSTANCE_RUNNING,
+  CORE_INSTANCE_BACKOFF,  /* failing ticks; waiting before the next try */
+  CORE_INSTANCE_DISABLED, /* failed too often, or could not open */
+};
+
+/* A plugin enabled for one town. */
+typedef struct core_instance {
+  core_plugin *plugin;
+  const core_town *town;
+  void *inst;
+  char *config_json; /* validated, defaults filled */
+  uint32_t tick_s;   /* 0: no tick */
+  /* health; written by the writer thread, read by anyone under host lock */
+  int state;
+  int failures; /* consecutive failed ticks */
+  twin_time next_tick;
+  uint64_t ticks, tick_errors, docs, docs_rejected;
+  char reason[512];
+} core_instance;
+
+typedef struct core_pipeline core_pipeline;
+
+typedef struct core_host {
+  core_config *cfg;
+  core_store *store;
+  core_plugin *plugins;
+  size_t n_plugins;
+  core_refusal *refused;
+  size_t n_refused;
+  core_instance *inst;
+  size_t n_inst;
+  twin_host_api api;
+  pthread_mutex_t lock; /* instance health */
+} core_host;
+
+/* How much of a host to bring up. */
+enum {
+  CORE_HOST_LOAD = 0,      /* config and plugins only (plugins list/check) */
+  CORE_HOST_STORE = 1,     /* + the store (entities, history, backup) */
+  CORE_HOST_INSTANCES = 2, /* + open every enabled plugin for its town */
+};
+
+/*
+ * Bring up a host from a config file. Plugins that fail to load or open are
+ * refused with a logged one-line reason and the rest keep going; only an
+ * invalid config or an unusable store fail the whole start.
+ */
+int core_host_open(const char *config_path, int level, core_host **out,
+                   core_err *err);
+void core_host_close(core_host *h);
+
+/* The search path for plugin files, in order: build tree, install prefix,
+ * $TWINHOST_PLUGIN_PATH (':'-separated), the config's plugin_path. */
+size_t core_host_plugin_dirs(const core_config *cfg, const char **dirs,
+                             size_t max);
+
+/* Load and check one plugin file (no instance opened). */
+int core_plugin_load(const char *path, core_plugin *out, core_err *err);
+void core_plugin_unload(core_plugin *p);
+
+core_plugin *core_host_plugin(core_host *h, const char *name);
+core_instance *core_host_instance(core_host *h, const char *town,
+                                  const char *plugin);
+/* The instance, or an error naming what is missing (unknown town, plugin not
+ * enabled for it, plugin disabled with its reason). */
+int core_host_find(core_host *h, const char *town, const char *plugin,
+                   core_instance **out, core_err *err);
+
+/* ---- calls into plugins -------------------------------------------------- */
+
+/* A reply (query/simulate/describe): NUL-terminated JSON, caller frees. */
+int core_host_query(core_host *h, core_instance *ci, const char *req,
+                    size_t len, char **reply, core_err *err);
+int core_host_simulate(core_host *h, core_instance *ci, const char *scenario,
+                       size_t len, char **reply, core_err *err);
+int core_host_describe(core_host *h, core_instance *ci, char **reply,
+                       core_err *err);
+
+/*
+ * Writer-side calls, for the pipeline: run ingest or tick of ci against the
+ * write transaction txn, staging into ov (cleared first). On TWIN_OK the
+ * caller flushes ov into txn; otherwise err holds the plugin's reason.
+ */
+int core_host_run_ingest(core_host *h, core_instance *ci, MDB_txn *txn,
+                         core_overlay *ov, const char *doc, size_t len,
+                         core_err *err);
+int core_host_run_tick(core_host *h, core_instance *ci, MDB_txn *txn,
+                       core_overlay *ov, core_err *err);
+
+/* Record a tick's outcome: backoff after failures, disable after too many
+ * (the reason stays visible in `plugins list`). Returns 1 when the state
+ * changed (the caller persists it with core_host_stage_status). */
+int core_host_tick_outcome(core_host *h, core_instance *ci, int status,
+                           const char *reason);
+/* Stage the instance's health record into meta ("status\0town\0plugin"). */
+int core_host_stage_status(core_host *h, core_instance *ci, core_overlay *ov);
+/* The stored health record of town/plugin as JSON, or NULL. */
+char *core_host_stored_status(core_host *h, MDB_txn *txn, const char *town,
+                              const char *plugin);
+const char *core_instance_state_name(int state);
+
+#endif

@@ -1,0 +1,252 @@
+/*
+ * pipeline.c — the single writer thread with group commit (see pipeline.h).
+ *
+ * Jobs sit in a fixed ring whose slots keep their document buffers, so a
+ * steady stream of documents allocates nothing once the buffers have grown to
+ * the largest document. The writer takes every queued job at once (up to a
+ * batch cap), so the more callers wait, the more documents share one fsync.
+ */
+#include "pipeline.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RING 1024      /* slots; submitters block when all are queued */
+#define BATCH_MAX 1024 /* jobs per transaction */
+
+enum { JOB_INGEST = 1, JOB_TICK = 2 };
+
+typedef struct job {
+  int kind;
+  core_instance *ci;
+  char *doc;
+  size_t len, cap;
+  core_done_fn done;
+  void *ud;
+  int status;
+  core_err err;
+} job;
+
+struct core_pipeline {
+  core_host *h;
+  pthread_t thread;
+  pthread_mutex_t mu;
+  pthread_cond_t not_empty, not_full, drained;
+  job ring[RING];
+  uint64_t head, tail; /* head: next free slot; tail: oldest unfinished */
+  int stopping;
+  core_overlay *ov;
+  core_overlay *status_ov; /* health records of this batch's ticks */
+  core_pipeline_stats stats;
+};
+
+static int enqueue(core_pipeline *p, int kind, core_instance *ci,
+                   const char *doc, size_t len, core_done_fn done, void *ud)
+{
+  pthread_mutex_lock(&p->mu);
+  while (!p->stopping && p->head - p->tail >= RING)
+    pthread_cond_wait(&p->not_full, &p->mu);
+  if (p->stopping) {
+    pthread_mutex_unlock(&p->mu);
+    return TWIN_ERR_UNAVAILABLE;
+  }
+  job *j = &p->ring[p->head % RING];
+  if (len + 1 > j->cap) {
+    char *nd = realloc(j->doc, len + 1);
+    if (!nd) {
+      pthread_mutex_unlock(&p->mu);
+      return TWIN_ERR_NOMEM;
+    }
+    j->doc = nd;
+    j->cap = len + 1;
+  }
+  if (len)
+    memcpy(j->doc, doc, len);
+  j->doc[len] = 0;
+  j->len = len;
+  j->kind = kind;
+  j->ci = ci;
+  j->done = done;
+  j->ud = ud;
+  j->status = 0;
+  j->err.msg[0] = 0;
+  p->head++;
+  pthread_cond_signal(&p->not_empty);
+  pthread_mutex_unlock(&p->mu);
+  return TWIN_OK;
+}
+
+int core_pipeline_submit(core_pipeline *p, core_instance *ci, const char *doc,
+                         size_t len, core_done_fn done, void *ud)
+{
+  return enqueue(p, JOB_INGEST, ci, doc, len, done, ud);
+}
+
+int core_pipeline_submit_tick(core_pipeline *p, core_instance *ci,
+                              core_done_fn done, void *ud)
+{
+  return enqueue(p, JOB_TICK, ci, "", 0, done, ud);
+}
+
+/* Run jobs [from, to) in one transaction. TWIN_ERR_TOO_BIG: map full, grow
+ * and run the batch again. */
+static int run_batch(core_pipeline *p, uint64_t from, uint64_t to,
+                     core_err *err)
+{
+  core_host *h = p->h;
+  MDB_txn *txn;
+  int st = core_store_begin_write(h->store, &txn, err);
+  if (st)
+    return st;
+  core_overlay_clear(p->status_ov);
+  for (uint64_t i = from; i < to; i++) {
+    job *j = &p->ring[i % RING];
+    j->err.msg[0] = 0;
+    if (j->kind == JOB_INGEST) {
+      j->status = core_host_run_ingest(h, j->ci, txn, p->ov, j->doc, j->len,
+                                       &j->err);
+    } else {
+      j->status = core_host_run_tick(h, j->ci, txn, p->ov, &j->err);
+      if (core_host_tick_outcome(h, j->ci, j->status, j->err.msg))
+        core_host_stage_status(h, j->ci, p->status_ov);
+    }
+    if (j->status)
+      continue;
+    st = core_overlay_flush(p->ov, h->store, txn, err);
+    if (st) {
+      mdb_txn_abort(txn);
+      return st;
+    }
+  }
+  st = core_overlay_flush(p->status_ov, h->store, txn, err);
+  if (st) {
+    mdb_txn_abort(txn);
+    return st;
+  }
+  int rc = mdb_txn_commit(txn);
+  if (rc == MDB_MAP_FULL)
+    return core_err_set(err, TWIN_ERR_TOO_BIG, "store map full");
+  return core_store_status(rc, "store commit", err);
+}
+
+static void *writer(void *arg)
+{
+  core_pipeline *p = arg;
+  pthread_mutex_lock(&p->mu);
+  for (;;) {
+    while (p->head == p->tail && !p->stopping)
+      pthread_cond_wait(&p->not_empty, &p->mu);
+    if (p->head == p->tail && p->stopping)
+      break;
+    uint64_t from = p->tail, to = p->head;
+    if (to - from > BATCH_MAX)
+      to = from + BATCH_MAX;
+    pthread_mutex_unlock(&p->mu);
+
+    core_err err;
+    uint64_t t0 = core_mono_ns();
+    int st = run_batch(p, from, to, &err);
+    for (int tries = 0; st == TWIN_ERR_TOO_BIG && tries < 8; tries++) {
+      if (core_store_grow(p->h->store, &err))
+        break;
+      st = run_batch(p, from, to, &err);
+    }
+    uint64_t ns = core_mono_ns() - t0;
+    if (st)
+      core_log(TWIN_LEVEL_ERROR, NULL, NULL,
+               "ingest batch of %llu documents not stored: %s",
+               (unsigned long long)(to - from), err.msg);
+    uint64_t docs = 0, rejected = 0, ticks = 0;
+    for (uint64_t i = from; i < to; i++) {
+      job *j = &p->ring[i % RING];
+      if (st) { /* the commit failed: nothing of this batch landed */
+        j->status = st;
+        snprintf(j->err.msg, sizeof j->err.msg, "%s", err.msg);
+      }
+      if (j->kind == JOB_TICK) {
+        ticks++;
+      } else {
+        docs++;
+        rejected += j->status != 0;
+      }
+      if (j->done)
+        j->done(j->ud, j->status, j->status ? j->err.msg : NULL);
+    }
+    pthread_mutex_lock(&p->mu);
+    p->stats.docs += docs;
+    p->stats.docs_rejected += rejected;
+    p->stats.ticks += ticks;
+    p->stats.batches++;
+    p->stats.commit_ns_total += ns;
+    if (ns > p->stats.commit_ns_max)
+      p->stats.commit_ns_max = ns;
+    p->tail = to;
+    pthread_cond_broadcast(&p->not_full);
+    pthread_cond_broadcast(&p->drained);
+  }
+  pthread_cond_broadcast(&p->drained);
+  pthread_mutex_unlock(&p->mu);
+  return NULL;
+}
+
+int core_pipeline_start(core_host *h, core_pipeline **out, core_err *err)
+{
+  *out = NULL;
+  core_pipeline *p = calloc(1, sizeof *p);
+  if (!p)
+    return core_err_set(err, TWIN_ERR_NOMEM, "out of memory");
+  p->h = h;
+  p->ov = core_overlay_new();
+  p->status_ov = core_overlay_new();
+  pthread_mutex_init(&p->mu, NULL);
+  pthread_cond_init(&p->not_empty, NULL);
+  pthread_cond_init(&p->not_full, NULL);
+  pthread_cond_init(&p->drained, NULL);
+  if (!p->ov || !p->status_ov ||
+      pthread_create(&p->thread, NULL, writer, p)) {
+    core_overlay_free(p->ov);
+    core_overlay_free(p->status_ov);
+    free(p);
+    return core_err_set(err, TWIN_ERR_NOMEM, "cannot start the writer");
+  }
+  *out = p;
+  return TWIN_OK;
+}
+
+void core_pipeline_drain(core_pipeline *p)
+{
+  pthread_mutex_lock(&p->mu);
+  uint64_t target = p->head;
+  while (p->tail < target)
+    pthread_cond_wait(&p->drained, &p->mu);
+  pthread_mutex_unlock(&p->mu);
+}
+
+void core_pipeline_stop(core_pipeline *p)
+{
+  if (!p)
+    return;
+  pthread_mutex_lock(&p->mu);
+  p->stopping = 1;
+  pthread_cond_broadcast(&p->not_empty);
+  pthread_cond_broadcast(&p->not_full);
+  pthread_mutex_unlock(&p->mu);
+  pthread_join(p->thread, NULL);
+  for (int i = 0; i < RING; i++)
+    free(p->ring[i].doc);
+  core_overlay_free(p->ov);
+  core_overlay_free(p->status_ov);
+  pthread_mutex_destroy(&p->mu);
+  pthread_cond_destroy(&p->not_empty);
+  pthread_cond_destroy(&p->not_full);
+  pthread_cond_destroy(&p->drained);
+  free(p);
+}
+
+void core_pipeline_stats_get(core_pipeline *p, core_pipeline_stats *out)
+{
+  pthread_mutex_lock(&p->mu);
+  *out = p->stats;
+  pthread_mutex_unlock(&p->mu);
+}

@@ -1,0 +1,140 @@
+/*
+ * serve.c — `twinhost serve`: the long-running host. It takes the data
+ * folder's serve lock, opens every town's plugins, starts the ingest writer
+ * and runs the scheduler that ticks each plugin on its interval (with the
+ * backoff and disabling kept in host.c), until SIGINT or SIGTERM; then it
+ * commits what was accepted and exits 0.
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "host.h"
+#include "pipeline.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+  (void)sig;
+  stop_requested = 1;
+}
+
+typedef struct tick_slot {
+  core_instance *ci;
+  volatile int pending; /* a tick is queued; don't queue another */
+} tick_slot;
+
+static void tick_done(void *ud, int status, const char *reason)
+{
+  (void)status;
+  (void)reason;
+  tick_slot *s = ud;
+  __atomic_store_n(&s->pending, 0, __ATOMIC_RELEASE);
+}
+
+int cli_serve(cli_opts *o)
+{
+  core_config *cfg;
+  core_err err;
+  if (core_config_load(cli_config_path(o), &cfg, &err)) {
+    cli_error("config", "%s", err.msg);
+    return CLI_FAIL;
+  }
+  /* One serve per data folder: a second would fight over ticks and feeds. */
+  if (core_mkdirs(cfg->data_dir, &err)) {
+    cli_error("serve", "%s", err.msg);
+    core_config_free(cfg);
+    return CLI_FAIL;
+  }
+  char *lockpath = core_path_join(cfg->data_dir, "serve.lock");
+  int lock = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB)) {
+    cli_error("serve", "another twinhost serve is already using %s",
+              cfg->data_dir);
+    free(lockpath);
+    core_config_free(cfg);
+    if (lock >= 0)
+      close(lock);
+    return CLI_FAIL;
+  }
+  free(lockpath);
+  core_config_free(cfg);
+
+  core_host *h;
+  if (core_host_open(cli_config_path(o), CORE_HOST_INSTANCES, &h, &err)) {
+    cli_error("config", "%s", err.msg);
+    close(lock);
+    return CLI_FAIL;
+  }
+  core_pipeline *p;
+  if (core_pipeline_start(h, &p, &err)) {
+    cli_error("serve", "%s", err.msg);
+    core_host_close(h);
+    close(lock);
+    return CLI_FAIL;
+  }
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  tick_slot *slots = calloc(h->n_inst ? h->n_inst : 1, sizeof *slots);
+  size_t running = 0;
+  for (size_t i = 0; i < h->n_inst; i++) {
+    slots[i].ci = &h->inst[i];
+    running += h->inst[i].state != CORE_INSTANCE_DISABLED;
+  }
+  fprintf(stderr, "twinhost: serving %zu town%s from %s: %zu plugin "
+                  "instance%s running, %zu disabled, %zu plugin file%s "
+                  "refused\n",
+          h->cfg->n_towns, h->cfg->n_towns == 1 ? "" : "s", h->cfg->data_dir,
+          running, running == 1 ? "" : "s", h->n_inst - running, h->n_refused,
+          h->n_refused == 1 ? "" : "s");
+  for (size_t i = 0; i < h->cfg->n_towns; i++) {
+    const core_town *t = &h->cfg->towns[i];
+    fprintf(stderr, "twinhost:   %s (%s, %s):", t->id, t->name, t->timezone);
+    for (size_t j = 0; j < h->n_inst; j++)
+      if (h->inst[j].town == t)
+        fprintf(stderr, " %s[%s]", h->inst[j].plugin->desc.name,
+                core_instance_state_name(h->inst[j].state));
+    fputc('\n', stderr);
+  }
+  fprintf(stderr, "twinhost: press Ctrl-C to stop\n");
+
+  while (!stop_requested) {
+    twin_time now = core_now_ms();
+    for (size_t i = 0; i < h->n_inst; i++) {
+      tick_slot *s = &slots[i];
+      core_instance *ci = s->ci;
+      if (!ci->tick_s || !ci->plugin->desc.tick ||
+          __atomic_load_n(&s->pending, __ATOMIC_ACQUIRE))
+        continue;
+      pthread_mutex_lock(&h->lock);
+      int due = ci->state != CORE_INSTANCE_DISABLED && now >= ci->next_tick;
+      pthread_mutex_unlock(&h->lock);
+      if (!due)
+        continue;
+      s->pending = 1;
+      if (core_pipeline_submit_tick(p, ci, tick_done, s))
+        s->pending = 0;
+    }
+    struct timespec ts = {0, 100 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  fprintf(stderr, "twinhost: stopping: committing accepted work\n");
+  core_pipeline_stop(p);
+  free(slots);
+  core_host_close(h);
+  close(lock);
+  fprintf(stderr, "twinhost: stopped\n");
+  return CLI_OK;
+}

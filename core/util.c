@@ -1,0 +1,330 @@
+/*
+ * util.c — errors, names, files, paths, time and the log line format shared
+ * by every core file.
+ */
+#include "util.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+int core_err_set(core_err *e, int status, const char *fmt, ...)
+{
+  if (e) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    va_end(ap);
+  }
+  return status;
+}
+
+void core_err_prefix(core_err *e, const char *fmt, ...)
+{
+  if (!e)
+    return;
+  char prefix[512], old[sizeof e->msg];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(prefix, sizeof prefix, fmt, ap);
+  va_end(ap);
+  memcpy(old, e->msg, sizeof old);
+  size_t n = strlen(prefix);
+  if (n > sizeof e->msg - 3)
+    n = sizeof e->msg - 3;
+  memcpy(e->msg, prefix, n);
+  memcpy(e->msg + n, ": ", 2);
+  size_t rest = sizeof e->msg - n - 3;
+  size_t m = strnlen(old, rest);
+  memcpy(e->msg + n + 2, old, m);
+  e->msg[n + 2 + m] = 0;
+}
+
+const char *core_status_message(int status)
+{
+  switch (status) {
+#define CASE_(name, value, msg)                                              \
+  case value:                                                                \
+    return msg;
+    TWIN_STATUS_LIST(CASE_)
+#undef CASE_
+  }
+  return "unknown status";
+}
+
+const char *core_status_name(int status)
+{
+  switch (status) {
+#define CASE_(name, value, msg)                                              \
+  case value:                                                                \
+    return #name;
+    TWIN_STATUS_LIST(CASE_)
+#undef CASE_
+  }
+  return "UNKNOWN";
+}
+
+int core_valid_id(const char *s)
+{
+  if (!s || !*s)
+    return 0;
+  size_t n = 0;
+  for (const char *p = s; *p; p++, n++) {
+    char c = *p;
+    int ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+             ((c == '-' || c == '_') && p != s);
+    if (!ok || n >= 40)
+      return 0;
+  }
+  return 1;
+}
+
+int core_valid_name(const char *s)
+{
+  if (!s || !*s)
+    return 0;
+  size_t n = 0;
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++, n++) {
+    if (*p < 0x20 || *p == 0x7f || n >= TWIN_NAME_MAX)
+      return 0;
+  }
+  return 1;
+}
+
+int core_read_file(const char *path, char **out, size_t *len, core_err *err)
+{
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return core_err_set(err, TWIN_ERR_NOT_FOUND, "%s: cannot open: %s", path,
+                        strerror(errno));
+  size_t cap = 8192, n = 0;
+  char *buf = malloc(cap);
+  for (;;) {
+    if (!buf) {
+      fclose(f);
+      return core_err_set(err, TWIN_ERR_NOMEM, "%s: out of memory", path);
+    }
+    n += fread(buf + n, 1, cap - n - 1, f);
+    if (n < cap - 1)
+      break;
+    char *nb = realloc(buf, cap *= 2);
+    if (!nb)
+      free(buf);
+    buf = nb;
+  }
+  int bad = ferror(f);
+  fclose(f);
+  if (bad) {
+    free(buf);
+    return core_err_set(err, TWIN_ERR_STORE, "%s: read error", path);
+  }
+  buf[n] = 0;
+  *out = buf;
+  if (len)
+    *len = n;
+  return TWIN_OK;
+}
+
+char *core_path_join(const char *dir, const char *rel)
+{
+  if (!rel)
+    return NULL;
+  if (rel[0] == '/' || !dir || !*dir)
+    return strdup(rel);
+  size_t a = strlen(dir), b = strlen(rel);
+  char *p = malloc(a + b + 2);
+  if (!p)
+    return NULL;
+  memcpy(p, dir, a);
+  size_t i = a;
+  if (a && dir[a - 1] != '/')
+    p[i++] = '/';
+  memcpy(p + i, rel, b + 1);
+  return p;
+}
+
+char *core_path_dir(const char *path)
+{
+  const char *slash = strrchr(path, '/');
+  if (!slash)
+    return strdup(".");
+  if (slash == path)
+    return strdup("/");
+  return strndup(path, (size_t)(slash - path));
+}
+
+int core_mkdirs(const char *path, core_err *err)
+{
+  char *p = strdup(path);
+  if (!p)
+    return core_err_set(err, TWIN_ERR_NOMEM, "out of memory");
+  for (char *s = p + 1; *s; s++) {
+    if (*s != '/')
+      continue;
+    *s = 0;
+    if (mkdir(p, 0755) && errno != EEXIST) {
+      int e = errno;
+      core_err_set(err, TWIN_ERR_STORE, "%s: cannot create folder: %s", p,
+                   strerror(e));
+      free(p);
+      return TWIN_ERR_STORE;
+    }
+    *s = '/';
+  }
+  int rc = TWIN_OK;
+  if (mkdir(p, 0755) && errno != EEXIST)
+    rc = core_err_set(err, TWIN_ERR_STORE, "%s: cannot create folder: %s", p,
+                      strerror(errno));
+  free(p);
+  return rc;
+}
+
+twin_time core_now_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (twin_time)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+uint64_t core_mono_ns(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int digits(const char **p, int n, int *out)
+{
+  int v = 0;
+  for (int i = 0; i < n; i++) {
+    char c = (*p)[i];
+    if (c < '0' || c > '9')
+      return 0;
+    v = v * 10 + (c - '0');
+  }
+  *p += n;
+  *out = v;
+  return 1;
+}
+
+/* Days since the epoch of a proleptic Gregorian date (Howard Hinnant). */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+  y -= m <= 2;
+  int64_t era = (y >= 0 ? y : y - 399) / 400;
+  unsigned yoe = (unsigned)(y - era * 400);
+  unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + (int64_t)doe - 719468;
+}
+
+int core_parse_time(const char *s, twin_time *out)
+{
+  static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  int y, mo, d, h = 0, mi = 0, sec = 0;
+  const char *p = s;
+  if (!s || !digits(&p, 4, &y) || *p++ != '-' || !digits(&p, 2, &mo) ||
+      *p++ != '-' || !digits(&p, 2, &d))
+    return TWIN_ERR_PARSE;
+  if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1])
+    return TWIN_ERR_PARSE;
+  int64_t ms = 0;
+  int offset_min = 0;
+  if (*p == 'T' || *p == 't' || *p == ' ') {
+    p++;
+    if (!digits(&p, 2, &h) || *p++ != ':' || !digits(&p, 2, &mi) ||
+        *p++ != ':' || !digits(&p, 2, &sec))
+      return TWIN_ERR_PARSE;
+    if (h > 23 || mi > 59 || sec > 60)
+      return TWIN_ERR_PARSE;
+    if (*p == '.' || *p == ',') {
+      p++;
+      int scale = 100, any = 0;
+      while (*p >= '0' && *p <= '9') {
+        ms += (*p - '0') * scale;
+        scale /= 10;
+        p++;
+        any = 1;
+      }
+      if (!any)
+        return TWIN_ERR_PARSE;
+    }
+    if (*p == 'Z' || *p == 'z') {
+      p++;
+    } else if (*p == '+' || *p == '-') {
+      int sign = *p++ == '-' ? -1 : 1, oh, om;
+      if (!digits(&p, 2, &oh))
+        return TWIN_ERR_PARSE;
+      if (*p == ':')
+        p++;
+      if (!digits(&p, 2, &om) || oh > 23 || om > 59)
+        return TWIN_ERR_PARSE;
+      offset_min = sign * (oh * 60 + om);
+    } else {
+      return TWIN_ERR_PARSE; /* a time without a zone is ambiguous */
+    }
+  }
+  if (*p)
+    return TWIN_ERR_PARSE;
+  int64_t days = days_from_civil(y, (unsigned)mo, (unsigned)d);
+  int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec - offset_min * 60;
+  *out = secs * 1000 + ms;
+  return TWIN_OK;
+}
+
+void core_format_time(twin_time t, char *buf, size_t len)
+{
+  int64_t secs = t / 1000, ms = t % 1000;
+  if (ms < 0) {
+    ms += 1000;
+    secs -= 1;
+  }
+  time_t tt = (time_t)secs;
+  struct tm tm;
+  gmtime_r(&tt, &tm);
+  snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+           tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+           (int)ms);
+}
+
+static twin_level log_level = TWIN_LEVEL_INFO;
+static int log_level_read;
+
+void core_log_set_level(twin_level level)
+{
+  log_level = level;
+  log_level_read = 1;
+}
+
+void core_log(twin_level level, const char *town, const char *plugin,
+              const char *fmt, ...)
+{
+  static const char *names[] = {"debug", "info", "warning", "error"};
+  if (!log_level_read) {
+    const char *env = getenv("TWINHOST_LOG");
+    for (int i = 0; env && i < 4; i++)
+      if (!strcmp(env, names[i]))
+        log_level = (twin_level)i;
+    log_level_read = 1;
+  }
+  if (level < log_level || level > TWIN_LEVEL_ERROR)
+    return;
+  char line[2048];
+  int n = snprintf(line, sizeof line, "twinhost: [%s] ", names[level]);
+  if (town && n < (int)sizeof line)
+    n += snprintf(line + n, sizeof line - (size_t)n, "%s%s%s: ", town,
+                  plugin ? "/" : "", plugin ? plugin : "");
+  if (n < (int)sizeof line) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    va_end(ap);
+  }
+  flockfile(stderr);
+  fprintf(stderr, "%s\n", line);
+  funlockfile(stderr);
+}

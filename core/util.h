@@ -1,0 +1,63 @@
+/*
+ * util.h — small helpers every core file uses: error messages, names, files,
+ * paths, time. Nothing here knows about towns or plugins.
+ */
+#ifndef CORE_UTIL_H
+#define CORE_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "twin/twin.h"
+
+/* A human-readable error: what is wrong and, where it helps, what to do. */
+typedef struct core_err {
+  char msg[1024];
+} core_err;
+
+/* Format into e (e may be NULL). Returns TWIN_ERR_* status given. */
+int core_err_set(core_err *e, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Prefix the existing message: "<prefix>: <old message>". */
+void core_err_prefix(core_err *e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* The message for a twin_status ("not found"). Never NULL. */
+const char *core_status_message(int status);
+/* The name for a twin_status ("ERR_NOT_FOUND"). Never NULL. */
+const char *core_status_name(int status);
+
+/* An id for a town or plugin: [a-z0-9_-], 1..40 bytes, starting with a
+ * letter or digit. */
+int core_valid_id(const char *s);
+/* An entity type, entity id or attribute name: 1..TWIN_NAME_MAX bytes,
+ * no control characters (so no NUL, which separates key parts). */
+int core_valid_name(const char *s);
+
+/* Read a whole file; *out is NUL terminated, caller frees. */
+int core_read_file(const char *path, char **out, size_t *len, core_err *err);
+/* Join dir and rel unless rel is absolute. Caller frees. */
+char *core_path_join(const char *dir, const char *rel);
+/* The directory part of path ("." if none). Caller frees. */
+char *core_path_dir(const char *path);
+/* mkdir -p. */
+int core_mkdirs(const char *path, core_err *err);
+
+/* Wall clock in ms since the epoch; monotonic clock in ns. */
+twin_time core_now_ms(void);
+uint64_t core_mono_ns(void);
+
+/* Parse an RFC 3339 / ISO 8601 UTC or offset time ("2026-11-27T10:00:00Z",
+ * "2026-11-27T11:00:00+01:00", fractional seconds allowed) to ms. */
+int core_parse_time(const char *s, twin_time *out);
+/* Format ms as "2026-11-27T10:00:00.000Z" into buf (at least 32 bytes). */
+void core_format_time(twin_time t, char *buf, size_t len);
+
+/* Log a line to stderr: "twinhost: [level] <town>/<plugin>: message". */
+void core_log(twin_level level, const char *town, const char *plugin,
+              const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Lowest level printed (default INFO; TWINHOST_LOG=debug|info|warning|error). */
+void core_log_set_level(twin_level level);
+
+#endif

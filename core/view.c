@@ -1,0 +1,477 @@
+/*
+ * view.c — the overlay of staged writes and the merged view of overlay and
+ * LMDB transaction (see view.h for why one mechanism serves ingest and
+ * scenarios alike).
+ *
+ * Staged entries live in an append-only vector whose bytes sit in one arena;
+ * a hash table finds an entry by (db, key) for gets and replacements, and a
+ * sorted index, rebuilt only when a scan or flush follows new entries, gives
+ * key order. Clearing keeps all three allocations for the next document, so a
+ * steady ingest allocates nothing per observation.
+ */
+#include "view.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { OP_PUT = 1, OP_DEL = 2 };
+
+typedef struct entry {
+  size_t koff, voff;
+  uint32_t klen, vlen;
+  uint32_t hash;
+  uint8_t db, op;
+} entry;
+
+typedef struct event {
+  size_t town_off, json_off;
+  uint32_t json_len;
+} event;
+
+struct core_overlay {
+  uint8_t *arena;
+  size_t arena_len, arena_cap;
+  entry *e;
+  size_t n, cap;
+  uint32_t *slots; /* hash table of entry index + 1; 0 = empty */
+  size_t nslots;
+  uint32_t *sorted;
+  size_t nsorted; /* entries covered by sorted (== n when fresh) */
+  size_t sorted_cap;
+  event *ev;
+  size_t nev, evcap;
+  uint64_t gen; /* bumped on every change, so scans notice */
+};
+
+core_overlay *core_overlay_new(void)
+{
+  return calloc(1, sizeof(core_overlay));
+}
+
+void core_overlay_free(core_overlay *ov)
+{
+  if (!ov)
+    return;
+  free(ov->arena);
+  free(ov->e);
+  free(ov->slots);
+  free(ov->sorted);
+  free(ov->ev);
+  free(ov);
+}
+
+void core_overlay_clear(core_overlay *ov)
+{
+  if (ov->n)
+    memset(ov->slots, 0, ov->nslots * sizeof *ov->slots);
+  ov->arena_len = 0;
+  ov->n = 0;
+  ov->nsorted = 0;
+  ov->nev = 0;
+  ov->gen++;
+}
+
+size_t core_overlay_writes(const core_overlay *ov)
+{
+  return ov->n;
+}
+
+size_t core_overlay_events(const core_overlay *ov)
+{
+  return ov->nev;
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t size)
+{
+  if (need <= *cap)
+    return 1;
+  size_t c = *cap ? *cap : 16;
+  while (c < need)
+    c *= 2;
+  void *np = realloc(*p, c * size);
+  if (!np)
+    return 0;
+  *p = np;
+  *cap = c;
+  return 1;
+}
+
+/* Copy bytes into the arena; offset via *off. */
+static int arena_add(core_overlay *ov, const void *p, size_t n, size_t *off)
+{
+  if (!grow((void **)&ov->arena, &ov->arena_cap, ov->arena_len + n + 1, 1))
+    return 0;
+  *off = ov->arena_len;
+  if (n)
+    memcpy(ov->arena + ov->arena_len, p, n);
+  ov->arena[ov->arena_len + n] = 0;
+  ov->arena_len += n + 1;
+  return 1;
+}
+
+static uint32_t hash_key(int db, const void *key, size_t klen)
+{
+  uint32_t h = 2166136261u ^ (uint32_t)db;
+  const uint8_t *p = key;
+  for (size_t i = 0; i < klen; i++)
+    h = (h ^ p[i]) * 16777619u;
+  return h;
+}
+
+static int entry_is(const core_overlay *ov, const entry *e, int db,
+                    const void *key, size_t klen, uint32_t h)
+{
+  return e->hash == h && e->db == db && e->klen == klen &&
+         !memcmp(ov->arena + e->koff, key, klen);
+}
+
+static entry *find(const core_overlay *ov, int db, const void *key,
+                   size_t klen, uint32_t h)
+{
+  if (!ov->nslots)
+    return NULL;
+  for (size_t i = h & (ov->nslots - 1);; i = (i + 1) & (ov->nslots - 1)) {
+    uint32_t s = ov->slots[i];
+    if (!s)
+      return NULL;
+    entry *e = &ov->e[s - 1];
+    if (entry_is(ov, e, db, key, klen, h))
+      return e;
+  }
+}
+
+static int rehash(core_overlay *ov, size_t nslots)
+{
+  uint32_t *slots = calloc(nslots, sizeof *slots);
+  if (!slots)
+    return 0;
+  for (size_t j = 0; j < ov->n; j++) {
+    size_t i = ov->e[j].hash & (nslots - 1);
+    while (slots[i])
+      i = (i + 1) & (nslots - 1);
+    slots[i] = (uint32_t)j + 1;
+  }
+  free(ov->slots);
+  ov->slots = slots;
+  ov->nslots = nslots;
+  return 1;
+}
+
+static int stage(core_overlay *ov, int op, int db, const void *key,
+                 size_t klen, const void *val, size_t vlen)
+{
+  uint32_t h = hash_key(db, key, klen);
+  entry *e = find(ov, db, key, klen, h);
+  size_t voff = 0;
+  if (op == OP_PUT && !arena_add(ov, val, vlen, &voff))
+    return TWIN_ERR_NOMEM;
+  ov->gen++;
+  if (e) { /* replace in place; old bytes stay in the arena until clear */
+    e->op = (uint8_t)op;
+    e->voff = voff;
+    e->vlen = (uint32_t)vlen;
+    return TWIN_OK;
+  }
+  if ((ov->n + 1) * 2 > ov->nslots &&
+      !rehash(ov, ov->nslots ? ov->nslots * 2 : 64))
+    return TWIN_ERR_NOMEM;
+  if (!grow((void **)&ov->e, &ov->cap, ov->n + 1, sizeof *ov->e))
+    return TWIN_ERR_NOMEM;
+  size_t koff;
+  if (!arena_add(ov, key, klen, &koff))
+    return TWIN_ERR_NOMEM;
+  e = &ov->e[ov->n];
+  e->koff = koff;
+  e->klen = (uint32_t)klen;
+  e->voff = voff;
+  e->vlen = (uint32_t)vlen;
+  e->hash = h;
+  e->db = (uint8_t)db;
+  e->op = (uint8_t)op;
+  size_t i = h & (ov->nslots - 1);
+  while (ov->slots[i])
+    i = (i + 1) & (ov->nslots - 1);
+  ov->slots[i] = (uint32_t)++ov->n;
+  return TWIN_OK;
+}
+
+int core_overlay_put(core_overlay *ov, int db, const void *key, size_t klen,
+                     const void *val, size_t vlen)
+{
+  return stage(ov, OP_PUT, db, key, klen, val, vlen);
+}
+
+int core_overlay_del(core_overlay *ov, int db, const void *key, size_t klen)
+{
+  return stage(ov, OP_DEL, db, key, klen, NULL, 0);
+}
+
+int core_overlay_event(core_overlay *ov, const char *town, const char *json,
+                       size_t len)
+{
+  if (!grow((void **)&ov->ev, &ov->evcap, ov->nev + 1, sizeof *ov->ev))
+    return TWIN_ERR_NOMEM;
+  event *e = &ov->ev[ov->nev];
+  if (!arena_add(ov, town, strlen(town), &e->town_off) ||
+      !arena_add(ov, json, len, &e->json_off))
+    return TWIN_ERR_NOMEM;
+  e->json_len = (uint32_t)len;
+  ov->nev++;
+  ov->gen++;
+  return TWIN_OK;
+}
+
+int core_overlay_each_event(const core_overlay *ov,
+                            int (*cb)(void *ud, const char *town,
+                                      const char *json, size_t len),
+                            void *ud)
+{
+  for (size_t i = 0; i < ov->nev; i++) {
+    const event *e = &ov->ev[i];
+    int rc = cb(ud, (const char *)ov->arena + e->town_off,
+                (const char *)ov->arena + e->json_off, e->json_len);
+    if (rc)
+      return rc == TWIN_STOP ? TWIN_OK : rc;
+  }
+  return TWIN_OK;
+}
+
+/* ---- order --------------------------------------------------------------- */
+
+static int cmp_bytes(const uint8_t *a, size_t alen, const uint8_t *b,
+                     size_t blen)
+{
+  int c = memcmp(a, b, alen < blen ? alen : blen);
+  if (c)
+    return c;
+  return alen < blen ? -1 : alen > blen;
+}
+
+static const core_overlay *sort_ov; /* qsort has no user pointer in C11 */
+
+static int cmp_entries(const void *pa, const void *pb)
+{
+  const entry *a = &sort_ov->e[*(const uint32_t *)pa];
+  const entry *b = &sort_ov->e[*(const uint32_t *)pb];
+  if (a->db != b->db)
+    return a->db < b->db ? -1 : 1;
+  return cmp_bytes(sort_ov->arena + a->koff, a->klen, sort_ov->arena + b->koff,
+                   b->klen);
+}
+
+static pthread_mutex_t sort_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int ensure_sorted(core_overlay *ov)
+{
+  if (ov->nsorted == ov->n)
+    return 1;
+  if (!grow((void **)&ov->sorted, &ov->sorted_cap, ov->n, sizeof(uint32_t)))
+    return 0;
+  for (size_t i = 0; i < ov->n; i++)
+    ov->sorted[i] = (uint32_t)i;
+  pthread_mutex_lock(&sort_lock);
+  sort_ov = ov;
+  qsort(ov->sorted, ov->n, sizeof(uint32_t), cmp_entries);
+  pthread_mutex_unlock(&sort_lock);
+  ov->nsorted = ov->n;
+  return 1;
+}
+
+/* First sorted position whose (db, key) >= (db, key). */
+static size_t lower_bound(const core_overlay *ov, int db, const uint8_t *key,
+                          size_t klen)
+{
+  size_t lo = 0, hi = ov->nsorted;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    const entry *e = &ov->e[ov->sorted[mid]];
+    int c = e->db != db ? (e->db < db ? -1 : 1)
+                        : cmp_bytes(ov->arena + e->koff, e->klen, key, klen);
+    if (c < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+/* ---- flush --------------------------------------------------------------- */
+
+static int mdb_fail(int rc, core_err *err)
+{
+  if (rc == MDB_MAP_FULL)
+    return core_err_set(err, TWIN_ERR_TOO_BIG, "store map full");
+  return core_store_status(rc, "store write", err);
+}
+
+int core_overlay_flush(core_overlay *ov, core_store *s, MDB_txn *txn,
+                       core_err *err)
+{
+  if (!ensure_sorted(ov))
+    return core_err_set(err, TWIN_ERR_NOMEM, "out of memory");
+  for (size_t i = 0; i < ov->n; i++) {
+    const entry *e = &ov->e[ov->sorted[i]];
+    MDB_val k = {e->klen, ov->arena + e->koff};
+    int rc;
+    if (e->op == OP_PUT) {
+      MDB_val v = {e->vlen, ov->arena + e->voff};
+      rc = mdb_put(txn, s->dbi[e->db], &k, &v, 0);
+    } else {
+      rc = mdb_del(txn, s->dbi[e->db], &k, NULL);
+      if (rc == MDB_NOTFOUND)
+        rc = 0;
+    }
+    if (rc)
+      return mdb_fail(rc, err);
+  }
+  if (!ov->nev)
+    return TWIN_OK;
+  MDB_val sk = {9, "event_seq"}, sv;
+  uint64_t seq = 0;
+  int rc = mdb_get(txn, s->dbi[CORE_DB_META], &sk, &sv);
+  if (!rc && sv.mv_size == 8)
+    memcpy(&seq, sv.mv_data, 8);
+  for (size_t i = 0; i < ov->nev; i++) {
+    const event *ev = &ov->ev[i];
+    core_key key = {.len = 0};
+    core_key_part(&key, (const char *)ov->arena + ev->town_off);
+    core_key_time(&key, (twin_time)++seq);
+    MDB_val k = {key.len, key.b}, v = {ev->json_len, ov->arena + ev->json_off};
+    rc = mdb_put(txn, s->dbi[CORE_DB_EVT], &k, &v, 0);
+    if (rc)
+      return mdb_fail(rc, err);
+  }
+  sv.mv_size = 8;
+  sv.mv_data = &seq;
+  rc = mdb_put(txn, s->dbi[CORE_DB_META], &sk, &sv, 0);
+  return rc ? mdb_fail(rc, err) : TWIN_OK;
+}
+
+/* ---- the merged view ----------------------------------------------------- */
+
+int core_view_get(core_view *v, int db, const void *key, size_t klen,
+                  const uint8_t **val, size_t *vlen)
+{
+  if (v->ov) {
+    entry *e = find(v->ov, db, key, klen, hash_key(db, key, klen));
+    if (e) {
+      if (e->op == OP_DEL)
+        return TWIN_ERR_NOT_FOUND;
+      *val = v->ov->arena + e->voff;
+      *vlen = e->vlen;
+      return TWIN_OK;
+    }
+  }
+  if (!v->txn)
+    return TWIN_ERR_NOT_FOUND;
+  MDB_val k = {klen, (void *)key}, d;
+  int rc = mdb_get(v->txn, v->store->dbi[db], &k, &d);
+  if (rc)
+    return core_store_status(rc, "store read", NULL);
+  *val = d.mv_data;
+  *vlen = d.mv_size;
+  return TWIN_OK;
+}
+
+int core_view_scan(core_view *v, int db, const core_key *lo,
+                   const core_key *hi, core_scan_cb cb, void *ud)
+{
+  core_overlay *ov = v->ov;
+  MDB_cursor *cur = NULL;
+  MDB_val mk = {0, NULL}, md = {0, NULL};
+  int have_m = 0, rc = TWIN_OK;
+  if (v->txn) {
+    int m = mdb_cursor_open(v->txn, v->store->dbi[db], &cur);
+    if (m)
+      return core_store_status(m, "store scan", NULL);
+    mk.mv_size = lo->len;
+    mk.mv_data = (void *)lo->b;
+    /* LMDB refuses an empty key for SET_RANGE: start at the first. */
+    m = mdb_cursor_get(cur, &mk, &md, lo->len ? MDB_SET_RANGE : MDB_FIRST);
+    if (m && m != MDB_NOTFOUND) {
+      mdb_cursor_close(cur);
+      return core_store_status(m, "store scan", NULL);
+    }
+    have_m = !m;
+  }
+  size_t oi = 0;
+  uint64_t gen = 0;
+  if (ov) {
+    if (!ensure_sorted(ov)) {
+      rc = TWIN_ERR_NOMEM;
+      goto out;
+    }
+    oi = lower_bound(ov, db, lo->b, lo->len);
+    gen = ov->gen;
+  }
+  uint8_t last[CORE_KEY_MAX];
+  size_t last_len = 0;
+  for (;;) {
+    const entry *oe = NULL;
+    if (ov && oi < ov->nsorted) {
+      oe = &ov->e[ov->sorted[oi]];
+      if (oe->db != db)
+        oe = NULL;
+    }
+    const uint8_t *ok = oe ? ov->arena + oe->koff : NULL;
+    int c; /* <0: LMDB's key first, >0: overlay's first, 0: same key */
+    if (have_m && oe)
+      c = cmp_bytes(mk.mv_data, mk.mv_size, ok, oe->klen);
+    else if (have_m)
+      c = -1;
+    else if (oe)
+      c = 1;
+    else
+      break;
+    const uint8_t *key, *val;
+    size_t klen, vlen;
+    int hidden = 0;
+    if (c < 0) {
+      key = mk.mv_data;
+      klen = mk.mv_size;
+      val = md.mv_data;
+      vlen = md.mv_size;
+    } else {
+      key = ok;
+      klen = oe->klen;
+      val = ov->arena + oe->voff;
+      vlen = oe->vlen;
+      hidden = oe->op == OP_DEL;
+    }
+    if (hi && cmp_bytes(key, klen, hi->b, hi->len) >= 0)
+      break;
+    memcpy(last, key, klen);
+    last_len = klen;
+    if (!hidden) {
+      rc = cb(ud, key, klen, val, vlen);
+      if (rc) {
+        if (rc == TWIN_STOP)
+          rc = TWIN_OK;
+        break;
+      }
+    }
+    if (c <= 0 && have_m)
+      have_m = !mdb_cursor_get(cur, &mk, &md, MDB_NEXT);
+    if (ov && ov->gen != gen) { /* the callback staged writes: re-find */
+      if (!ensure_sorted(ov)) {
+        rc = TWIN_ERR_NOMEM;
+        break;
+      }
+      gen = ov->gen;
+      oi = lower_bound(ov, db, last, last_len);
+      if (oi < ov->nsorted) {
+        const entry *e = &ov->e[ov->sorted[oi]];
+        if (e->db == db &&
+            !cmp_bytes(ov->arena + e->koff, e->klen, last, last_len))
+          oi++;
+      }
+    } else if (c >= 0) {
+      oi++;
+    }
+  }
+out:
+  if (cur)
+    mdb_cursor_close(cur);
+  return rc;
+}

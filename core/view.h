@@ -1,0 +1,73 @@
+/*
+ * view.h — what a host call reads and writes through: an LMDB transaction
+ * seen through an in-memory overlay of pending writes.
+ *
+ * Every plugin call stages its writes in an overlay; reads see the overlay
+ * first, then the transaction. On a successful ingest the overlay is flushed
+ * into the batch's write transaction (so a failed document leaves nothing);
+ * in a scenario the overlay sits on a read snapshot and is simply dropped, so
+ * live state is never touched. One mechanism serves both, and plugins use the
+ * same host calls for live and what-if work.
+ */
+#ifndef CORE_VIEW_H
+#define CORE_VIEW_H
+
+#include <lmdb.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+typedef struct core_overlay core_overlay;
+
+core_overlay *core_overlay_new(void);
+void core_overlay_free(core_overlay *ov);
+/* Forget every staged write, keeping the memory for the next call. */
+void core_overlay_clear(core_overlay *ov);
+/* Staged writes (puts and deletes) and events. */
+size_t core_overlay_writes(const core_overlay *ov);
+size_t core_overlay_events(const core_overlay *ov);
+
+/* Stage a put or a delete of key in db. Bytes are copied. */
+int core_overlay_put(core_overlay *ov, int db, const void *key, size_t klen,
+                     const void *val, size_t vlen);
+int core_overlay_del(core_overlay *ov, int db, const void *key, size_t klen);
+/* Stage an event for town (its JSON record); it gets its sequence number
+ * when flushed. */
+int core_overlay_event(core_overlay *ov, const char *town, const char *json,
+                       size_t len);
+/* Call cb for each staged event, in order. */
+int core_overlay_each_event(const core_overlay *ov,
+                            int (*cb)(void *ud, const char *town,
+                                      const char *json, size_t len),
+                            void *ud);
+
+/* Apply the staged writes to a write transaction. Events are numbered from
+ * the store's event counter (kept in meta), which the flush advances. On
+ * MDB_MAP_FULL returns TWIN_ERR_TOO_BIG (grow the map and retry the batch). */
+int core_overlay_flush(core_overlay *ov, core_store *s, MDB_txn *txn,
+                       core_err *err);
+
+/* ---- reading through the overlay ----------------------------------------- */
+
+typedef struct core_view {
+  core_store *store;
+  MDB_txn *txn;     /* a read or write transaction; NULL: overlay only */
+  core_overlay *ov; /* may be NULL: read the transaction only */
+} core_view;
+
+/* *val is borrowed until the next write to the overlay or the end of txn. */
+int core_view_get(core_view *v, int db, const void *key, size_t klen,
+                  const uint8_t **val, size_t *vlen);
+
+/* Return TWIN_OK to go on, TWIN_STOP to end, or an error to abort. */
+typedef int (*core_scan_cb)(void *ud, const uint8_t *key, size_t klen,
+                            const uint8_t *val, size_t vlen);
+
+/* Visit keys lo <= key < hi (hi NULL: to the end) in key order, overlay
+ * entries replacing or hiding the transaction's. The callback may write to
+ * the overlay; the scan then goes on after the last key it visited. */
+int core_view_scan(core_view *v, int db, const core_key *lo,
+                   const core_key *hi, core_scan_cb cb, void *ud);
+
+#endif

@@ -1,0 +1,185 @@
+/*
+ * testutil.c — shared test helpers (see testutil.h).
+ */
+#include "testutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+char *tu_tempdir(void)
+{
+  const char *base = getenv("TMPDIR");
+  char *tmpl = tu_fmt("%s/twintest-XXXXXX", base && *base ? base : "/tmp");
+  if (!mkdtemp(tmpl))
+    fail_msg("mkdtemp: %s", strerror(errno));
+  return tmpl;
+}
+
+void tu_rmtree(const char *path)
+{
+  if (!path || !*path || !strcmp(path, "/"))
+    return;
+  char *cmd = tu_fmt("rm -rf '%s'", path);
+  if (system(cmd) != 0)
+    fprintf(stderr, "tu_rmtree: %s failed\n", cmd);
+  free(cmd);
+}
+
+char *tu_write_file(const char *dir, const char *name, const char *text)
+{
+  char *path = tu_fmt("%s/%s", dir, name);
+  FILE *f = fopen(path, "wb");
+  if (!f)
+    fail_msg("cannot write %s: %s", path, strerror(errno));
+  fputs(text, f);
+  fclose(f);
+  return path;
+}
+
+char *tu_fmt(const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  va_list ap2;
+  va_copy(ap2, ap);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+  if (s)
+    vsnprintf(s, (size_t)n + 1, fmt, ap2);
+  va_end(ap2);
+  va_end(ap);
+  if (!s)
+    fail_msg("out of memory");
+  return s;
+}
+
+const char *tu_env(const char *name)
+{
+  const char *v = getenv(name);
+  if (!v || !*v)
+    fail_msg("environment variable %s is not set (run the tests via ctest)",
+             name);
+  return v;
+}
+
+static void append(char **buf, size_t *len, size_t *cap, const char *data,
+                   size_t n)
+{
+  if (*len + n + 1 > *cap) {
+    while (*len + n + 1 > *cap)
+      *cap = *cap ? *cap * 2 : 4096;
+    *buf = realloc(*buf, *cap);
+  }
+  memcpy(*buf + *len, data, n);
+  *len += n;
+  (*buf)[*len] = 0;
+}
+
+tu_run tu_twinhost_argv(const char *stdin_text, const char *const *argv)
+{
+  int in[2], out[2], err[2];
+  if (pipe(in) || pipe(out) || pipe(err))
+    fail_msg("pipe: %s", strerror(errno));
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(in[0], 0);
+    dup2(out[1], 1);
+    dup2(err[1], 2);
+    close(in[1]);
+    close(out[0]);
+    close(err[0]);
+    size_t n = 0;
+    while (argv[n])
+      n++;
+    const char **av = calloc(n + 2, sizeof *av);
+    av[0] = tu_env("TWIN_BIN");
+    for (size_t i = 0; i < n; i++)
+      av[i + 1] = argv[i];
+    execv(av[0], (char *const *)av);
+    _exit(127);
+  }
+  close(in[0]);
+  close(out[1]);
+  close(err[1]);
+  tu_run r = {0};
+  size_t olen = 0, ocap = 0, elen = 0, ecap = 0;
+  append(&r.out, &olen, &ocap, "", 0);
+  append(&r.err, &elen, &ecap, "", 0);
+  const char *inp = stdin_text ? stdin_text : "";
+  size_t inleft = strlen(inp);
+  if (!inleft) {
+    close(in[1]);
+    in[1] = -1;
+  } else {
+    fcntl(in[1], F_SETFL, O_NONBLOCK);
+  }
+  int open_fds = 2;
+  while (open_fds > 0 || in[1] >= 0) {
+    struct pollfd p[3] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0},
+                          {in[1], POLLOUT, 0}};
+    if (poll(p, 3, -1) < 0 && errno != EINTR)
+      break;
+    char buf[65536];
+    for (int i = 0; i < 2; i++) {
+      if (p[i].fd < 0 || !(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+        continue;
+      ssize_t n = read(p[i].fd, buf, sizeof buf);
+      if (n <= 0) {
+        close(p[i].fd);
+        if (i == 0)
+          out[0] = -1;
+        else
+          err[0] = -1;
+        open_fds--;
+      } else if (i == 0) {
+        append(&r.out, &olen, &ocap, buf, (size_t)n);
+      } else {
+        append(&r.err, &elen, &ecap, buf, (size_t)n);
+      }
+    }
+    if (in[1] >= 0 && (p[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
+      ssize_t n = write(in[1], inp, inleft);
+      if (n > 0) {
+        inp += n;
+        inleft -= (size_t)n;
+      }
+      if (n < 0 && errno != EAGAIN)
+        inleft = 0;
+      if (!inleft) {
+        close(in[1]);
+        in[1] = -1;
+      }
+    }
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status)
+                                  : 128 + WTERMSIG(status);
+  return r;
+}
+
+tu_run tu_twinhost(const char *stdin_text, const char *arg, ...)
+{
+  const char *argv[64];
+  size_t n = 0;
+  va_list ap;
+  va_start(ap, arg);
+  for (const char *a = arg; a && n < 63; a = va_arg(ap, const char *))
+    argv[n++] = a;
+  va_end(ap);
+  argv[n] = NULL;
+  return tu_twinhost_argv(stdin_text, argv);
+}
+
+void tu_run_free(tu_run *r)
+{
+  free(r->out);
+  free(r->err);
+  r->out = r->err = NULL;
+}
