@@ -566,6 +566,10 @@ int core_host_run_ingest(core_host *h, core_instance *ci, MDB_txn *txn,
                          core_err *err)
 {
   core_overlay_clear(ov);
+  if (ci->state == CORE_INSTANCE_DISABLED)
+    return core_err_set(err, TWIN_ERR_UNAVAILABLE, "plugin '%s' is disabled "
+                        "for %s: %s", ci->plugin->desc.name, ci->town->id,
+                        ci->reason);
   if (!ci->plugin->desc.ingest)
     return core_err_set(err, TWIN_ERR_UNSUPPORTED,
                         "plugin '%s' takes no documents (no ingest)",

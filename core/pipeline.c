@@ -107,6 +107,11 @@ static int run_batch(core_pipeline *p, uint64_t from, uint64_t to,
       j->status = core_host_run_ingest(h, j->ci, txn, p->ov, j->doc, j->len,
                                        &j->err);
     } else {
+      if (j->ci->state == CORE_INSTANCE_DISABLED) {
+        j->status = core_err_set(&j->err, TWIN_ERR_UNAVAILABLE,
+                                 "disabled: %s", j->ci->reason);
+        continue;
+      }
       j->status = core_host_run_tick(h, j->ci, txn, p->ov, &j->err);
       if (core_host_tick_outcome(h, j->ci, j->status, j->err.msg))
         core_host_stage_status(h, j->ci, p->status_ov);

@@ -18,6 +18,15 @@ static const char *const db_names[CORE_DB_COUNT] = {"ent", "obs", "kv", "evt",
                                                     "meta"};
 #define INITIAL_MAP ((size_t)256 << 20)
 
+/* The first map size: $TWINHOST_MAP_MIB (for small machines and tests), else
+ * 256 MiB. It only reserves address space; the file grows as data comes. */
+static size_t initial_map(void)
+{
+  const char *env = getenv("TWINHOST_MAP_MIB");
+  long mib = env ? strtol(env, NULL, 10) : 0;
+  return mib >= 1 && mib <= (1L << 20) ? (size_t)mib << 20 : INITIAL_MAP;
+}
+
 int core_store_status(int rc, const char *what, core_err *err)
 {
   if (rc == MDB_SUCCESS)
@@ -73,7 +82,7 @@ int core_store_open(const char *data_dir, core_store **out, core_err *err)
   if (!rc)
     rc = mdb_env_set_maxreaders(s->env, 254);
   if (!rc)
-    rc = mdb_env_set_mapsize(s->env, INITIAL_MAP);
+    rc = mdb_env_set_mapsize(s->env, initial_map());
   if (!rc)
     rc = mdb_env_open(s->env, s->dir, MDB_NOTLS, 0644);
   if (rc) {
@@ -81,7 +90,7 @@ int core_store_open(const char *data_dir, core_store **out, core_err *err)
                       s->dir, mdb_strerror(rc));
     goto fail;
   }
-  /* A store another process grew is larger than INITIAL_MAP: adopt it. */
+  /* A store another process grew is larger than our map: adopt it. */
   mdb_env_set_mapsize(s->env, 0);
   MDB_txn *txn;
   rc = mdb_txn_begin(s->env, NULL, 0, &txn);
