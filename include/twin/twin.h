@@ -26,6 +26,15 @@
  *    allocated it: pointers the host gives a plugin are borrowed, valid only
  *    for the duration stated at each function.
  *
+ * Reading your own writes
+ * -----------------------
+ *  Within one call (open, ingest, tick, simulate) every read sees the writes
+ *  that call already made, before they land. A plugin may call the host from
+ *  inside an iteration callback (entity_iterate, entity_attrs,
+ *  history_range); what the callback received stays valid until it returns,
+ *  except strings of twin_value, which a write through ctx may invalidate:
+ *  copy them before writing.
+ *
  * Threads
  * -------
  *  open, close, ingest and tick of one plugin instance are called from the
@@ -182,7 +191,9 @@ typedef struct twin_host_api {
 
   /*
    * Set attributes of entity (type, id), creating it if absent; attributes
-   * not named keep their value. attrs[i] is copied. The write lands when the
+   * not named keep their value. attrs[i] is copied. A TWIN_VALUE_NULL value
+   * is stored as null (the attribute exists, with no value); entity_delete
+   * removes attributes. The write lands when the
    * call that received ctx succeeds (ingest/tick: in that commit; simulate:
    * in the scenario overlay only).
    * Returns TWIN_OK, TWIN_ERR_INVALID (bad name or value),
@@ -192,7 +203,8 @@ typedef struct twin_host_api {
                     const twin_attr *attrs, size_t n_attrs);
 
   /*
-   * Read one attribute of an entity into *out. Strings in *out are borrowed,
+   * Read one attribute of an entity into *out (out->name is set to attr).
+   * Strings in *out are borrowed,
    * valid until the next host call with this ctx or the end of the callback.
    * Returns TWIN_OK, TWIN_ERR_NOT_FOUND, TWIN_ERR_INVALID, TWIN_ERR_STORE.
    */
@@ -339,7 +351,9 @@ typedef struct twin_host_api {
  * plugin's failure.
  */
 typedef struct twin_plugin {
-  uint32_t struct_size; /* sizeof(twin_plugin) as the plugin built it */
+  /* sizeof(twin_plugin) as the plugin built it; at least the size of the
+   * 1.0 struct (every field up to and including describe). */
+  uint32_t struct_size;
   uint16_t abi_major;   /* TWIN_ABI_MAJOR the plugin was built against */
   uint16_t abi_minor;   /* TWIN_ABI_MINOR the plugin was built against */
 
@@ -369,7 +383,7 @@ typedef struct twin_plugin {
 
   /*
    * Open the plugin for one town. config_json is the validated config with
-   * defaults filled in (borrowed for the call). api stays valid until close
+   * defaults filled in (borrowed for the call; also NUL-terminated). api stays valid until close
    * returns; keep it in the instance. Writes through ctx land when open
    * returns TWIN_OK. On failure the plugin is not enabled for that town and
    * the host logs the set_error message; close is not called.
