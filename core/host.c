@@ -370,8 +370,9 @@ static void add_instances(core_host *h, int open)
                             strlen(tp->config_json), &ci->config_json, &err)) {
         ci->state = CORE_INSTANCE_DISABLED;
         snprintf(ci->reason, sizeof ci->reason,
-                 "%s: towns.%s.plugins.%s.config.%s", t->source, t->id,
-                 tp->name, err.msg);
+                 "%s: town '%s', plugin '%s', config: %s (see `twinhost "
+                 "plugins info %s`)",
+                 t->source, t->id, tp->name, err.msg, tp->name);
         core_log(TWIN_LEVEL_ERROR, t->id, tp->name, "%s", ci->reason);
         continue;
       }
