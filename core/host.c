@@ -41,7 +41,10 @@ int core_plugin_load(const char *path, core_plugin *out, core_err *err)
     return core_err_set(err, TWIN_ERR_INVALID, "%s: not a regular file",
                         path);
   dlerror();
-  void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  /* A name without '/' would make dlopen search the library path instead. */
+  char *local = strchr(path, '/') ? NULL : core_path_join(".", path);
+  void *dl = dlopen(local ? local : path, RTLD_NOW | RTLD_LOCAL);
+  free(local);
   if (!dl) {
     const char *why = dlerror();
     if (why && (strstr(why, "invalid ELF header") ||
