@@ -185,6 +185,22 @@ static json_t *time_json(twin_time t)
   return json_string(buf);
 }
 
+/* A whole number >= min from an option, or a usage error naming it. */
+static int parse_count(const char *cmd, const char *opt, const char *s,
+                       long min, long *out)
+{
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno || !*s || *end || v < min) {
+    cli_error(cmd, "%s must be a whole number%s, not '%s'", opt,
+              min > 0 ? " of 1 or more" : " (0: no limit)", s);
+    return 0;
+  }
+  *out = v;
+  return 1;
+}
+
 static int parse_time_arg(const char *cmd, const char *s, twin_time *out)
 {
   char *end;
@@ -286,10 +302,17 @@ static int plugins_list(cli_opts *o)
         json_object_set_new(row, "state", json_string("disabled"));
         json_object_set_new(row, "reason", json_string(ci->reason));
       } else {
+        /* The state the last `serve` recorded; "configured" when none has
+         * run this plugin for the town yet. */
         char *st = txn ? core_host_stored_status(h, txn, t->id, name) : NULL;
         json_t *stored = st ? json_loads(st, 0, NULL) : NULL;
         free(st);
-        json_object_set_new(row, "state", json_string("configured"));
+        json_t *state = json_object_get(stored, "state");
+        json_object_set_new(row, "state", state ? json_incref(state)
+                                                : json_string("configured"));
+        const char *why = json_string_value(json_object_get(stored, "reason"));
+        if (why && *why)
+          json_object_set_new(row, "reason", json_string(why));
         if (stored)
           json_object_set_new(row, "last_run", stored);
       }
@@ -793,11 +816,9 @@ static int cmd_history(cli_opts *o)
   if ((o->from && !parse_time_arg(cmd, o->from, &from)) ||
       (o->to && !parse_time_arg(cmd, o->to, &to)))
     return CLI_USAGE;
-  long limit = o->limit ? strtol(o->limit, NULL, 10) : 0;
-  if (limit < 0) {
-    cli_error(cmd, "--limit must be 0 (no limit) or more");
+  long limit = 0;
+  if (o->limit && !parse_count(cmd, "--limit", o->limit, 0, &limit))
     return CLI_USAGE;
-  }
   core_host *h;
   MDB_txn *txn;
   int rc = store_read(o, cmd, &h, &txn);
@@ -831,11 +852,9 @@ static int cmd_history(cli_opts *o)
 
 static int cmd_events(cli_opts *o)
 {
-  long limit = o->limit ? strtol(o->limit, NULL, 10) : 50;
-  if (limit <= 0) {
-    cli_error("events", "--limit must be a positive number");
+  long limit = 50;
+  if (o->limit && !parse_count("events", "--limit", o->limit, 1, &limit))
     return CLI_USAGE;
-  }
   core_host *h;
   MDB_txn *txn;
   int rc = store_read(o, "events", &h, &txn);

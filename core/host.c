@@ -207,7 +207,8 @@ static void load_dir(core_host *h, const char *dir)
     names[n++] = strdup(e->d_name);
   }
   closedir(d);
-  qsort(names, n, sizeof *names, cmp_str);
+  if (n)
+    qsort(names, n, sizeof *names, cmp_str);
   for (size_t i = 0; i < n; i++) {
     char *path = core_path_join(dir, names[i]);
     free(names[i]);
@@ -692,6 +693,28 @@ int core_host_stage_status(core_host *h, core_instance *ci, core_overlay *ov)
   int rc = core_overlay_put(ov, CORE_DB_META, k.b, k.len, text, strlen(text));
   free(text);
   return rc;
+}
+
+int core_host_save_status(core_host *h, core_err *err)
+{
+  core_overlay *ov = core_overlay_new();
+  if (!ov)
+    return core_err_set(err, TWIN_ERR_NOMEM, "out of memory");
+  int st = TWIN_OK;
+  for (size_t i = 0; !st && i < h->n_inst; i++)
+    st = core_host_stage_status(h, &h->inst[i], ov);
+  MDB_txn *txn = NULL;
+  if (!st)
+    st = core_store_begin_write(h->store, &txn, err);
+  if (!st) {
+    st = core_overlay_flush(ov, h->store, txn, err);
+    if (!st)
+      st = core_store_status(mdb_txn_commit(txn), "store commit", err);
+    else
+      mdb_txn_abort(txn);
+  }
+  core_overlay_free(ov);
+  return st;
 }
 
 char *core_host_stored_status(core_host *h, MDB_txn *txn, const char *town,

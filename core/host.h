@@ -127,6 +127,9 @@ int core_host_tick_outcome(core_host *h, core_instance *ci, int status,
                            const char *reason);
 /* Stage the instance's health record into meta ("status\0town\0plugin"). */
 int core_host_stage_status(core_host *h, core_instance *ci, core_overlay *ov);
+/* Store every instance's health record in one commit (serve does this at
+ * start, so `plugins list` in another process sees open failures). */
+int core_host_save_status(core_host *h, core_err *err);
 /* The stored health record of town/plugin as JSON, or NULL. */
 char *core_host_stored_status(core_host *h, MDB_txn *txn, const char *town,
                               const char *plugin);

@@ -80,6 +80,9 @@ int cli_serve(cli_opts *o)
     close(lock);
     return CLI_FAIL;
   }
+  if (core_host_save_status(h, &err))
+    core_log(TWIN_LEVEL_WARNING, NULL, NULL, "cannot record plugin status: %s",
+             err.msg);
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_signal;

@@ -1,0 +1,200 @@
+/*
+ * test_out_of_tree.c — a plugin built with only -I include (no core header,
+ * no build system of ours) loads and works: the test compiles
+ * tests/plugins/minimal.c with cc as a third party would, then
+ * `twinhost plugins check` accepts it and a host enabling it for a town
+ * ingests a document and answers a query.
+ */
+#include "testutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "util.h"
+
+typedef struct fx {
+  char *dir;
+  char *plugins; /* where minimal.so is built */
+  char *config;
+} fx;
+
+static int setup(void **state)
+{
+  fx *f = calloc(1, sizeof *f);
+  f->dir = tu_tempdir();
+  f->plugins = tu_fmt("%s/plugins", f->dir);
+  assert_int_equal(mkdir(f->plugins, 0755), 0);
+  char *zoneinfo = tu_fmt("%s/zoneinfo", f->dir);
+  assert_int_equal(mkdir(zoneinfo, 0755), 0);
+  free(tu_write_file(zoneinfo, "UTC", "TZif2 fake zone"));
+  setenv("TZDIR", zoneinfo, 1);
+  free(zoneinfo);
+  unsetenv("TWINHOST_PLUGIN_PATH");
+  f->config =
+      tu_write_file(f->dir, "twinhost.json",
+                    "{\"data_dir\": \"data\", \"plugin_path\": [\"plugins\"],\n"
+                    " \"towns\": [{\"id\": \"alpha\", \"timezone\": \"UTC\",\n"
+                    "              \"plugins\": {\"minimal\": {}}}]}\n");
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state)
+{
+  fx *f = *state;
+  unsetenv("TZDIR");
+  tu_rmtree(f->dir);
+  free(f->dir);
+  free(f->plugins);
+  free(f->config);
+  free(f);
+  return 0;
+}
+
+/* Run argv (searched on PATH) with its output in log; its exit status. */
+static int run_logged(const char *const *argv, const char *log)
+{
+  pid_t pid = fork();
+  if (pid == 0) {
+    int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+    }
+    execvp(argv[0], (char *const *)argv);
+    _exit(127);
+  }
+  int status = 0;
+  if (pid < 0 || waitpid(pid, &status, 0) < 0)
+    return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* cc minimal.c into plugins/minimal.so seeing only include/. Returns the
+ * .so path (caller frees); fails the test with the compiler's words. */
+static char *build_minimal(fx *f)
+{
+  const char *src_dir = tu_env("TWIN_SOURCE_DIR");
+  char *include = tu_fmt("%s/include", src_dir);
+  char *src = tu_fmt("%s/tests/plugins/minimal.c", src_dir);
+  char *so = tu_fmt("%s/minimal.so", f->plugins);
+  char *log = tu_fmt("%s/cc.log", f->dir);
+  const char *argv[] = {"cc",      "-shared", "-fPIC", "-std=c11", "-Wall",
+                        "-Wextra", "-Werror", "-I",    include,    "-o",
+                        so,        src,       NULL};
+  int rc = run_logged(argv, log);
+  if (rc != 0) {
+    char *text = NULL;
+    size_t len = 0;
+    core_err err;
+    if (core_read_file(log, &text, &len, &err))
+      text = NULL;
+    fail_msg("cc exited %d compiling %s:\n%s", rc, src, text ? text : "");
+  }
+  struct stat sb;
+  assert_int_equal(stat(so, &sb), 0);
+  free(include);
+  free(src);
+  free(log);
+  return so;
+}
+
+static tu_run twinhost_in(fx *f, const char *input, const char *const *args)
+{
+  const char *argv[24] = {"--config", f->config};
+  size_t n = 2;
+  for (size_t i = 0; args[i] && n < 23; i++)
+    argv[n++] = args[i];
+  argv[n] = NULL;
+  return tu_twinhost_argv(input, argv);
+}
+
+/* ---- tests --------------------------------------------------------------- */
+
+static void it_builds_against_the_public_header_alone(void **state)
+{
+  char *so = build_minimal(*state);
+  free(so);
+}
+
+static void plugins_check_accepts_it(void **state)
+{
+  char *so = build_minimal(*state);
+  tu_run r = tu_twinhost(NULL, "plugins", "check", so, NULL);
+  if (r.exit_code != 0)
+    fail_msg("plugins check exited %d: %s", r.exit_code, r.err);
+  char *want = tu_fmt("ok: %s: plugin 'minimal' 1.0.0", so);
+  assert_int_equal(strncmp(r.out, want, strlen(want)), 0);
+  assert_string_equal(r.err, "");
+  free(want);
+  free(so);
+  tu_run_free(&r);
+}
+
+static void
+a_host_enabling_it_ingests_a_document_and_answers_queries(void **state)
+{
+  fx *f = *state;
+  char *so = build_minimal(f);
+  const char *ingest[] = {"ingest",  "--town",  "alpha", "--plugin",
+                          "minimal", "--whole", NULL};
+  tu_run r = twinhost_in(f, "lamp=on\ngate=closed\r\n\npump=7\n", ingest);
+  if (r.exit_code != 0)
+    fail_msg("ingest exited %d: %s%s", r.exit_code, r.out, r.err);
+  json_t *sum = json_loads(r.out, 0, NULL);
+  assert_non_null(sum);
+  assert_int_equal(json_integer_value(json_object_get(sum, "accepted")), 1);
+  assert_int_equal(json_integer_value(json_object_get(sum, "rejected")), 0);
+  json_decref(sum);
+  tu_run_free(&r);
+
+  const char *query[] = {"query",   "--town", "alpha", "--plugin",
+                         "minimal", "{}",     NULL};
+  r = twinhost_in(f, NULL, query);
+  if (r.exit_code != 0)
+    fail_msg("query exited %d: %s", r.exit_code, r.err);
+  json_t *reply = json_loads(r.out, 0, NULL);
+  assert_non_null(reply);
+  assert_int_equal(json_integer_value(json_object_get(reply, "count")), 3);
+  json_decref(reply);
+  tu_run_free(&r);
+
+  const char *entities[] = {"entities", "--town", "alpha", "--plugin",
+                            "minimal",  "--type", "Item",  "--id",
+                            "gate",     NULL};
+  r = twinhost_in(f, NULL, entities);
+  if (r.exit_code != 0)
+    fail_msg("entities exited %d: %s", r.exit_code, r.err);
+  json_t *list = json_loads(r.out, 0, NULL);
+  assert_int_equal(json_array_size(list), 1);
+  json_t *value = json_object_get(
+      json_object_get(json_object_get(json_array_get(list, 0), "attrs"),
+                      "value"),
+      "value");
+  assert_string_equal(json_string_value(value), "closed");
+  json_decref(list);
+  tu_run_free(&r);
+  free(so);
+}
+
+int main(void)
+{
+  setenv("TWINHOST_MAP_MIB", "8", 1); /* small stores in the temp folders */
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(it_builds_against_the_public_header_alone,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(plugins_check_accepts_it, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(
+          a_host_enabling_it_ingests_a_document_and_answers_queries, setup,
+          teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
