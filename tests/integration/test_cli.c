@@ -750,6 +750,46 @@ static void a_second_serve_on_the_same_data_folder_exits_1(void **state)
   assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+static void serve_records_a_plugin_that_failed_to_open_for_plugins_list(
+    void **state)
+{
+  fx *f = *state;
+  /* beta's probe is told to fail in open; alpha's runs. */
+  free(f->config);
+  f->config =
+      tu_write_file(f->dir, "twinhost.json",
+                    "{\"data_dir\": \"data\", \"plugin_path\": [\"plugins\"],\n"
+                    " \"towns\": [\n"
+                    "  {\"id\": \"alpha\", \"timezone\": \"UTC\", \"plugins\": "
+                    "{\"probe\": {}}},\n"
+                    "  {\"id\": \"beta\", \"timezone\": \"UTC\", \"plugins\": "
+                    "{\"probe\": {\"config\": {\"fail_open\": true}}}}]}\n");
+  start_serve(f);
+  wait_serving(f);
+  tu_run r = cli(f, NULL, "plugins", "list", NULL);
+  assert_int_equal(r.exit_code, 0);
+  json_t *j = json_loads(r.out, 0, NULL);
+  assert_non_null(j);
+  json_t *towns = json_object_get(j, "towns");
+  assert_int_equal(json_array_size(towns), 2);
+  for (size_t i = 0; i < 2; i++) {
+    json_t *row = json_array_get(towns, i);
+    const char *town = json_string_value(json_object_get(row, "town"));
+    const char *st = json_string_value(json_object_get(row, "state"));
+    if (!strcmp(town, "beta")) {
+      assert_string_equal(st, "disabled");
+      assert_contains(json_string_value(json_object_get(row, "reason")),
+                      "asked to fail in open");
+    } else {
+      assert_string_equal(st, "running");
+    }
+  }
+  json_decref(j);
+  tu_run_free(&r);
+  int status = stop_serve(f);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -779,6 +819,7 @@ int main(void)
       T(restore_refuses_while_the_serve_lock_is_held),
       T(serve_runs_until_sigterm_and_exits_0),
       T(a_second_serve_on_the_same_data_folder_exits_1),
+      T(serve_records_a_plugin_that_failed_to_open_for_plugins_list),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
