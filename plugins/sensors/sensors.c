@@ -304,8 +304,12 @@ static int json_time(const json_t *j, twin_time *out)
     *out = (twin_time)v;
     return 1;
   }
-  if (json_is_string(j))
-    return parse_rfc3339(json_string_value(j), json_string_length(j), out);
+  if (json_is_string(j)) {
+    /* An offset can carry 0000-01-01T00:00:00+01:00 out of the years. */
+    if (!parse_rfc3339(json_string_value(j), json_string_length(j), out))
+      return 0;
+    return *out < TIME_MIN_MS || *out > TIME_MAX_MS ? -1 : 1;
+  }
   return 0;
 }
 
@@ -717,15 +721,18 @@ static int raise_alert(run *r, const reading *rd, const sensors_alert *a,
                        const char *attr, const twin_value *v, double t,
                        const char *direction)
 {
-  char val[40], thr[40], msg[MSG_MAX], data[MSG_MAX + 160];
+  char val[40], thr[40], gen[MSG_MAX], data[MSG_MAX + 160];
+  const char *msg = gen;
   size_t o;
   int rc;
   fmt_value(val, sizeof val, v);
   fmt_double(thr, sizeof thr, t);
+  /* The configured text is used whole: 500 characters may be more bytes
+   * than gen holds, and a cut inside a character is not UTF-8. */
   if (a->message)
-    snprintf(msg, sizeof msg, "%s", a->message);
+    msg = a->message;
   else
-    snprintf(msg, sizeof msg, "%s %s %s %s", attr, val, direction, thr);
+    snprintf(gen, sizeof gen, "%s %s %s %s", attr, val, direction, thr);
   o = (size_t)snprintf(data, sizeof data, "{\"attr\":");
   o += json_quote(data + o, sizeof data - o, attr);
   snprintf(data + o, sizeof data - o,
@@ -1065,6 +1072,9 @@ static int readings_of(sensors *s, twin_ctx *ctx, json_t *root, json_t **array,
     if (!json_is_array(arr))
       return fail(s, ctx, TWIN_ERR_PARSE,
                   "readings: expected an array of readings");
+    if (json_array_size(arr) == 0)
+      return fail(s, ctx, TWIN_ERR_PARSE,
+                  "readings: expected at least one reading");
     *array = arr;
     return TWIN_OK;
   }

@@ -77,14 +77,12 @@ static int run_logged(const char *const *argv, const char *log)
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-/* cc minimal.c into plugins/minimal.so seeing only include/. Returns the
- * .so path (caller frees); fails the test with the compiler's words. */
-static char *build_minimal(fx *f)
+/* cc src into plugins/<name>.so seeing only include/. Returns the .so path
+ * (caller frees); fails the test with the compiler's words. */
+static char *build_plugin(fx *f, const char *src, const char *name)
 {
-  const char *src_dir = tu_env("TWIN_SOURCE_DIR");
-  char *include = tu_fmt("%s/include", src_dir);
-  char *src = tu_fmt("%s/tests/plugins/minimal.c", src_dir);
-  char *so = tu_fmt("%s/minimal.so", f->plugins);
+  char *include = tu_fmt("%s/include", tu_env("TWIN_SOURCE_DIR"));
+  char *so = tu_fmt("%s/%s.so", f->plugins, name);
   char *log = tu_fmt("%s/cc.log", f->dir);
   const char *argv[] = {"cc",      "-shared", "-fPIC", "-std=c11", "-Wall",
                         "-Wextra", "-Werror", "-I",    include,    "-o",
@@ -101,8 +99,15 @@ static char *build_minimal(fx *f)
   struct stat sb;
   assert_int_equal(stat(so, &sb), 0);
   free(include);
-  free(src);
   free(log);
+  return so;
+}
+
+static char *build_minimal(fx *f)
+{
+  char *src = tu_fmt("%s/tests/plugins/minimal.c", tu_env("TWIN_SOURCE_DIR"));
+  char *so = build_plugin(f, src, "minimal");
+  free(src);
   return so;
 }
 
@@ -114,6 +119,19 @@ static tu_run twinhost_in(fx *f, const char *input, const char *const *args)
     argv[n++] = args[i];
   argv[n] = NULL;
   return tu_twinhost_argv(input, argv);
+}
+
+/* Rewrite the host config so town alpha enables plugin name instead. */
+static char *config_swap(fx *f, const char *name)
+{
+  char *text = tu_fmt(
+      "{\"data_dir\": \"data\", \"plugin_path\": [\"plugins\"],\n"
+      " \"towns\": [{\"id\": \"alpha\", \"timezone\": \"UTC\",\n"
+      "              \"plugins\": {\"%s\": {}}}]}\n",
+      name);
+  free(f->config);
+  f->config = tu_write_file(f->dir, "twinhost.json", text);
+  return text;
 }
 
 /* ---- tests --------------------------------------------------------------- */
@@ -184,10 +202,57 @@ a_host_enabling_it_ingests_a_document_and_answers_queries(void **state)
   free(so);
 }
 
+/* The worked plugin in docs/plugins.md is real: it compiles from the page
+ * as printed, loads, ingests and answers. */
+static void the_plugin_in_the_authors_guide_works_as_written(void **state)
+{
+  fx *f = *state;
+  char *page_path = tu_fmt("%s/docs/plugins.md", tu_env("TWIN_SOURCE_DIR"));
+  char *page = NULL;
+  size_t len = 0;
+  core_err err;
+  assert_int_equal(core_read_file(page_path, &page, &len, &err), TWIN_OK);
+  const char *start = strstr(page, "```c\n");
+  assert_non_null(start);
+  start += 5;
+  const char *end = strstr(start, "```");
+  assert_non_null(end);
+  char *code = strndup(start, (size_t)(end - start));
+  char *src = tu_write_file(f->dir, "visitors.c", code);
+  char *so = build_plugin(f, src, "visitors");
+  free(config_swap(f, "visitors"));
+  char *doc = tu_fmt("{\"gate\":\"north\",\"count\":17,\"time\":%lld}",
+                     (long long)core_now_ms());
+  const char *ingest[] = {"ingest", "--town", "alpha", "--plugin",
+                          "visitors", NULL};
+  tu_run r = twinhost_in(f, doc, ingest);
+  if (r.exit_code != 0)
+    fail_msg("ingest exited %d: %s", r.exit_code, r.err);
+  tu_run_free(&r);
+  const char *query[] = {"query", "--town", "alpha", "--plugin", "visitors",
+                         "{}", NULL};
+  r = twinhost_in(f, NULL, query);
+  if (r.exit_code != 0)
+    fail_msg("query exited %d: %s", r.exit_code, r.err);
+  json_t *j = json_loads(r.out, 0, NULL);
+  assert_non_null(j);
+  assert_int_equal(json_integer_value(json_object_get(j, "today")), 17);
+  json_decref(j);
+  tu_run_free(&r);
+  free(doc);
+  free(so);
+  free(src);
+  free(code);
+  free(page);
+  free(page_path);
+}
+
 int main(void)
 {
   setenv("TWINHOST_MAP_MIB", "8", 1); /* small stores in the temp folders */
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(
+          the_plugin_in_the_authors_guide_works_as_written, setup, teardown),
       cmocka_unit_test_setup_teardown(it_builds_against_the_public_header_alone,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(plugins_check_accepts_it, setup,
