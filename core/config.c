@@ -149,33 +149,6 @@ static void describe_value(const json_t *v, char *buf, size_t size)
   free(s);
 }
 
-/* Edit distance, for "did you mean". Keys longer than 64 bytes never
- * match anything worth suggesting. */
-static size_t edit_distance(const char *a, const char *b)
-{
-  size_t la = strlen(a), lb = strlen(b);
-  if (la > 64 || lb > 64)
-    return 99;
-  size_t row[65];
-  for (size_t j = 0; j <= lb; j++)
-    row[j] = j;
-  for (size_t i = 1; i <= la; i++) {
-    size_t diag = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= lb; j++) {
-      size_t up = row[j];
-      size_t best = diag + (a[i - 1] != b[j - 1]);
-      if (up + 1 < best)
-        best = up + 1;
-      if (row[j - 1] + 1 < best)
-        best = row[j - 1] + 1;
-      row[j] = best;
-      diag = up;
-    }
-  }
-  return row[lb];
-}
-
 /* Every key of obj must be one of known; a typo is an error, not a silent
  * default. */
 static int check_keys(const parse_ctx *c, const char *jpath, json_t *obj,
@@ -191,19 +164,9 @@ static int check_keys(const parse_ctx *c, const char *jpath, json_t *obj,
         break;
     if (i < n_known)
       continue;
-    char list[256] = "", hint[128] = "", kp[JPATH_MAX];
-    size_t best = 3, at = n_known;
-    for (i = 0; i < n_known; i++) {
-      size_t d = edit_distance(key, known[i]);
-      if (d < best && d < strlen(known[i])) {
-        best = d;
-        at = i;
-      }
-      strncat(list, i ? ", " : "", sizeof list - strlen(list) - 1);
-      strncat(list, known[i], sizeof list - strlen(list) - 1);
-    }
-    if (at < n_known)
-      snprintf(hint, sizeof hint, "; did you mean \"%s\"?", known[at]);
+    char list[256], hint[128], kp[JPATH_MAX];
+    core_join_names(known, n_known, list, sizeof list);
+    core_suggest(key, known, n_known, hint, sizeof hint);
     path_key(kp, sizeof kp, jpath, key);
     return fail(c, kp, "unknown key (known: %s)%s", list, hint);
   }

@@ -242,65 +242,6 @@ static size_t utf8_length(const char *s, size_t bytes)
   return n;
 }
 
-static size_t edit_distance(const char *a, const char *b)
-{
-  size_t la = strlen(a), lb = strlen(b);
-  if (la > 64 || lb > 64)
-    return 99;
-  size_t row[65];
-  for (size_t j = 0; j <= lb; j++)
-    row[j] = j;
-  for (size_t i = 1; i <= la; i++) {
-    size_t diag = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= lb; j++) {
-      size_t up = row[j];
-      size_t best = diag + (a[i - 1] != b[j - 1]);
-      if (up + 1 < best)
-        best = up + 1;
-      if (row[j - 1] + 1 < best)
-        best = row[j - 1] + 1;
-      row[j] = best;
-      diag = up;
-    }
-  }
-  return row[lb];
-}
-
-/* "; did you mean \"x\"?" when one of names is a close match, else "". */
-static void suggest(const char *key, const char *const *names, size_t n,
-                    char *buf, size_t size)
-{
-  size_t best = 3, at = n;
-  for (size_t i = 0; i < n; i++) {
-    size_t d = edit_distance(key, names[i]);
-    if (d < best && d < strlen(names[i])) {
-      best = d;
-      at = i;
-    }
-  }
-  if (at < n)
-    snprintf(buf, size, "; did you mean \"%.80s\"?", names[at]);
-  else if (size)
-    buf[0] = 0;
-}
-
-/* names joined with ", ", cut with "..." when they do not fit. */
-static void join_names(const char *const *names, size_t n, char *buf,
-                       size_t size)
-{
-  size_t len = 0;
-  buf[0] = 0;
-  for (size_t i = 0; i < n; i++) {
-    size_t need = strlen(names[i]) + (i ? 2 : 0);
-    if (len + need + 4 >= size) {
-      snprintf(buf + len, size - len, "%s...", i ? ", " : "");
-      return;
-    }
-    len += (size_t)snprintf(buf + len, size - len, "%s%s", i ? ", " : "",
-                            names[i]);
-  }
-}
 
 static int cmp_names(const void *a, const void *b)
 {
@@ -327,8 +268,8 @@ static int unknown_key(const char *key, json_t *props, spath *p, core_err *err)
   }
   qsort(names, n, sizeof *names, cmp_names);
   char list[400], hint[128];
-  join_names(names, n, list, sizeof list);
-  suggest(key, names, n, hint, sizeof hint);
+  core_join_names(names, n, list, sizeof list);
+  core_suggest(key, names, n, hint, sizeof hint);
   free(names);
   size_t old = push_key(p, key);
   int rc = n ? fail(err, p, "unknown key (known: %s)%s", list, hint)
@@ -586,8 +527,8 @@ static int check_keywords(json_t *s, spath *p, core_err *err)
     if (i < N_OF(keywords))
       continue;
     char list[400], hint[128];
-    join_names(keywords, N_OF(keywords), list, sizeof list);
-    suggest(key, keywords, N_OF(keywords), hint, sizeof hint);
+    core_join_names(keywords, N_OF(keywords), list, sizeof list);
+    core_suggest(key, keywords, N_OF(keywords), hint, sizeof hint);
     size_t old = push_key(p, key);
     int rc = fail(err, p, "unknown keyword (known: %s)%s", list, hint);
     pop(p, old);

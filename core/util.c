@@ -95,6 +95,67 @@ int core_valid_name(const char *s)
   return 1;
 }
 
+/* Edit distance; keys longer than 64 bytes never match anything worth
+ * suggesting. */
+static size_t edit_distance(const char *a, const char *b)
+{
+  size_t la = strlen(a), lb = strlen(b);
+  if (la > 64 || lb > 64)
+    return 99;
+  size_t row[65];
+  for (size_t j = 0; j <= lb; j++)
+    row[j] = j;
+  for (size_t i = 1; i <= la; i++) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= lb; j++) {
+      size_t up = row[j];
+      size_t best = diag + (a[i - 1] != b[j - 1]);
+      if (up + 1 < best)
+        best = up + 1;
+      if (row[j - 1] + 1 < best)
+        best = row[j - 1] + 1;
+      row[j] = best;
+      diag = up;
+    }
+  }
+  return row[lb];
+}
+
+void core_suggest(const char *key, const char *const *names, size_t n,
+                    char *buf, size_t size)
+{
+  size_t best = 3, at = n;
+  for (size_t i = 0; i < n; i++) {
+    size_t d = edit_distance(key, names[i]);
+    if (d < best && d < strlen(names[i])) {
+      best = d;
+      at = i;
+    }
+  }
+  if (at < n)
+    snprintf(buf, size, "; did you mean \"%.80s\"?", names[at]);
+  else if (size)
+    buf[0] = 0;
+}
+
+
+void core_join_names(const char *const *names, size_t n, char *buf,
+                       size_t size)
+{
+  size_t len = 0;
+  buf[0] = 0;
+  for (size_t i = 0; i < n; i++) {
+    size_t need = strlen(names[i]) + (i ? 2 : 0);
+    if (len + need + 4 >= size) {
+      snprintf(buf + len, size - len, "%s...", i ? ", " : "");
+      return;
+    }
+    len += (size_t)snprintf(buf + len, size - len, "%s%s", i ? ", " : "",
+                            names[i]);
+  }
+}
+
 int core_read_file(const char *path, char **out, size_t *len, core_err *err)
 {
   FILE *f = fopen(path, "rb");

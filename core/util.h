@@ -35,6 +35,14 @@ int core_valid_id(const char *s);
  * no control characters (so no NUL, which separates key parts). */
 int core_valid_name(const char *s);
 
+/* "; did you mean \"x\"?" into buf when one of names is a close match to
+ * key (edit distance under 3), else "". */
+void core_suggest(const char *key, const char *const *names, size_t n,
+                  char *buf, size_t size);
+/* names joined with ", " into buf, ending in "..." when they do not fit. */
+void core_join_names(const char *const *names, size_t n, char *buf,
+                     size_t size);
+
 /* Read a whole file; *out is NUL terminated, caller frees. */
 int core_read_file(const char *path, char **out, size_t *len, core_err *err);
 /* Join dir and rel unless rel is absolute. Caller frees. */
