@@ -56,41 +56,6 @@ static int nomem(const parse_ctx *c)
   return core_err_set(c->err, TWIN_ERR_NOMEM, "%s: out of memory", c->file);
 }
 
-/* A key prints bare when it looks like a name, else quoted in brackets, so
- * a path stays readable and unambiguous whatever the key holds. */
-static int plain_key(const char *k)
-{
-  if (!*k)
-    return 0;
-  for (const char *p = k; *p; p++) {
-    char ch = *p;
-    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-          (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '$'))
-      return 0;
-  }
-  return 1;
-}
-
-static void path_key(char *buf, size_t size, const char *parent,
-                     const char *key)
-{
-  if (plain_key(key)) {
-    snprintf(buf, size, "%s%s%.80s", parent, *parent ? "." : "", key);
-    return;
-  }
-  char safe[84];
-  size_t n = 0;
-  for (const unsigned char *p = (const unsigned char *)key;
-       *p && n < sizeof safe - 4; p++)
-    safe[n++] = (*p < 0x20 || *p == '"' || *p == 0x7f) ? '?' : (char)*p;
-  if (strlen(key) > n) {
-    memcpy(safe + n, "...", 3);
-    n += 3;
-  }
-  safe[n] = 0;
-  snprintf(buf, size, "%s[\"%s\"]", parent, safe);
-}
-
 static void path_index(char *buf, size_t size, const char *parent, size_t i)
 {
   snprintf(buf, size, "%s[%zu]", parent, i);
@@ -167,7 +132,7 @@ static int check_keys(const parse_ctx *c, const char *jpath, json_t *obj,
     char list[256], hint[128], kp[JPATH_MAX];
     core_join_names(known, n_known, list, sizeof list);
     core_suggest(key, known, n_known, hint, sizeof hint);
-    path_key(kp, sizeof kp, jpath, key);
+    core_jpath_key(kp, sizeof kp, jpath, key);
     return fail(c, kp, "unknown key (known: %s)%s", list, hint);
   }
   return TWIN_OK;
@@ -206,7 +171,7 @@ static int opt_path(const parse_ctx *c, const char *parent, json_t *obj,
     return TWIN_OK;
   char kp[JPATH_MAX];
   const char *s;
-  path_key(kp, sizeof kp, parent, key);
+  core_jpath_key(kp, sizeof kp, parent, key);
   int rc = want_string(c, kp, v, what, &s);
   if (rc)
     return rc;
@@ -311,7 +276,7 @@ static int parse_degrees(const parse_ctx *c, const char *parent, json_t *loc,
                          double *out)
 {
   char kp[JPATH_MAX], got[64];
-  path_key(kp, sizeof kp, parent, key);
+  core_jpath_key(kp, sizeof kp, parent, key);
   json_t *v = json_object_get(loc, key);
   if (!v)
     return fail(c, kp, "required (degrees %s, %g..%g)", what, -limit, limit);
@@ -366,7 +331,7 @@ static int parse_plugin(const parse_ctx *c, const char *jpath, json_t *v,
 
   json_t *conf = json_object_get(v, "config");
   if (conf && !json_is_object(conf)) {
-    path_key(kp, sizeof kp, jpath, "config");
+    core_jpath_key(kp, sizeof kp, jpath, "config");
     describe_value(conf, got, sizeof got);
     return fail(c, kp, "expected an object with the plugin's settings, got %s",
                 got);
@@ -378,7 +343,7 @@ static int parse_plugin(const parse_ctx *c, const char *jpath, json_t *v,
   json_t *tick = json_object_get(v, "tick_s");
   p->tick_s = -1;
   if (tick) {
-    path_key(kp, sizeof kp, jpath, "tick_s");
+    core_jpath_key(kp, sizeof kp, jpath, "tick_s");
     describe_value(tick, got, sizeof got);
     if (!json_is_integer(tick))
       return fail(c, kp, "expected a whole number of seconds (1..%d), got %s",
@@ -396,7 +361,7 @@ static int parse_plugin(const parse_ctx *c, const char *jpath, json_t *v,
   p->enabled = 1;
   if (en) {
     if (!json_is_boolean(en)) {
-      path_key(kp, sizeof kp, jpath, "enabled");
+      core_jpath_key(kp, sizeof kp, jpath, "enabled");
       describe_value(en, got, sizeof got);
       return fail(c, kp, "expected true or false, got %s", got);
     }
@@ -427,7 +392,7 @@ static int parse_plugins(const parse_ctx *c, const char *jpath, json_t *v,
   json_object_foreach(v, key, val)
   {
     core_town_plugin *p = &t->plugins[t->n_plugins++];
-    path_key(kp, sizeof kp, jpath, key);
+    core_jpath_key(kp, sizeof kp, jpath, key);
     if (!core_valid_id(key))
       return fail(c, kp,
                   "not a valid plugin name (1..40 of a-z, 0-9, - and _, "
@@ -458,7 +423,7 @@ static int parse_town(const parse_ctx *c, const char *jpath, json_t *obj,
   if (!t->source)
     return nomem(c);
 
-  path_key(kp, sizeof kp, jpath, "id");
+  core_jpath_key(kp, sizeof kp, jpath, "id");
   json_t *v = json_object_get(obj, "id");
   if (!v)
     return fail(c, kp,
@@ -479,7 +444,7 @@ static int parse_town(const parse_ctx *c, const char *jpath, json_t *obj,
   if (!t->id)
     return nomem(c);
 
-  path_key(kp, sizeof kp, jpath, "name");
+  core_jpath_key(kp, sizeof kp, jpath, "name");
   v = json_object_get(obj, "name");
   if (v) {
     rc = want_string(c, kp, v, "a display name such as \"Deggendorf\"", &s);
@@ -492,7 +457,7 @@ static int parse_town(const parse_ctx *c, const char *jpath, json_t *obj,
   if (!t->name)
     return nomem(c);
 
-  path_key(kp, sizeof kp, jpath, "timezone");
+  core_jpath_key(kp, sizeof kp, jpath, "timezone");
   v = json_object_get(obj, "timezone");
   if (!v)
     return fail(c, kp, "required; an IANA name such as \"Europe/Berlin\"");
@@ -502,7 +467,7 @@ static int parse_town(const parse_ctx *c, const char *jpath, json_t *obj,
 
   v = json_object_get(obj, "location");
   if (v) {
-    path_key(kp, sizeof kp, jpath, "location");
+    core_jpath_key(kp, sizeof kp, jpath, "location");
     rc = parse_location(c, kp, v, t);
     if (rc)
       return rc;
@@ -530,7 +495,7 @@ static int parse_town(const parse_ctx *c, const char *jpath, json_t *obj,
 
   v = json_object_get(obj, "plugins");
   if (v) {
-    path_key(kp, sizeof kp, jpath, "plugins");
+    core_jpath_key(kp, sizeof kp, jpath, "plugins");
     rc = parse_plugins(c, kp, v, t);
   }
   return rc;

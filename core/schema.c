@@ -48,19 +48,6 @@ typedef struct spath {
   size_t len;
 } spath;
 
-static int plain_key(const char *k)
-{
-  if (!*k)
-    return 0;
-  for (const char *p = k; *p; p++) {
-    char ch = *p;
-    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-          (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '$'))
-      return 0;
-  }
-  return 1;
-}
-
 static void path_append(spath *p, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
@@ -83,21 +70,9 @@ static void path_append(spath *p, const char *fmt, ...)
 static size_t push_key(spath *p, const char *key)
 {
   size_t old = p->len;
-  if (plain_key(key)) {
-    path_append(p, "%s%.80s", p->len ? "." : "", key);
-    return old;
-  }
-  char safe[84];
-  size_t n = 0;
-  for (const unsigned char *k = (const unsigned char *)key;
-       *k && n < sizeof safe - 4; k++)
-    safe[n++] = (*k < 0x20 || *k == '"' || *k == 0x7f) ? '?' : (char)*k;
-  if (strlen(key) > n) {
-    memcpy(safe + n, "...", 3);
-    n += 3;
-  }
-  safe[n] = 0;
-  path_append(p, "[\"%s\"]", safe);
+  char seg[200];
+  core_jpath_key(seg, sizeof seg, "", key);
+  path_append(p, "%s%s", p->len && seg[0] != '[' ? "." : "", seg);
   return old;
 }
 

@@ -156,6 +156,41 @@ void core_join_names(const char *const *names, size_t n, char *buf,
   }
 }
 
+/* A key prints bare when it looks like a name, else quoted in brackets, so
+ * a path stays readable and unambiguous whatever the key holds. */
+static int plain_key(const char *k)
+{
+  if (!*k)
+    return 0;
+  for (const char *p = k; *p; p++) {
+    char ch = *p;
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+          (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '$'))
+      return 0;
+  }
+  return 1;
+}
+
+void core_jpath_key(char *buf, size_t size, const char *parent,
+                     const char *key)
+{
+  if (plain_key(key)) {
+    snprintf(buf, size, "%s%s%.80s", parent, *parent ? "." : "", key);
+    return;
+  }
+  char safe[84];
+  size_t n = 0;
+  for (const unsigned char *p = (const unsigned char *)key;
+       *p && n < sizeof safe - 4; p++)
+    safe[n++] = (*p < 0x20 || *p == '"' || *p == 0x7f) ? '?' : (char)*p;
+  if (strlen(key) > n) {
+    memcpy(safe + n, "...", 3);
+    n += 3;
+  }
+  safe[n] = 0;
+  snprintf(buf, size, "%s[\"%s\"]", parent, safe);
+}
+
 int core_read_file(const char *path, char **out, size_t *len, core_err *err)
 {
   FILE *f = fopen(path, "rb");

@@ -43,6 +43,11 @@ void core_suggest(const char *key, const char *const *names, size_t n,
 void core_join_names(const char *const *names, size_t n, char *buf,
                      size_t size);
 
+/* parent + key as a JSON path for messages: "towns[1].timezone"; a key that
+ * is not a plain name is quoted in brackets (["odd key"]). */
+void core_jpath_key(char *buf, size_t size, const char *parent,
+                    const char *key);
+
 /* Read a whole file; *out is NUL terminated, caller frees. */
 int core_read_file(const char *path, char **out, size_t *len, core_err *err);
 /* Join dir and rel unless rel is absolute. Caller frees. */
