@@ -623,10 +623,10 @@ const char *core_instance_state_name(int state)
   }
 }
 
-int core_host_tick_outcome(core_host *h, core_instance *ci, int status,
-                           const char *reason)
+/* The health transition of one tick (no lock, no log): backoff after a
+ * failure, disabled after too many in a row. 1 when the record changed. */
+static int tick_apply(core_instance *ci, int status, const char *reason)
 {
-  pthread_mutex_lock(&h->lock);
   int before = ci->state;
   twin_time now = core_now_ms();
   ci->ticks++;
@@ -634,34 +634,45 @@ int core_host_tick_outcome(core_host *h, core_instance *ci, int status,
     ci->failures = 0;
     ci->state = CORE_INSTANCE_RUNNING;
     ci->next_tick = now + (twin_time)ci->tick_s * 1000;
-  } else {
-    ci->tick_errors++;
-    ci->failures++;
-    snprintf(ci->reason, sizeof ci->reason, "tick failed %d time%s in a row: "
-             "%s", ci->failures, ci->failures == 1 ? "" : "s", reason);
-    if (ci->failures >= MAX_TICK_FAILURES) {
-      ci->state = CORE_INSTANCE_DISABLED;
-      snprintf(ci->reason, sizeof ci->reason,
-               "disabled after %d failed ticks in a row; last: %s (fix the "
-               "cause and restart the host)",
-               ci->failures, reason);
-    } else {
-      /* Exponential backoff: 2, 4, 8 ... times the interval, at most 1 h. */
-      int64_t wait = (int64_t)(ci->tick_s ? ci->tick_s : 1) * 1000
-                     << ci->failures;
-      if (wait > 3600 * 1000)
-        wait = 3600 * 1000;
-      ci->state = CORE_INSTANCE_BACKOFF;
-      ci->next_tick = now + wait;
-    }
+    return before != ci->state;
   }
-  int changed = before != ci->state || status;
+  ci->tick_errors++;
+  ci->failures++;
+  if (ci->failures >= MAX_TICK_FAILURES) {
+    ci->state = CORE_INSTANCE_DISABLED;
+    snprintf(ci->reason, sizeof ci->reason,
+             "disabled after %d failed ticks in a row; last: %s (fix the "
+             "cause and restart the host)",
+             ci->failures, reason);
+  } else {
+    /* Exponential backoff: 2, 4, 8 ... times the interval, at most 1 h. */
+    int64_t wait = (int64_t)(ci->tick_s ? ci->tick_s : 1) * 1000
+                   << ci->failures;
+    if (wait > 3600 * 1000)
+      wait = 3600 * 1000;
+    snprintf(ci->reason, sizeof ci->reason,
+             "tick failed %d time%s in a row: %s", ci->failures,
+             ci->failures == 1 ? "" : "s", reason);
+    ci->state = CORE_INSTANCE_BACKOFF;
+    ci->next_tick = now + wait;
+  }
+  return 1;
+}
+
+int core_host_tick_outcome(core_host *h, core_instance *ci, int status,
+                           const char *reason)
+{
+  pthread_mutex_lock(&h->lock);
+  int changed = tick_apply(ci, status, reason);
+  int state = ci->state;
+  char why[sizeof ci->reason];
+  memcpy(why, ci->reason, sizeof why);
   pthread_mutex_unlock(&h->lock);
-  if (changed && ci->state != CORE_INSTANCE_RUNNING)
-    core_log(ci->state == CORE_INSTANCE_DISABLED ? TWIN_LEVEL_ERROR
-                                                  : TWIN_LEVEL_WARNING,
-             ci->town->id, ci->plugin->desc.name, "%s", ci->reason);
-  return changed || before != ci->state;
+  if (status)
+    core_log(state == CORE_INSTANCE_DISABLED ? TWIN_LEVEL_ERROR
+                                             : TWIN_LEVEL_WARNING,
+             ci->town->id, ci->plugin->desc.name, "%s", why);
+  return changed;
 }
 
 static void status_key(core_key *k, const char *town, const char *plugin)

@@ -120,11 +120,11 @@ int core_host_run_ingest(core_host *h, core_instance *ci, MDB_txn *txn,
 int core_host_run_tick(core_host *h, core_instance *ci, MDB_txn *txn,
                        core_overlay *ov, core_err *err);
 
-/* Record a tick's outcome: backoff after failures, disable after too many
- * (the reason stays visible in `plugins list`). Returns 1 when the state
- * changed (the caller persists it with core_host_stage_status). */
+/* Record a committed tick's outcome on the live instance (under the host
+ * lock) and log failures; the reason stays visible in `plugins list`.
+ * Returns 1 when the health record changed. */
 int core_host_tick_outcome(core_host *h, core_instance *ci, int status,
-                           const char *reason);
+                            const char *reason);
 /* Stage the instance's health record into meta ("status\0town\0plugin"). */
 int core_host_stage_status(core_host *h, core_instance *ci, core_overlay *ov);
 /* Store every instance's health record in one commit (serve does this at

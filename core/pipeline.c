@@ -12,8 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RING 1024      /* slots; submitters block when all are queued */
 #define BATCH_MAX 1024 /* jobs per transaction */
+/* Twice a batch, so callers fill the next batch while one commits. */
+#define RING (2 * BATCH_MAX)
 
 enum { JOB_INGEST = 1, JOB_TICK = 2 };
 
@@ -99,7 +100,6 @@ static int run_batch(core_pipeline *p, uint64_t from, uint64_t to,
   int st = core_store_begin_write(h->store, &txn, err);
   if (st)
     return st;
-  core_overlay_clear(p->status_ov);
   for (uint64_t i = from; i < to; i++) {
     job *j = &p->ring[i % RING];
     j->err.msg[0] = 0;
@@ -113,8 +113,6 @@ static int run_batch(core_pipeline *p, uint64_t from, uint64_t to,
         continue;
       }
       j->status = core_host_run_tick(h, j->ci, txn, p->ov, &j->err);
-      if (core_host_tick_outcome(h, j->ci, j->status, j->err.msg))
-        core_host_stage_status(h, j->ci, p->status_ov);
     }
     if (j->status)
       continue;
@@ -124,15 +122,36 @@ static int run_batch(core_pipeline *p, uint64_t from, uint64_t to,
       return st;
     }
   }
-  st = core_overlay_flush(p->status_ov, h->store, txn, err);
-  if (st) {
-    mdb_txn_abort(txn);
-    return st;
-  }
   int rc = mdb_txn_commit(txn);
   if (rc == MDB_MAP_FULL)
     return core_err_set(err, TWIN_ERR_TOO_BIG, "store map full");
   return core_store_status(rc, "store commit", err);
+}
+
+/* Store the health records of the instances ticked in [from, to), for
+ * `twinhost plugins list` in other processes. Advisory: a failure is
+ * logged, not fatal. */
+static void save_health(core_pipeline *p, uint64_t from, uint64_t to)
+{
+  core_overlay_clear(p->status_ov);
+  for (uint64_t i = from; i < to; i++) {
+    job *j = &p->ring[i % RING];
+    if (j->kind == JOB_TICK)
+      core_host_stage_status(p->h, j->ci, p->status_ov);
+  }
+  core_err err;
+  MDB_txn *txn;
+  int st = core_store_begin_write(p->h->store, &txn, &err);
+  if (!st) {
+    st = core_overlay_flush(p->status_ov, p->h->store, txn, &err);
+    if (!st)
+      st = core_store_status(mdb_txn_commit(txn), "store commit", &err);
+    else
+      mdb_txn_abort(txn);
+  }
+  if (st)
+    core_log(TWIN_LEVEL_WARNING, NULL, NULL,
+             "cannot record plugin health: %s", err.msg);
 }
 
 static void *writer(void *arg)
@@ -163,6 +182,7 @@ static void *writer(void *arg)
                "ingest batch of %llu documents not stored: %s",
                (unsigned long long)(to - from), err.msg);
     uint64_t docs = 0, rejected = 0, ticks = 0;
+    int health_changed = 0;
     for (uint64_t i = from; i < to; i++) {
       job *j = &p->ring[i % RING];
       if (st) { /* the commit failed: nothing of this batch landed */
@@ -171,6 +191,11 @@ static void *writer(void *arg)
       }
       if (j->kind == JOB_TICK) {
         ticks++;
+        /* The live health changes only now that the batch's fate is known
+         * (a batch runs again after the map grows). */
+        if (j->ci->state != CORE_INSTANCE_DISABLED || !j->status)
+          health_changed |= core_host_tick_outcome(p->h, j->ci, j->status,
+                                                   j->err.msg);
       } else {
         docs++;
         rejected += j->status != 0;
@@ -178,6 +203,8 @@ static void *writer(void *arg)
       if (j->done)
         j->done(j->ud, j->status, j->status ? j->err.msg : NULL);
     }
+    if (health_changed)
+      save_health(p, from, to);
     pthread_mutex_lock(&p->mu);
     p->stats.docs += docs;
     p->stats.docs_rejected += rejected;
