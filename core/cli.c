@@ -42,7 +42,8 @@ static const char *usage_main =
     "  backup DIR            online, compacting copy of the state\n"
     "  restore DIR           replace the state with a backup\n"
     "\n"
-    "The config is --config FILE, else $TWINHOST_CONFIG, else ./twinhost.json.\n"
+    "The config is --config FILE, else $TWINHOST_CONFIG, else "
+    "./twinhost.json.\n"
     "`twinhost <command> --help` explains each command.\n";
 
 typedef struct command {
@@ -84,7 +85,8 @@ static const command commands[] = {
      "one document per line, unless FILE ends in .json or --whole is given:\n"
      "then the whole input is one document. Each document is accepted or\n"
      "rejected with its reason; accepted ones are committed before they are\n"
-     "counted. --ack prints {\"line\":N,\"status\":\"ok\"} per document as soon\n"
+     "counted. --ack prints {\"line\":N,\"status\":\"ok\"} per document as "
+     "soon\n"
      "as it is committed. Prints a summary; exit 1 if any was rejected.\n"},
     {"query", cmd_query,
      "usage: twinhost query --town TOWN --plugin PLUGIN [REQUEST|-]\n"
@@ -112,7 +114,8 @@ static const command commands[] = {
      "the host runs.\n"},
     {"restore", cmd_restore,
      "usage: twinhost restore DIR\n"
-     "Replace the state with the backup in DIR. Stop `twinhost serve` first.\n"},
+     "Replace the state with the backup in DIR. Stop `twinhost serve` "
+     "first.\n"},
 };
 
 /* ---- helpers ------------------------------------------------------------- */
@@ -212,8 +215,9 @@ static int parse_time_arg(const char *cmd, const char *s, twin_time *out)
   }
   if (!core_parse_time(s, out))
     return 1;
-  cli_error(cmd, "'%s' is not a time: use RFC 3339 such as "
-                 "2026-11-27T10:00:00Z, or milliseconds since 1970",
+  cli_error(cmd,
+            "'%s' is not a time: use RFC 3339 such as "
+            "2026-11-27T10:00:00Z, or milliseconds since 1970",
             s);
   return 0;
 }
@@ -256,8 +260,8 @@ static char *read_input(const char *cmd, const char *arg, size_t *len)
 static json_t *plugin_json(const core_plugin *p)
 {
   const twin_plugin *d = &p->desc;
-  return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:i}", "name", d->name,
-                   "version", d->version, "use_case", d->use_case, "summary",
+  return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:i}", "name", d->name, "version",
+                   d->version, "use_case", d->use_case, "summary",
                    d->summary ? d->summary : "", "file", p->path, "abi",
                    d->abi_minor == TWIN_ABI_MINOR ? "1.0" : "1.x",
                    "tick_interval_s", (int)d->tick_interval_s);
@@ -308,8 +312,9 @@ static int plugins_list(cli_opts *o)
         json_t *stored = st ? json_loads(st, 0, NULL) : NULL;
         free(st);
         json_t *state = json_object_get(stored, "state");
-        json_object_set_new(row, "state", state ? json_incref(state)
-                                                : json_string("configured"));
+        json_object_set_new(row, "state",
+                            state ? json_incref(state)
+                                  : json_string("configured"));
         const char *why = json_string_value(json_object_get(stored, "reason"));
         if (why && *why)
           json_object_set_new(row, "reason", json_string(why));
@@ -344,8 +349,9 @@ static int plugins_info(cli_opts *o)
   int rc = CLI_FAIL;
   core_plugin *p = core_host_plugin(h, name);
   if (!p) {
-    cli_error("plugins info", "no plugin named '%s' was loaded; see "
-                              "`twinhost plugins list`",
+    cli_error("plugins info",
+              "no plugin named '%s' was loaded; see "
+              "`twinhost plugins list`",
               name);
     goto out;
   }
@@ -434,8 +440,9 @@ static int plugins_check(cli_opts *o)
     return CLI_FAIL;
   }
   if (WIFSIGNALED(status)) {
-    cli_error("plugins check", "%s: crashed while loading (signal %d): its "
-                               "constructor or entry point is broken",
+    cli_error("plugins check",
+              "%s: crashed while loading (signal %d): its "
+              "constructor or entry point is broken",
               file, WTERMSIG(status));
     return CLI_FAIL;
   }
@@ -496,9 +503,9 @@ static void ingest_done(void *ud, int status, const char *reason)
           json_pack("{s:I,s:s,s:s}", "line", (json_int_t)d->line, "status",
                     core_status_name(status), "error", reason ? reason : ""));
     if (st->ack) {
-      json_t *j = json_pack("{s:I,s:s,s:s}", "line", (json_int_t)d->line,
-                            "status", "rejected", "error",
-                            reason ? reason : "");
+      json_t *j =
+          json_pack("{s:I,s:s,s:s}", "line", (json_int_t)d->line, "status",
+                    "rejected", "error", reason ? reason : "");
       char *s = json_dumps(j, JSON_COMPACT);
       if (s)
         puts(s);
@@ -514,8 +521,9 @@ static void progress(ingest_state *st, size_t submitted, size_t total_bytes,
                      size_t at_byte, int final)
 {
   pthread_mutex_lock(&st->mu);
-  fprintf(stderr, "\r  %zu documents sent, %llu committed, %llu rejected "
-                  "(%3.0f%% of input)%s",
+  fprintf(stderr,
+          "\r  %zu documents sent, %llu committed, %llu rejected "
+          "(%3.0f%% of input)%s",
           submitted, (unsigned long long)st->done - st->rejected,
           (unsigned long long)st->rejected,
           total_bytes ? 100.0 * at_byte / total_bytes : 100.0,
@@ -592,16 +600,16 @@ static int cmd_ingest(cli_opts *o)
   json_t *sum = json_pack("{s:s,s:s,s:I,s:I,s:I,s:o}", "town", o->town,
                           "plugin", o->plugin, "documents", (json_int_t)ndocs,
                           "accepted", (json_int_t)st.accepted, "rejected",
-                          (json_int_t)st.rejected, "rejections",
-                          st.rejections);
+                          (json_int_t)st.rejected, "rejections", st.rejections);
   if (!o->ack)
     print_json(sum);
   else if (st.rejected)
     fprintf(stderr, "twinhost: ingest: %llu of %zu documents rejected\n",
             (unsigned long long)st.rejected, ndocs);
   if (!o->ack && st.rejected)
-    fprintf(stderr, "twinhost: ingest: %llu of %zu documents rejected; see "
-                    "\"rejections\"\n",
+    fprintf(stderr,
+            "twinhost: ingest: %llu of %zu documents rejected; see "
+            "\"rejections\"\n",
             (unsigned long long)st.rejected, ndocs);
   json_decref(sum);
   pthread_mutex_destroy(&st.mu);
@@ -692,7 +700,8 @@ static int ent_visit(void *ud, const uint8_t *key, size_t klen,
 {
   ent_list *l = ud;
   const char *parts[4];
-  const char *p = (const char *)key + l->town_len, *end = (const char *)key + klen;
+  const char *p = (const char *)key + l->town_len,
+             *end = (const char *)key + klen;
   for (int i = 0; i < 4; i++) {
     if (p >= end)
       return TWIN_ERR_STORE;
@@ -713,9 +722,9 @@ static int ent_visit(void *ud, const uint8_t *key, size_t klen,
   twin_time t;
   if (core_value_decode(val, vlen, 1, &v, &t))
     return TWIN_ERR_STORE;
-  json_object_set_new(json_object_get(l->cur, "attrs"), parts[3],
-                      json_pack("{s:o,s:o}", "value", value_json(&v), "time",
-                                time_json(t)));
+  json_object_set_new(
+      json_object_get(l->cur, "attrs"), parts[3],
+      json_pack("{s:o,s:o}", "value", value_json(&v), "time", time_json(t)));
   return TWIN_OK;
 }
 
@@ -777,8 +786,8 @@ static int cmd_entities(cli_opts *o)
   if (rc)
     cli_error("entities", "%s", core_status_message(rc));
   else if (o->id && !json_array_size(l.out))
-    cli_error("entities", "no entity %s/%s/%s in %s", o->plugin, o->type,
-              o->id, o->town);
+    cli_error("entities", "no entity %s/%s/%s in %s", o->plugin, o->type, o->id,
+              o->town);
   else
     print_json(l.out);
   int failed = rc || (o->id && !json_array_size(l.out));
@@ -937,8 +946,8 @@ static int cmd_restore(cli_opts *o)
     cli_error("restore", "%s", err.msg);
     goto out;
   }
-  printf("{\"restored\":\"%s\",\"into\":\"%s\",\"status\":\"ok\"}\n",
-         o->pos[0], cfg->data_dir);
+  printf("{\"restored\":\"%s\",\"into\":\"%s\",\"status\":\"ok\"}\n", o->pos[0],
+         cfg->data_dir);
   rc = CLI_OK;
 out:
   if (fd >= 0)

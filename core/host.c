@@ -20,14 +20,14 @@
 #include "schema.h"
 
 /* The smallest descriptor a 1.0 plugin can have: up to its last field. */
-#define DESC_MIN_SIZE                                                        \
+#define DESC_MIN_SIZE                                                          \
   (offsetof(twin_plugin, describe) + sizeof(((twin_plugin *)0)->describe))
 
 /* Failed ticks in a row before a plugin is disabled for its town. */
 #define MAX_TICK_FAILURES 8
 
 static const char *use_cases[] = {"parking", "events", "clubs", "energy",
-                                  "sensors", "other", NULL};
+                                  "sensors", "other",  NULL};
 
 /* ---- loader -------------------------------------------------------------- */
 
@@ -38,8 +38,7 @@ int core_plugin_load(const char *path, core_plugin *out, core_err *err)
   if (stat(path, &sb))
     return core_err_set(err, TWIN_ERR_NOT_FOUND, "%s: no such file", path);
   if (!S_ISREG(sb.st_mode))
-    return core_err_set(err, TWIN_ERR_INVALID, "%s: not a regular file",
-                        path);
+    return core_err_set(err, TWIN_ERR_INVALID, "%s: not a regular file", path);
   dlerror();
   /* A name without '/' would make dlopen search the library path instead. */
   char *local = strchr(path, '/') ? NULL : core_path_join(".", path);
@@ -47,8 +46,8 @@ int core_plugin_load(const char *path, core_plugin *out, core_err *err)
   free(local);
   if (!dl) {
     const char *why = dlerror();
-    if (why && (strstr(why, "invalid ELF header") ||
-                strstr(why, "file too short")))
+    if (why &&
+        (strstr(why, "invalid ELF header") || strstr(why, "file too short")))
       return core_err_set(err, TWIN_ERR_INVALID,
                           "%s: not a shared object (build it with "
                           "`cc -shared -fPIC`)",
@@ -92,8 +91,8 @@ int core_plugin_load(const char *path, core_plugin *out, core_err *err)
                       path, d->struct_size, TWIN_ABI_MAJOR, DESC_MIN_SIZE);
     goto fail;
   }
-  size_t n = d->struct_size < sizeof out->desc ? d->struct_size
-                                                : sizeof out->desc;
+  size_t n =
+      d->struct_size < sizeof out->desc ? d->struct_size : sizeof out->desc;
   memcpy(&out->desc, d, n);
   const twin_plugin *c = &out->desc;
   if (!core_valid_id(c->name)) {
@@ -161,8 +160,8 @@ size_t core_host_plugin_dirs(const core_config *cfg, const char **dirs,
   const char *env = getenv("TWINHOST_PLUGIN_PATH");
   if (env && *env) {
     snprintf(env_copy, sizeof env_copy, "%s", env);
-    for (char *save = NULL, *p = strtok_r(env_copy, ":", &save);
-         p && n < max; p = strtok_r(NULL, ":", &save))
+    for (char *save = NULL, *p = strtok_r(env_copy, ":", &save); p && n < max;
+         p = strtok_r(NULL, ":", &save))
       dirs[n++] = p;
   }
   for (size_t i = 0; cfg && i < cfg->n_plugin_path && n < max; i++)
@@ -367,8 +366,8 @@ static void add_instances(core_host *h, int open)
       core_instance *ci = &h->inst[h->n_inst++];
       ci->plugin = p;
       ci->town = t;
-      ci->tick_s = tp->tick_s >= 0 ? (uint32_t)tp->tick_s
-                                   : p->desc.tick_interval_s;
+      ci->tick_s =
+          tp->tick_s >= 0 ? (uint32_t)tp->tick_s : p->desc.tick_interval_s;
       core_err err;
       if (core_schema_apply(p->desc.config_schema, tp->config_json,
                             strlen(tp->config_json), &ci->config_json, &err)) {
@@ -447,8 +446,8 @@ void core_host_close(core_host *h)
 
 static int call_failed(twin_ctx *ctx, int rc, const char *what, core_err *err)
 {
-  return core_err_set(err, rc, "%s/%s %s: %s", ctx->town->id, ctx->plugin,
-                      what, ctx->error[0] ? ctx->error : core_status_message(rc));
+  return core_err_set(err, rc, "%s/%s %s: %s", ctx->town->id, ctx->plugin, what,
+                      ctx->error[0] ? ctx->error : core_status_message(rc));
 }
 
 static int take_reply(twin_ctx *ctx, char **reply)
@@ -493,8 +492,8 @@ static int read_only_call(core_host *h, core_instance *ci, read_call fn,
 int core_host_query(core_host *h, core_instance *ci, const char *req,
                     size_t len, char **reply, core_err *err)
 {
-  return read_only_call(h, ci, ci->plugin->desc.query, "query", req, len,
-                        reply, err);
+  return read_only_call(h, ci, ci->plugin->desc.query, "query", req, len, reply,
+                        err);
 }
 
 static int describe_adapter(void *inst, twin_ctx *ctx, const char *doc,
@@ -508,8 +507,8 @@ static int describe_adapter(void *inst, twin_ctx *ctx, const char *doc,
 int core_host_describe(core_host *h, core_instance *ci, char **reply,
                        core_err *err)
 {
-  return read_only_call(h, ci, ci->plugin->desc.describe ? describe_adapter
-                                                         : NULL,
+  return read_only_call(h, ci,
+                        ci->plugin->desc.describe ? describe_adapter : NULL,
                         "describe", "", 0, reply, err);
 }
 
@@ -546,15 +545,14 @@ int core_host_simulate(core_host *h, core_instance *ci, const char *scenario,
   } else {
     /* The report, plus what the scenario would have written and emitted:
      * none of it reaches the store; the overlay is dropped below. */
-    json_t *report = ctx.reply ? json_loads(ctx.reply, JSON_DECODE_ANY, NULL)
-                               : json_null();
+    json_t *report =
+        ctx.reply ? json_loads(ctx.reply, JSON_DECODE_ANY, NULL) : json_null();
     json_t *events = json_array();
     core_overlay_each_event(ov, collect_event, events);
-    json_t *out = json_pack("{s:s,s:s,s:o,s:o,s:I}", "town", ci->town->id,
-                            "plugin", ci->plugin->desc.name, "report",
-                            report ? report : json_null(), "events", events,
-                            "staged_writes",
-                            (json_int_t)core_overlay_writes(ov));
+    json_t *out = json_pack(
+        "{s:s,s:s,s:o,s:o,s:I}", "town", ci->town->id, "plugin",
+        ci->plugin->desc.name, "report", report ? report : json_null(),
+        "events", events, "staged_writes", (json_int_t)core_overlay_writes(ov));
     *reply = out ? json_dumps(out, JSON_COMPACT) : NULL;
     json_decref(out);
     if (!*reply)
@@ -572,9 +570,10 @@ int core_host_run_ingest(core_host *h, core_instance *ci, MDB_txn *txn,
 {
   core_overlay_clear(ov);
   if (ci->state == CORE_INSTANCE_DISABLED)
-    return core_err_set(err, TWIN_ERR_UNAVAILABLE, "plugin '%s' is disabled "
-                        "for %s: %s", ci->plugin->desc.name, ci->town->id,
-                        ci->reason);
+    return core_err_set(err, TWIN_ERR_UNAVAILABLE,
+                        "plugin '%s' is disabled "
+                        "for %s: %s",
+                        ci->plugin->desc.name, ci->town->id, ci->reason);
   if (!ci->plugin->desc.ingest)
     return core_err_set(err, TWIN_ERR_UNSUPPORTED,
                         "plugin '%s' takes no documents (no ingest)",
@@ -583,8 +582,8 @@ int core_host_run_ingest(core_host *h, core_instance *ci, MDB_txn *txn,
   core_ctx_init(&ctx, h, ci, CORE_CTX_WRITE, txn, ov);
   int st = ci->plugin->desc.ingest(ci->inst, &ctx, doc, len);
   if (st) {
-    core_err_set(err, st, "%s", ctx.error[0] ? ctx.error
-                                             : core_status_message(st));
+    core_err_set(err, st, "%s",
+                 ctx.error[0] ? ctx.error : core_status_message(st));
     core_overlay_clear(ov);
   }
   core_ctx_done(&ctx);
@@ -601,8 +600,8 @@ int core_host_run_tick(core_host *h, core_instance *ci, MDB_txn *txn,
   core_ctx_init(&ctx, h, ci, CORE_CTX_WRITE, txn, ov);
   int st = ci->plugin->desc.tick(ci->inst, &ctx);
   if (st) {
-    core_err_set(err, st, "%s", ctx.error[0] ? ctx.error
-                                             : core_status_message(st));
+    core_err_set(err, st, "%s",
+                 ctx.error[0] ? ctx.error : core_status_message(st));
     core_overlay_clear(ov);
   }
   core_ctx_done(&ctx);

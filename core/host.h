@@ -124,7 +124,7 @@ int core_host_run_tick(core_host *h, core_instance *ci, MDB_txn *txn,
  * lock) and log failures; the reason stays visible in `plugins list`.
  * Returns 1 when the health record changed. */
 int core_host_tick_outcome(core_host *h, core_instance *ci, int status,
-                            const char *reason);
+                           const char *reason);
 /* Stage the instance's health record into meta ("status\0town\0plugin"). */
 int core_host_stage_status(core_host *h, core_instance *ci, core_overlay *ov);
 /* Store every instance's health record in one commit (serve does this at

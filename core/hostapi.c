@@ -102,8 +102,8 @@ static int stage_attrs(twin_ctx *ctx, const core_key *prefix, int db,
   for (size_t i = 0; i < n; i++) {
     const twin_attr *a = &attrs[i];
     if (!core_valid_name(a->name) || !valid_value(&a->value)) {
-      snprintf(ctx->error, sizeof ctx->error, "attribute %zu ('%.60s'): %s",
-               i, a->name ? a->name : "(null)",
+      snprintf(ctx->error, sizeof ctx->error, "attribute %zu ('%.60s'): %s", i,
+               a->name ? a->name : "(null)",
                core_valid_name(a->name) ? "invalid value" : "invalid name");
       return TWIN_ERR_INVALID;
     }
@@ -327,8 +327,8 @@ static int api_kv_put(twin_ctx *ctx, const void *key, size_t key_len,
     return TWIN_ERR_READ_ONLY;
   if (!key_kv(ctx, &k, key, key_len))
     return TWIN_ERR_INVALID;
-  return core_overlay_put(ctx->view.ov, CORE_DB_KV, k.b, k.len,
-                          val ? val : "", val_len);
+  return core_overlay_put(ctx->view.ov, CORE_DB_KV, k.b, k.len, val ? val : "",
+                          val_len);
 }
 
 static int api_kv_get(twin_ctx *ctx, const void *key, size_t key_len,
@@ -366,8 +366,8 @@ static const char *level_name(twin_level l)
 }
 
 static int api_emit(twin_ctx *ctx, twin_level level, const char *etype,
-                    const char *eid, const char *message,
-                    const char *data_json, size_t data_len)
+                    const char *eid, const char *message, const char *data_json,
+                    size_t data_len)
 {
   if (!ctx || !level_name(level) || !message || !*message ||
       (etype && !core_valid_name(etype)) || (eid && !core_valid_name(eid)))
@@ -439,9 +439,8 @@ static int api_set_error(twin_ctx *ctx, const char *message)
   return TWIN_OK;
 }
 
-static int api_query_plugin(twin_ctx *ctx, const char *plugin,
-                            const char *req, size_t len, twin_text_cb cb,
-                            void *ud)
+static int api_query_plugin(twin_ctx *ctx, const char *plugin, const char *req,
+                            size_t len, twin_text_cb cb, void *ud)
 {
   if (!ctx || !plugin || !req || !cb)
     return TWIN_ERR_INVALID;

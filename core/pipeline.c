@@ -104,12 +104,12 @@ static int run_batch(core_pipeline *p, uint64_t from, uint64_t to,
     job *j = &p->ring[i % RING];
     j->err.msg[0] = 0;
     if (j->kind == JOB_INGEST) {
-      j->status = core_host_run_ingest(h, j->ci, txn, p->ov, j->doc, j->len,
-                                       &j->err);
+      j->status =
+          core_host_run_ingest(h, j->ci, txn, p->ov, j->doc, j->len, &j->err);
     } else {
       if (j->ci->state == CORE_INSTANCE_DISABLED) {
-        j->status = core_err_set(&j->err, TWIN_ERR_UNAVAILABLE,
-                                 "disabled: %s", j->ci->reason);
+        j->status = core_err_set(&j->err, TWIN_ERR_UNAVAILABLE, "disabled: %s",
+                                 j->ci->reason);
         continue;
       }
       j->status = core_host_run_tick(h, j->ci, txn, p->ov, &j->err);
@@ -150,8 +150,8 @@ static void save_health(core_pipeline *p, uint64_t from, uint64_t to)
       mdb_txn_abort(txn);
   }
   if (st)
-    core_log(TWIN_LEVEL_WARNING, NULL, NULL,
-             "cannot record plugin health: %s", err.msg);
+    core_log(TWIN_LEVEL_WARNING, NULL, NULL, "cannot record plugin health: %s",
+             err.msg);
 }
 
 static void *writer(void *arg)
@@ -194,8 +194,8 @@ static void *writer(void *arg)
         /* The live health changes only now that the batch's fate is known
          * (a batch runs again after the map grows). */
         if (j->ci->state != CORE_INSTANCE_DISABLED || !j->status)
-          health_changed |= core_host_tick_outcome(p->h, j->ci, j->status,
-                                                   j->err.msg);
+          health_changed |=
+              core_host_tick_outcome(p->h, j->ci, j->status, j->err.msg);
       } else {
         docs++;
         rejected += j->status != 0;
@@ -235,8 +235,7 @@ int core_pipeline_start(core_host *h, core_pipeline **out, core_err *err)
   pthread_cond_init(&p->not_empty, NULL);
   pthread_cond_init(&p->not_full, NULL);
   pthread_cond_init(&p->drained, NULL);
-  if (!p->ov || !p->status_ov ||
-      pthread_create(&p->thread, NULL, writer, p)) {
+  if (!p->ov || !p->status_ov || pthread_create(&p->thread, NULL, writer, p)) {
     core_overlay_free(p->ov);
     core_overlay_free(p->status_ov);
     free(p);

@@ -21,8 +21,7 @@
 typedef void (*core_done_fn)(void *ud, int status, const char *reason);
 
 typedef struct core_pipeline_stats {
-  uint64_t docs, docs_rejected, ticks, batches, commit_ns_total,
-      commit_ns_max;
+  uint64_t docs, docs_rejected, ticks, batches, commit_ns_total, commit_ns_max;
 } core_pipeline_stats;
 
 int core_pipeline_start(core_host *h, core_pipeline **out, core_err *err);

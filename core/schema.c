@@ -217,7 +217,6 @@ static size_t utf8_length(const char *s, size_t bytes)
   return n;
 }
 
-
 static int cmp_names(const void *a, const void *b)
 {
   return strcmp(*(const char *const *)a, *(const char *const *)b);

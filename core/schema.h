@@ -29,8 +29,8 @@ int core_schema_check(const char *schema_json, core_err *err);
  *   "feed_url: required but missing"
  *   "colour: unknown key (known: feed_url, interval_s)"
  */
-int core_schema_apply(const char *schema_json, const char *config,
-                      size_t len, char **out, core_err *err);
+int core_schema_apply(const char *schema_json, const char *config, size_t len,
+                      char **out, core_err *err);
 
 /* Print a schema for people: one line per property with type, default,
  * limits and description. Caller frees. NULL on bad schema. */

@@ -96,9 +96,10 @@ int cli_serve(cli_opts *o)
     slots[i].ci = &h->inst[i];
     running += h->inst[i].state != CORE_INSTANCE_DISABLED;
   }
-  fprintf(stderr, "twinhost: serving %zu town%s from %s: %zu plugin "
-                  "instance%s running, %zu disabled, %zu plugin file%s "
-                  "refused\n",
+  fprintf(stderr,
+          "twinhost: serving %zu town%s from %s: %zu plugin "
+          "instance%s running, %zu disabled, %zu plugin file%s "
+          "refused\n",
           h->cfg->n_towns, h->cfg->n_towns == 1 ? "" : "s", h->cfg->data_dir,
           running, running == 1 ? "" : "s", h->n_inst - running, h->n_refused,
           h->n_refused == 1 ? "" : "s");

@@ -301,8 +301,8 @@ int core_store_restore(const char *data_dir, const char *backup_dir,
     mdb_env_close(probe.env);
   if (!ok) {
     free(src);
-    return core_err_set(err, TWIN_ERR_INVALID,
-                        "%s: not a twinhost backup (%s)", backup_dir,
+    return core_err_set(err, TWIN_ERR_INVALID, "%s: not a twinhost backup (%s)",
+                        backup_dir,
                         rc ? mdb_strerror(rc) : "wrong store format");
   }
   char *store_dir = core_path_join(data_dir, "store");

@@ -22,8 +22,14 @@
 
 #include "util.h"
 
-enum core_db { CORE_DB_ENT, CORE_DB_OBS, CORE_DB_KV, CORE_DB_EVT, CORE_DB_META,
-               CORE_DB_COUNT };
+enum core_db {
+  CORE_DB_ENT,
+  CORE_DB_OBS,
+  CORE_DB_KV,
+  CORE_DB_EVT,
+  CORE_DB_META,
+  CORE_DB_COUNT
+};
 
 #define CORE_STORE_FORMAT "twinhost-store-1"
 #define CORE_KEY_MAX 511 /* LMDB's default key size limit */

@@ -47,8 +47,8 @@ void core_err_prefix(core_err *e, const char *fmt, ...)
 const char *core_status_message(int status)
 {
   switch (status) {
-#define CASE_(name, value, msg)                                              \
-  case value:                                                                \
+#define CASE_(name, value, msg)                                                \
+  case value:                                                                  \
     return msg;
     TWIN_STATUS_LIST(CASE_)
 #undef CASE_
@@ -59,8 +59,8 @@ const char *core_status_message(int status)
 const char *core_status_name(int status)
 {
   switch (status) {
-#define CASE_(name, value, msg)                                              \
-  case value:                                                                \
+#define CASE_(name, value, msg)                                                \
+  case value:                                                                  \
     return #name;
     TWIN_STATUS_LIST(CASE_)
 #undef CASE_
@@ -123,7 +123,7 @@ static size_t edit_distance(const char *a, const char *b)
 }
 
 void core_suggest(const char *key, const char *const *names, size_t n,
-                    char *buf, size_t size)
+                  char *buf, size_t size)
 {
   size_t best = 3, at = n;
   for (size_t i = 0; i < n; i++) {
@@ -139,9 +139,7 @@ void core_suggest(const char *key, const char *const *names, size_t n,
     buf[0] = 0;
 }
 
-
-void core_join_names(const char *const *names, size_t n, char *buf,
-                       size_t size)
+void core_join_names(const char *const *names, size_t n, char *buf, size_t size)
 {
   size_t len = 0;
   buf[0] = 0;
@@ -171,8 +169,7 @@ static int plain_key(const char *k)
   return 1;
 }
 
-void core_jpath_key(char *buf, size_t size, const char *parent,
-                     const char *key)
+void core_jpath_key(char *buf, size_t size, const char *parent, const char *key)
 {
   if (plain_key(key)) {
     snprintf(buf, size, "%s%s%.80s", parent, *parent ? "." : "", key);

@@ -70,7 +70,8 @@ void core_format_time(twin_time t, char *buf, size_t len);
 /* Log a line to stderr: "twinhost: [level] <town>/<plugin>: message". */
 void core_log(twin_level level, const char *town, const char *plugin,
               const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-/* Lowest level printed (default INFO; TWINHOST_LOG=debug|info|warning|error). */
+/* Lowest level printed (default INFO; TWINHOST_LOG=debug|info|warning|error).
+ */
 void core_log_set_level(twin_level level);
 
 #endif

@@ -126,8 +126,8 @@ static int entry_is(const core_overlay *ov, const entry *e, int db,
          !memcmp(ov->arena + e->koff, key, klen);
 }
 
-static entry *find(const core_overlay *ov, int db, const void *key,
-                   size_t klen, uint32_t h)
+static entry *find(const core_overlay *ov, int db, const void *key, size_t klen,
+                   uint32_t h)
 {
   if (!ov->nslots)
     return NULL;
@@ -158,8 +158,8 @@ static int rehash(core_overlay *ov, size_t nslots)
   return 1;
 }
 
-static int stage(core_overlay *ov, int op, int db, const void *key,
-                 size_t klen, const void *val, size_t vlen)
+static int stage(core_overlay *ov, int op, int db, const void *key, size_t klen,
+                 const void *val, size_t vlen)
 {
   uint32_t h = hash_key(db, key, klen);
   entry *e = find(ov, db, key, klen, h);
@@ -374,8 +374,8 @@ int core_view_get(core_view *v, int db, const void *key, size_t klen,
   return TWIN_OK;
 }
 
-int core_view_scan(core_view *v, int db, const core_key *lo,
-                   const core_key *hi, core_scan_cb cb, void *ud)
+int core_view_scan(core_view *v, int db, const core_key *lo, const core_key *hi,
+                   core_scan_cb cb, void *ud)
 {
   core_overlay *ov = v->ov;
   MDB_cursor *cur = NULL;

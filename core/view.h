@@ -67,7 +67,7 @@ typedef int (*core_scan_cb)(void *ud, const uint8_t *key, size_t klen,
 /* Visit keys lo <= key < hi (hi NULL: to the end) in key order, overlay
  * entries replacing or hiding the transaction's. The callback may write to
  * the overlay; the scan then goes on after the last key it visited. */
-int core_view_scan(core_view *v, int db, const core_key *lo,
-                   const core_key *hi, core_scan_cb cb, void *ud);
+int core_view_scan(core_view *v, int db, const core_key *lo, const core_key *hi,
+                   core_scan_cb cb, void *ud);
 
 #endif

@@ -80,20 +80,20 @@ extern "C" {
  * value: an iteration callback returns it to end the iteration early, and the
  * iterating call then returns TWIN_OK.
  */
-#define TWIN_STATUS_LIST(X)                                                  \
-  X(OK, 0, "ok")                                                             \
-  X(STOP, 1, "stopped by callback")                                          \
-  X(ERR_INVALID, -1, "invalid argument")                                     \
-  X(ERR_NOT_FOUND, -2, "not found")                                          \
-  X(ERR_NOMEM, -3, "out of memory")                                          \
-  X(ERR_STORE, -4, "state store failure")                                    \
-  X(ERR_PARSE, -5, "malformed document")                                     \
-  X(ERR_REJECTED, -6, "document rejected as implausible")                    \
-  X(ERR_UNSUPPORTED, -7, "not supported")                                    \
-  X(ERR_TOO_BIG, -8, "too large")                                            \
-  X(ERR_READ_ONLY, -9, "writes are not allowed in this call")                \
-  X(ERR_CONFIG, -10, "invalid configuration")                                \
-  X(ERR_UNAVAILABLE, -11, "temporarily unavailable; try again later")        \
+#define TWIN_STATUS_LIST(X)                                                    \
+  X(OK, 0, "ok")                                                               \
+  X(STOP, 1, "stopped by callback")                                            \
+  X(ERR_INVALID, -1, "invalid argument")                                       \
+  X(ERR_NOT_FOUND, -2, "not found")                                            \
+  X(ERR_NOMEM, -3, "out of memory")                                            \
+  X(ERR_STORE, -4, "state store failure")                                      \
+  X(ERR_PARSE, -5, "malformed document")                                       \
+  X(ERR_REJECTED, -6, "document rejected as implausible")                      \
+  X(ERR_UNSUPPORTED, -7, "not supported")                                      \
+  X(ERR_TOO_BIG, -8, "too large")                                              \
+  X(ERR_READ_ONLY, -9, "writes are not allowed in this call")                  \
+  X(ERR_CONFIG, -10, "invalid configuration")                                  \
+  X(ERR_UNAVAILABLE, -11, "temporarily unavailable; try again later")          \
   X(ERR_INTERNAL, -12, "internal error")
 
 typedef enum twin_status {
@@ -120,8 +120,9 @@ typedef enum twin_value_type {
   TWIN_VALUE_NULL = 0,
   TWIN_VALUE_NUMBER = 1, /* as.number, a finite double */
   TWIN_VALUE_INT = 2,    /* as.integer */
-  TWIN_VALUE_STRING = 3, /* as.string.ptr / as.string.len, UTF-8, no NUL needed */
-  TWIN_VALUE_BOOL = 4    /* as.boolean, 0 or 1 */
+  TWIN_VALUE_STRING =
+      3,              /* as.string.ptr / as.string.len, UTF-8, no NUL needed */
+  TWIN_VALUE_BOOL = 4 /* as.boolean, 0 or 1 */
 } twin_value_type;
 
 /*
@@ -260,8 +261,8 @@ typedef struct twin_host_api {
 
   /* Store bytes under key (1..TWIN_NAME_MAX bytes); value up to
    * TWIN_VALUE_MAX bytes, copied. Lands like entity_put. */
-  int (*kv_put)(twin_ctx *ctx, const void *key, size_t key_len,
-                const void *val, size_t val_len);
+  int (*kv_put)(twin_ctx *ctx, const void *key, size_t key_len, const void *val,
+                size_t val_len);
   /* *val is borrowed until the next host call with ctx. TWIN_ERR_NOT_FOUND
    * when absent. */
   int (*kv_get)(twin_ctx *ctx, const void *key, size_t key_len,
@@ -278,8 +279,8 @@ typedef struct twin_host_api {
    * Returns TWIN_OK, TWIN_ERR_INVALID, TWIN_ERR_READ_ONLY, TWIN_ERR_NOMEM.
    */
   int (*emit)(twin_ctx *ctx, twin_level level, const char *entity_type,
-              const char *entity_id, const char *message,
-              const char *data_json, size_t data_len);
+              const char *entity_id, const char *message, const char *data_json,
+              size_t data_len);
 
   /* ---- replies and errors -------------------------------------------- */
 
@@ -327,9 +328,8 @@ typedef struct twin_host_api {
    * Returns TWIN_ERR_UNSUPPORTED while the host has no script runtime,
    * TWIN_ERR_NOT_FOUND when the town defines no such function.
    */
-  int (*call_script)(twin_ctx *ctx, const char *function,
-                     const char *args_json, size_t len, twin_text_cb cb,
-                     void *ud);
+  int (*call_script)(twin_ctx *ctx, const char *function, const char *args_json,
+                     size_t len, twin_text_cb cb, void *ud);
 
   /* Fields added in later minors go here, and only here. */
 } twin_host_api;
@@ -354,8 +354,8 @@ typedef struct twin_plugin {
   /* sizeof(twin_plugin) as the plugin built it; at least the size of the
    * 1.0 struct (every field up to and including describe). */
   uint32_t struct_size;
-  uint16_t abi_major;   /* TWIN_ABI_MAJOR the plugin was built against */
-  uint16_t abi_minor;   /* TWIN_ABI_MINOR the plugin was built against */
+  uint16_t abi_major; /* TWIN_ABI_MAJOR the plugin was built against */
+  uint16_t abi_minor; /* TWIN_ABI_MINOR the plugin was built against */
 
   const char *name;     /* [a-z0-9_-]{1,40}, unique per host: "parking" */
   const char *version;  /* the plugin's own version: "1.2.0" */
@@ -383,10 +383,10 @@ typedef struct twin_plugin {
 
   /*
    * Open the plugin for one town. config_json is the validated config with
-   * defaults filled in (borrowed for the call; also NUL-terminated). api stays valid until close
-   * returns; keep it in the instance. Writes through ctx land when open
-   * returns TWIN_OK. On failure the plugin is not enabled for that town and
-   * the host logs the set_error message; close is not called.
+   * defaults filled in (borrowed for the call; also NUL-terminated). api stays
+   * valid until close returns; keep it in the instance. Writes through ctx land
+   * when open returns TWIN_OK. On failure the plugin is not enabled for that
+   * town and the host logs the set_error message; close is not called.
    */
   int (*open)(const twin_host_api *api, twin_ctx *ctx, const char *config_json,
               size_t config_len, void **instance);
@@ -404,8 +404,7 @@ typedef struct twin_plugin {
 
   /* Answer a JSON request via api->respond. Read-only: writes return
    * TWIN_ERR_READ_ONLY. */
-  int (*query)(void *instance, twin_ctx *ctx, const char *request,
-               size_t len);
+  int (*query)(void *instance, twin_ctx *ctx, const char *request, size_t len);
 
   /*
    * Run a what-if scenario and reply with a report via api->respond. Every
@@ -436,15 +435,15 @@ typedef const twin_plugin *(*twin_plugin_entry_fn)(uint32_t host_abi_major,
 
 /* Declare the entry point in a plugin's source:
  *   TWIN_PLUGIN_DEFINE(my_plugin)  where my_plugin is a twin_plugin. */
-#define TWIN_PLUGIN_DEFINE(desc)                                             \
-  TWIN_EXPORT const twin_plugin *twin_plugin_entry(uint32_t host_abi_major,  \
-                                                   uint32_t host_abi_minor); \
-  TWIN_EXPORT const twin_plugin *twin_plugin_entry(uint32_t host_abi_major,  \
-                                                   uint32_t host_abi_minor)  \
-  {                                                                          \
-    (void)host_abi_major;                                                    \
-    (void)host_abi_minor;                                                    \
-    return &(desc);                                                          \
+#define TWIN_PLUGIN_DEFINE(desc)                                               \
+  TWIN_EXPORT const twin_plugin *twin_plugin_entry(uint32_t host_abi_major,    \
+                                                   uint32_t host_abi_minor);   \
+  TWIN_EXPORT const twin_plugin *twin_plugin_entry(uint32_t host_abi_major,    \
+                                                   uint32_t host_abi_minor)    \
+  {                                                                            \
+    (void)host_abi_major;                                                      \
+    (void)host_abi_minor;                                                      \
+    return &(desc);                                                            \
   }
 
 /* Helpers for building values; header-only, no host symbol. */

@@ -127,6 +127,20 @@ static int valid_name(const json_t *j)
   return 1;
 }
 
+/* How many bytes of s to show in a message, at most max, without cutting a
+ * UTF-8 character in two: messages reach JSON encoders, which refuse
+ * broken UTF-8. For "%.*s". */
+static int shown_len(const char *s, int max)
+{
+  int n = 0;
+  while (n < max && s[n])
+    n++;
+  if (n == max)
+    while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+      n--;
+  return n;
+}
+
 /* Shortest decimal text that reads back as v. */
 static void fmt_double(char *buf, size_t n, double v)
 {
@@ -902,7 +916,8 @@ static int parse_time(run *r, const json_t *jt, reading *rd)
     return fail(r->s, r->ctx, TWIN_ERR_PARSE, "%s.time: missing", at(r));
   ok = json_time(jt, &rd->time);
   if (json_is_string(jt))
-    snprintf(shown, sizeof shown, "%.60s", json_string_value(jt));
+    snprintf(shown, sizeof shown, "%.*s",
+             shown_len(json_string_value(jt), 60), json_string_value(jt));
   else if (json_is_integer(jt))
     snprintf(shown, sizeof shown, "%" PRId64 " ms",
              (int64_t)json_integer_value(jt));
@@ -1011,8 +1026,8 @@ static int parse_reading(run *r, json_t *j, reading *rd)
         ;
       if (klen == 0 || klen > TWIN_NAME_MAX || i != klen)
         return fail(r->s, r->ctx, TWIN_ERR_PARSE,
-                    "%s.values: \"%.60s\" is not a valid attribute name", at(r),
-                    key);
+                    "%s.values: \"%.*s\" is not a valid attribute name", at(r),
+                    shown_len(key, 60), key);
       if (!value_from_json(jv, &tv))
         return fail(r->s, r->ctx, TWIN_ERR_PARSE,
                     "%s.values.%s: expected a number, integer, string or "
@@ -1054,11 +1069,13 @@ static int parse_reading(run *r, json_t *j, reading *rd)
   }
 
   /* Counting the known fields found spares a scan of every key. */
-  if (known != json_object_size(j))
+  if (known != json_object_size(j)) {
+    const char *key = unknown_field(j);
     return fail(r->s, r->ctx, TWIN_ERR_PARSE,
-                "%s.%.60s: unknown field (known: entity, type, attr, time, "
+                "%s.%.*s: unknown field (known: entity, type, attr, time, "
                 "value, values, name, location)",
-                at(r), unknown_field(j));
+                at(r), shown_len(key, 60), key);
+  }
   return TWIN_OK;
 }
 
@@ -1426,7 +1443,8 @@ static int sensors_query(void *instance, twin_ctx *ctx, const char *request,
       rc = fail(s, ctx, rc, "respond failed: %s", status_name(rc));
   } else {
     rc = fail(s, ctx, TWIN_ERR_INVALID,
-              "unknown op '%.60s' (known: latest, entity, stats, alerts)", op);
+              "unknown op '%.*s' (known: latest, entity, stats, alerts)",
+              shown_len(op, 60), op);
   }
   json_decref(req);
   return rc;

@@ -750,8 +750,8 @@ static void a_second_serve_on_the_same_data_folder_exits_1(void **state)
   assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
-static void serve_records_a_plugin_that_failed_to_open_for_plugins_list(
-    void **state)
+static void
+serve_records_a_plugin_that_failed_to_open_for_plugins_list(void **state)
 {
   fx *f = *state;
   /* beta's probe is told to fail in open; alpha's runs. */

@@ -89,9 +89,9 @@ static core_instance *inst(fx *f, const char *town)
 static result ingest(fx *f, const char *town, const char *doc)
 {
   result r = {0};
-  assert_int_equal(core_pipeline_submit(f->p, inst(f, town), doc, strlen(doc),
-                                        on_done, &r),
-                   TWIN_OK);
+  assert_int_equal(
+      core_pipeline_submit(f->p, inst(f, town), doc, strlen(doc), on_done, &r),
+      TWIN_OK);
   core_pipeline_drain(f->p);
   assert_true(r.called);
   return r;
@@ -132,25 +132,25 @@ static void put_then_get_returns_each_value_type(void **state)
             "{\"ops\":[{\"op\":\"put\",\"type\":\"Lot\",\"id\":\"p1\","
             "\"time\":1000,\"attrs\":{\"free\":12,\"occ\":0.5,"
             "\"name\":\"Stadthallen\",\"open\":true,\"note\":null}}]}");
-  json_t *a = query_ok(f, "alpha",
-                       "{\"op\":\"attrs\",\"type\":\"Lot\",\"id\":\"p1\"}");
-  assert_int_equal(json_integer_value(
-                       json_object_get(json_object_get(a, "free"), "value")),
-                   12);
-  assert_true(json_is_integer(
-      json_object_get(json_object_get(a, "free"), "value")));
-  assert_true(json_real_value(json_object_get(json_object_get(a, "occ"),
-                                              "value")) == 0.5);
-  assert_string_equal(json_string_value(json_object_get(
-                          json_object_get(a, "name"), "value")),
-                      "Stadthallen");
-  assert_true(json_is_true(
-      json_object_get(json_object_get(a, "open"), "value")));
-  assert_true(json_is_null(
-      json_object_get(json_object_get(a, "note"), "value")));
-  assert_int_equal(json_integer_value(
-                       json_object_get(json_object_get(a, "free"), "time")),
-                   1000);
+  json_t *a =
+      query_ok(f, "alpha", "{\"op\":\"attrs\",\"type\":\"Lot\",\"id\":\"p1\"}");
+  assert_int_equal(
+      json_integer_value(json_object_get(json_object_get(a, "free"), "value")),
+      12);
+  assert_true(
+      json_is_integer(json_object_get(json_object_get(a, "free"), "value")));
+  assert_true(json_real_value(
+                  json_object_get(json_object_get(a, "occ"), "value")) == 0.5);
+  assert_string_equal(
+      json_string_value(json_object_get(json_object_get(a, "name"), "value")),
+      "Stadthallen");
+  assert_true(
+      json_is_true(json_object_get(json_object_get(a, "open"), "value")));
+  assert_true(
+      json_is_null(json_object_get(json_object_get(a, "note"), "value")));
+  assert_int_equal(
+      json_integer_value(json_object_get(json_object_get(a, "free"), "time")),
+      1000);
   json_decref(a);
   json_t *g = query_ok(
       f, "alpha",
@@ -166,12 +166,11 @@ static void a_put_keeps_attributes_it_does_not_name(void **state)
             "{\"ops\":[{\"op\":\"put\",\"type\":\"Lot\",\"id\":\"p1\","
             "\"attrs\":{\"a\":1,\"b\":2}},{\"op\":\"put\",\"type\":\"Lot\","
             "\"id\":\"p1\",\"attrs\":{\"b\":3}}]}");
-  json_t *a = query_ok(f, "alpha",
-                       "{\"op\":\"attrs\",\"type\":\"Lot\",\"id\":\"p1\"}");
+  json_t *a =
+      query_ok(f, "alpha", "{\"op\":\"attrs\",\"type\":\"Lot\",\"id\":\"p1\"}");
   assert_int_equal(json_object_size(a), 2);
   assert_int_equal(
-      json_integer_value(json_object_get(json_object_get(a, "b"), "value")),
-      3);
+      json_integer_value(json_object_get(json_object_get(a, "b"), "value")), 3);
   json_decref(a);
 }
 
@@ -199,8 +198,8 @@ static void history_is_time_ordered_bounded_and_limited(void **state)
   assert_int_equal(json_array_size(h), 5);
   json_int_t want[] = {-5000, 1000, 2000, 3000, 4000};
   for (size_t i = 0; i < 5; i++)
-    assert_int_equal(json_integer_value(json_array_get(json_array_get(h, i), 0)),
-                     want[i]);
+    assert_int_equal(
+        json_integer_value(json_array_get(json_array_get(h, i), 0)), want[i]);
   json_decref(h);
   /* from is inclusive, to exclusive */
   h = query_ok(f, "alpha",
@@ -268,19 +267,20 @@ static void delete_removes_current_state_and_keeps_history(void **state)
 static void iterate_lists_each_entity_once_in_type_then_id_order(void **state)
 {
   fx *f = *state;
-  ingest_ok(f, "alpha",
-            "{\"ops\":["
-            "{\"op\":\"put\",\"type\":\"Zone\",\"id\":\"z1\",\"attrs\":{\"a\":1}},"
-            "{\"op\":\"put\",\"type\":\"Lot\",\"id\":\"p2\",\"attrs\":{\"a\":1,"
-            "\"b\":2,\"c\":3}},"
-            "{\"op\":\"put\",\"type\":\"Lot\",\"id\":\"p1\",\"attrs\":{\"a\":1,"
-            "\"b\":2}}]}");
+  ingest_ok(
+      f, "alpha",
+      "{\"ops\":["
+      "{\"op\":\"put\",\"type\":\"Zone\",\"id\":\"z1\",\"attrs\":{\"a\":1}},"
+      "{\"op\":\"put\",\"type\":\"Lot\",\"id\":\"p2\",\"attrs\":{\"a\":1,"
+      "\"b\":2,\"c\":3}},"
+      "{\"op\":\"put\",\"type\":\"Lot\",\"id\":\"p1\",\"attrs\":{\"a\":1,"
+      "\"b\":2}}]}");
   json_t *l = query_ok(f, "alpha", "{\"op\":\"list\"}");
   assert_int_equal(json_array_size(l), 3);
-  assert_string_equal(json_string_value(json_array_get(json_array_get(l, 0), 1)),
-                      "p1");
-  assert_string_equal(json_string_value(json_array_get(json_array_get(l, 2), 0)),
-                      "Zone");
+  assert_string_equal(
+      json_string_value(json_array_get(json_array_get(l, 0), 1)), "p1");
+  assert_string_equal(
+      json_string_value(json_array_get(json_array_get(l, 2), 0)), "Zone");
   json_decref(l);
   l = query_ok(f, "alpha", "{\"op\":\"list\",\"type\":\"Lot\"}");
   assert_int_equal(json_array_size(l), 2);
@@ -290,8 +290,9 @@ static void iterate_lists_each_entity_once_in_type_then_id_order(void **state)
 static void kv_stores_reads_and_deletes_bytes(void **state)
 {
   fx *f = *state;
-  ingest_ok(f, "alpha",
-            "{\"ops\":[{\"op\":\"kv_put\",\"key\":\"etag\",\"value\":\"W/1\"}]}");
+  ingest_ok(
+      f, "alpha",
+      "{\"ops\":[{\"op\":\"kv_put\",\"key\":\"etag\",\"value\":\"W/1\"}]}");
   json_t *v = query_ok(f, "alpha", "{\"op\":\"kv_get\",\"key\":\"etag\"}");
   assert_string_equal(json_string_value(json_object_get(v, "value")), "W/1");
   json_decref(v);
@@ -333,9 +334,10 @@ static json_t *town_events(fx *f, const char *town)
 static void emit_records_an_event_in_the_town_log(void **state)
 {
   fx *f = *state;
-  ingest_ok(f, "alpha",
-            "{\"ops\":[{\"op\":\"emit\",\"level\":\"warning\",\"type\":\"Lot\","
-            "\"id\":\"p1\",\"message\":\"almost full\",\"data\":{\"occ\":0.93}}]}");
+  ingest_ok(
+      f, "alpha",
+      "{\"ops\":[{\"op\":\"emit\",\"level\":\"warning\",\"type\":\"Lot\","
+      "\"id\":\"p1\",\"message\":\"almost full\",\"data\":{\"occ\":0.93}}]}");
   json_t *evs = town_events(f, "alpha");
   assert_int_equal(json_array_size(evs), 1);
   json_t *ev = json_array_get(evs, 0);
@@ -343,9 +345,10 @@ static void emit_records_an_event_in_the_town_log(void **state)
                       "almost full");
   assert_string_equal(json_string_value(json_object_get(ev, "level")),
                       "warning");
-  assert_string_equal(json_string_value(json_object_get(ev, "entity_id")), "p1");
-  assert_true(json_real_value(json_object_get(json_object_get(ev, "data"),
-                                              "occ")) == 0.93);
+  assert_string_equal(json_string_value(json_object_get(ev, "entity_id")),
+                      "p1");
+  assert_true(json_real_value(
+                  json_object_get(json_object_get(ev, "data"), "occ")) == 0.93);
   json_decref(evs);
   evs = town_events(f, "beta");
   assert_int_equal(json_array_size(evs), 0);
@@ -380,7 +383,8 @@ static void a_failed_document_leaves_nothing_behind(void **state)
   json_decref(evs);
 }
 
-static void a_rejected_document_does_not_stop_the_rest_of_its_batch(void **state)
+static void
+a_rejected_document_does_not_stop_the_rest_of_its_batch(void **state)
 {
   fx *f = *state;
   result r[50] = {{0}};
@@ -468,9 +472,9 @@ static void a_scenario_sees_its_writes_and_changes_nothing_live(void **state)
       "\"message\":\"p1 full\"}],\"then\":{\"op\":\"list\"}}";
   char *reply = NULL;
   core_err err;
-  assert_int_equal(core_host_simulate(f->h, inst(f, "alpha"), sc, strlen(sc),
-                                      &reply, &err),
-                   TWIN_OK);
+  assert_int_equal(
+      core_host_simulate(f->h, inst(f, "alpha"), sc, strlen(sc), &reply, &err),
+      TWIN_OK);
   json_t *j = json_loads(reply, 0, NULL);
   free(reply);
   /* The scenario's reads saw its own writes (two lots) ... */

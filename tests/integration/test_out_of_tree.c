@@ -124,11 +124,11 @@ static tu_run twinhost_in(fx *f, const char *input, const char *const *args)
 /* Rewrite the host config so town alpha enables plugin name instead. */
 static char *config_swap(fx *f, const char *name)
 {
-  char *text = tu_fmt(
-      "{\"data_dir\": \"data\", \"plugin_path\": [\"plugins\"],\n"
-      " \"towns\": [{\"id\": \"alpha\", \"timezone\": \"UTC\",\n"
-      "              \"plugins\": {\"%s\": {}}}]}\n",
-      name);
+  char *text =
+      tu_fmt("{\"data_dir\": \"data\", \"plugin_path\": [\"plugins\"],\n"
+             " \"towns\": [{\"id\": \"alpha\", \"timezone\": \"UTC\",\n"
+             "              \"plugins\": {\"%s\": {}}}]}\n",
+             name);
   free(f->config);
   f->config = tu_write_file(f->dir, "twinhost.json", text);
   return text;
@@ -223,14 +223,14 @@ static void the_plugin_in_the_authors_guide_works_as_written(void **state)
   free(config_swap(f, "visitors"));
   char *doc = tu_fmt("{\"gate\":\"north\",\"count\":17,\"time\":%lld}",
                      (long long)core_now_ms());
-  const char *ingest[] = {"ingest", "--town", "alpha", "--plugin",
-                          "visitors", NULL};
+  const char *ingest[] = {"ingest",   "--town",   "alpha",
+                          "--plugin", "visitors", NULL};
   tu_run r = twinhost_in(f, doc, ingest);
   if (r.exit_code != 0)
     fail_msg("ingest exited %d: %s", r.exit_code, r.err);
   tu_run_free(&r);
-  const char *query[] = {"query", "--town", "alpha", "--plugin", "visitors",
-                         "{}", NULL};
+  const char *query[] = {"query",    "--town", "alpha", "--plugin",
+                         "visitors", "{}",     NULL};
   r = twinhost_in(f, NULL, query);
   if (r.exit_code != 0)
     fail_msg("query exited %d: %s", r.exit_code, r.err);

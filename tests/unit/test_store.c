@@ -133,8 +133,8 @@ typedef struct seen {
   core_overlay *write_during; /* stage a write from inside the callback */
 } seen;
 
-static int record(void *ud, const uint8_t *key, size_t klen,
-                  const uint8_t *val, size_t vlen)
+static int record(void *ud, const uint8_t *key, size_t klen, const uint8_t *val,
+                  size_t vlen)
 {
   seen *s = ud;
   snprintf(s->keys[s->n], 16, "%.*s", (int)klen - 1, (const char *)key);
@@ -310,8 +310,7 @@ static void restore_refuses_what_is_not_a_backup(void **state)
   core_err err;
   char *empty = tu_fmt("%s/empty", f->dir);
   core_mkdirs(empty, NULL);
-  assert_int_equal(core_store_restore(f->dir, empty, &err),
-                   TWIN_ERR_NOT_FOUND);
+  assert_int_equal(core_store_restore(f->dir, empty, &err), TWIN_ERR_NOT_FOUND);
   assert_non_null(strstr(err.msg, "data.mdb missing"));
   char *junk = tu_write_file(empty, "data.mdb", "not an lmdb file at all");
   assert_int_equal(core_store_restore(f->dir, empty, &err), TWIN_ERR_INVALID);

@@ -121,8 +121,8 @@ tu_run tu_twinhost_argv(const char *stdin_text, const char *const *argv)
   }
   int open_fds = 2;
   while (open_fds > 0 || in[1] >= 0) {
-    struct pollfd p[3] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0},
-                          {in[1], POLLOUT, 0}};
+    struct pollfd p[3] = {
+        {out[0], POLLIN, 0}, {err[0], POLLIN, 0}, {in[1], POLLOUT, 0}};
     if (poll(p, 3, -1) < 0 && errno != EINTR)
       break;
     char buf[65536];
@@ -159,8 +159,8 @@ tu_run tu_twinhost_argv(const char *stdin_text, const char *const *argv)
   }
   int status = 0;
   waitpid(pid, &status, 0);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status)
-                                  : 128 + WTERMSIG(status);
+  r.exit_code =
+      WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return r;
 }
 

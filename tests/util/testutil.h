@@ -15,7 +15,8 @@
 char *tu_tempdir(void);
 /* rm -rf path. */
 void tu_rmtree(const char *path);
-/* Write text to dir/name (creating it); returns the full path (caller frees). */
+/* Write text to dir/name (creating it); returns the full path (caller frees).
+ */
 char *tu_write_file(const char *dir, const char *name, const char *text);
 /* printf into a new string (caller frees). */
 char *tu_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
