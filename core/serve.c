@@ -96,12 +96,14 @@ int cli_serve(cli_opts *o)
     slots[i].ci = &h->inst[i];
     running += h->inst[i].state != CORE_INSTANCE_DISABLED;
   }
+  char *shown_dir = realpath(h->cfg->data_dir, NULL);
   fprintf(stderr,
           "twinhost: serving %zu town%s from %s: %zu plugin "
           "instance%s running, %zu disabled, %zu plugin file%s "
           "refused\n",
-          h->cfg->n_towns, h->cfg->n_towns == 1 ? "" : "s", h->cfg->data_dir,
-          running, running == 1 ? "" : "s", h->n_inst - running, h->n_refused,
+          h->cfg->n_towns, h->cfg->n_towns == 1 ? "" : "s",
+          shown_dir ? shown_dir : h->cfg->data_dir, running,
+          running == 1 ? "" : "s", h->n_inst - running, h->n_refused,
           h->n_refused == 1 ? "" : "s");
   for (size_t i = 0; i < h->cfg->n_towns; i++) {
     const core_town *t = &h->cfg->towns[i];
@@ -112,6 +114,7 @@ int cli_serve(cli_opts *o)
                 core_instance_state_name(h->inst[j].state));
     fputc('\n', stderr);
   }
+  free(shown_dir);
   fprintf(stderr, "twinhost: press Ctrl-C to stop\n");
 
   while (!stop_requested) {
