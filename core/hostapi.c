@@ -434,8 +434,10 @@ static int api_respond(twin_ctx *ctx, const char *json, size_t len)
 
 static int api_set_error(twin_ctx *ctx, const char *message)
 {
-  if (ctx && message)
+  if (ctx && message) {
     snprintf(ctx->error, sizeof ctx->error, "%s", message);
+    core_utf8_fix(ctx->error); /* it is shown to people and sent as JSON */
+  }
   return TWIN_OK;
 }
 

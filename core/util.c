@@ -12,6 +12,35 @@
 #include <sys/stat.h>
 #include <time.h>
 
+void core_utf8_fix(char *s)
+{
+  unsigned char *p = (unsigned char *)s;
+  while (*p) {
+    int n = *p < 0x80             ? 1
+            : (*p & 0xe0) == 0xc0 ? 2
+            : (*p & 0xf0) == 0xe0 ? 3
+            : (*p & 0xf8) == 0xf0 ? 4
+                                  : 0;
+    int ok = n > 0 && !(n == 2 && *p < 0xc2) && !(n == 4 && *p > 0xf4);
+    for (int i = 1; ok && i < n; i++) {
+      if (!p[i]) { /* cut short at the end */
+        *p = 0;
+        return;
+      }
+      ok = (p[i] & 0xc0) == 0x80;
+    }
+    if (ok && n == 3) /* no overlongs, no surrogates */
+      ok = !(p[0] == 0xe0 && p[1] < 0xa0) && !(p[0] == 0xed && p[1] >= 0xa0);
+    if (ok && n == 4)
+      ok = !(p[0] == 0xf0 && p[1] < 0x90) && !(p[0] == 0xf4 && p[1] >= 0x90);
+    if (!ok) {
+      *p++ = '?';
+      continue;
+    }
+    p += n;
+  }
+}
+
 int core_err_set(core_err *e, int status, const char *fmt, ...)
 {
   if (e) {
@@ -19,6 +48,7 @@ int core_err_set(core_err *e, int status, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(e->msg, sizeof e->msg, fmt, ap);
     va_end(ap);
+    core_utf8_fix(e->msg);
   }
   return status;
 }
@@ -42,6 +72,7 @@ void core_err_prefix(core_err *e, const char *fmt, ...)
   size_t m = strnlen(old, rest);
   memcpy(e->msg + n + 2, old, m);
   e->msg[n + 2 + m] = 0;
+  core_utf8_fix(e->msg);
 }
 
 const char *core_status_message(int status)
@@ -327,6 +358,7 @@ int core_parse_time(const char *s, twin_time *out)
     return TWIN_ERR_PARSE;
   int64_t ms = 0;
   int offset_min = 0;
+  /* A date or a time without a zone is ambiguous: refuse it. */
   if (*p == 'T' || *p == 't' || *p == ' ') {
     p++;
     if (!digits(&p, 2, &h) || *p++ != ':' || !digits(&p, 2, &mi) ||
@@ -358,8 +390,10 @@ int core_parse_time(const char *s, twin_time *out)
         return TWIN_ERR_PARSE;
       offset_min = sign * (oh * 60 + om);
     } else {
-      return TWIN_ERR_PARSE; /* a time without a zone is ambiguous */
+      return TWIN_ERR_PARSE;
     }
+  } else {
+    return TWIN_ERR_PARSE;
   }
   if (*p)
     return TWIN_ERR_PARSE;

@@ -23,6 +23,10 @@ int core_err_set(core_err *e, int status, const char *fmt, ...)
 void core_err_prefix(core_err *e, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Make s valid UTF-8 in place: invalid bytes become '?', and a sequence cut
+ * short at the end (by a truncating snprintf) is dropped. */
+void core_utf8_fix(char *s);
+
 /* The message for a twin_status ("not found"). Never NULL. */
 const char *core_status_message(int status);
 /* The name for a twin_status ("ERR_NOT_FOUND"). Never NULL. */
@@ -61,8 +65,9 @@ int core_mkdirs(const char *path, core_err *err);
 twin_time core_now_ms(void);
 uint64_t core_mono_ns(void);
 
-/* Parse an RFC 3339 / ISO 8601 UTC or offset time ("2026-11-27T10:00:00Z",
- * "2026-11-27T11:00:00+01:00", fractional seconds allowed) to ms. */
+/* Parse an RFC 3339 date-time with a zone ("2026-11-27T10:00:00Z",
+ * "2026-11-27T11:00:00+01:00", fractional seconds allowed) to ms. A date
+ * alone or a time without a zone is ambiguous and refused. */
 int core_parse_time(const char *s, twin_time *out);
 /* Format ms as "2026-11-27T10:00:00.000Z" into buf (at least 32 bytes). */
 void core_format_time(twin_time t, char *buf, size_t len);

@@ -916,8 +916,8 @@ static int parse_time(run *r, const json_t *jt, reading *rd)
     return fail(r->s, r->ctx, TWIN_ERR_PARSE, "%s.time: missing", at(r));
   ok = json_time(jt, &rd->time);
   if (json_is_string(jt))
-    snprintf(shown, sizeof shown, "%.*s",
-             shown_len(json_string_value(jt), 60), json_string_value(jt));
+    snprintf(shown, sizeof shown, "%.*s", shown_len(json_string_value(jt), 60),
+             json_string_value(jt));
   else if (json_is_integer(jt))
     snprintf(shown, sizeof shown, "%" PRId64 " ms",
              (int64_t)json_integer_value(jt));

@@ -1,0 +1,194 @@
+/*
+ * fuzz_ingest.c — libFuzzer target for the path outside documents take into
+ * a town: any bytes sent to the sensors plugin as an ingest document, as a
+ * query and as a what-if scenario must end in a reply or an error, never in
+ * a crash, a leak or a write that outlives the input.
+ *
+ * On the first call it brings up a real host (real sensors.so, real LMDB,
+ * a 64 MiB map) in a fresh folder under /tmp and seeds it with a few
+ * entities, so reads and threshold crossings have something to work on.
+ * Two towns run the plugin: "open" creates entities as readings arrive,
+ * "strict" (auto_create false, max_age_s, no future slack) rejects most.
+ * Each input's ingest runs in a write transaction that is always aborted,
+ * so the store never grows. The folder is removed as soon as the host is
+ * up (the open store needs only its descriptors and mappings), so nothing
+ * is left behind however the process ends.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "host.h"
+#include "view.h"
+
+static const char *const towns[] = {"open", "strict"};
+#define N_TOWNS (sizeof towns / sizeof towns[0])
+
+/* Thresholds on the attributes the seed corpus uses. */
+#define ALERTS                                                                 \
+  "\"alerts\":[{\"attr\":\"level_cm\",\"above\":500,\"level\":\"error\"},"     \
+  "{\"attr\":\"temp_c\",\"below\":0,\"message\":\"frost\"},"                   \
+  "{\"attr\":\"ph\",\"below\":6.5,\"above\":8.5,\"level\":\"info\"}]"
+
+static const char seed_doc[] =
+    "{\"readings\":["
+    "{\"entity\":\"g1\",\"type\":\"RiverGauge\",\"attr\":\"level_cm\","
+    "\"time\":\"2024-05-01T09:00:00Z\",\"value\":312,\"name\":\"Donau\","
+    "\"location\":{\"lat\":48.833,\"lon\":12.962}},"
+    "{\"entity\":\"g1\",\"type\":\"RiverGauge\",\"time\":1714554900000,"
+    "\"values\":{\"level_cm\":512,\"temp_c\":4.5,\"ph\":7.1,"
+    "\"state\":\"ok\"}},"
+    "{\"entity\":\"g1\",\"type\":\"RiverGauge\",\"time\":1714555800000,"
+    "\"values\":{\"level_cm\":540.5,\"state\":\"flood\",\"open\":false}},"
+    "{\"entity\":\"a1\",\"attr\":\"pm10\",\"time\":1714554900000,"
+    "\"value\":12}]}";
+
+static struct {
+  char *dir;
+  core_host *h;
+  core_instance *ci[N_TOWNS];
+  core_overlay *ov;
+} fz;
+
+static void remove_dir(void)
+{
+  char cmd[4200];
+  if (!fz.dir)
+    return;
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", fz.dir);
+  if (system(cmd) != 0)
+    fprintf(stderr, "fuzz_ingest: %s failed\n", cmd);
+  free(fz.dir);
+  fz.dir = NULL;
+}
+
+static void die(const char *what, const char *why)
+{
+  fprintf(stderr, "fuzz_ingest: %s: %s\n", what, why);
+  remove_dir();
+  abort();
+}
+
+/* The host config: both towns run sensors; strict_create is auto_create of
+ * the strict town (true only while seeding). */
+static char *host_config(int strict_create)
+{
+  const char *plugins = getenv("TWIN_PLUGIN_BUILD_DIR");
+  char path[4200] = "";
+  /* Without it the host still searches the build tree's plugin folder. */
+  if (plugins && *plugins && !strchr(plugins, '"') && !strchr(plugins, '\\'))
+    snprintf(path, sizeof path, "\"plugin_path\":[\"%s\"],", plugins);
+  size_t cap = strlen(path) + 4096;
+  char *text = malloc(cap);
+  if (!text)
+    die("setup", "out of memory");
+  snprintf(text, cap,
+           "{\"data_dir\":\"data\",%s\"towns\":["
+           "{\"id\":\"open\",\"name\":\"Open\",\"timezone\":\"UTC\","
+           "\"scripts\":\".\",\"plugins\":{\"sensors\":{\"config\":{" ALERTS
+           "}}}},"
+           "{\"id\":\"strict\",\"name\":\"Strict\",\"timezone\":\"UTC\","
+           "\"scripts\":\".\",\"plugins\":{\"sensors\":{\"config\":{" ALERTS
+           ",\"auto_create\":%s,\"max_age_s\":315360000,"
+           "\"future_slack_s\":0}}}}]}",
+           path, strict_create ? "true" : "false");
+  return text;
+}
+
+static void open_host(int strict_create)
+{
+  char cfg_path[4200];
+  snprintf(cfg_path, sizeof cfg_path, "%s/host.json", fz.dir);
+  char *text = host_config(strict_create);
+  FILE *f = fopen(cfg_path, "wb");
+  if (!f || fputs(text, f) < 0 || fclose(f) != 0)
+    die(cfg_path, "cannot write");
+  free(text);
+  core_err err;
+  if (core_host_open(cfg_path, CORE_HOST_INSTANCES, &fz.h, &err))
+    die("host", err.msg);
+  for (size_t i = 0; i < N_TOWNS; i++) {
+    core_instance *ci;
+    if (core_host_find(fz.h, towns[i], "sensors", &ci, &err))
+      die(towns[i], err.msg);
+    fz.ci[i] = ci;
+  }
+}
+
+/* Store the seed readings in every town, committed. */
+static void seed(void)
+{
+  MDB_txn *txn;
+  core_err err;
+  if (core_store_begin_write(fz.h->store, &txn, &err))
+    die("seed", err.msg);
+  for (size_t i = 0; i < N_TOWNS; i++) {
+    if (core_host_run_ingest(fz.h, fz.ci[i], txn, fz.ov, seed_doc,
+                             sizeof seed_doc - 1, &err) ||
+        core_overlay_flush(fz.ov, fz.h->store, txn, &err))
+      die("seed", err.msg);
+  }
+  if (mdb_txn_commit(txn))
+    die("seed", "commit failed");
+}
+
+static void teardown(void)
+{
+  core_overlay_free(fz.ov);
+  core_host_close(fz.h);
+  remove_dir();
+  memset(&fz, 0, sizeof fz);
+}
+
+static void setup(void)
+{
+  char tmpl[] = "/tmp/twin-fuzz-ingest-XXXXXX";
+  if (!mkdtemp(tmpl))
+    die("mkdtemp", tmpl);
+  fz.dir = strdup(tmpl);
+  if (!fz.dir)
+    die("setup", "out of memory");
+  setenv("TWINHOST_MAP_MIB", "64", 1);
+  atexit(teardown);
+  fz.ov = core_overlay_new();
+  if (!fz.ov)
+    die("setup", "out of memory");
+  open_host(1);
+  seed();
+  core_host_close(fz.h);
+  open_host(0);
+  remove_dir();
+}
+
+/* Ingest into ci in a write transaction that is always aborted. */
+static void ingest(core_instance *ci, const char *doc, size_t len)
+{
+  MDB_txn *txn;
+  core_err err;
+  if (core_store_begin_write(fz.h->store, &txn, &err))
+    die("begin write", err.msg);
+  if (core_host_run_ingest(fz.h, ci, txn, fz.ov, doc, len, &err) == TWIN_OK)
+    core_overlay_flush(fz.ov, fz.h->store, txn, &err);
+  mdb_txn_abort(txn);
+  core_overlay_clear(fz.ov);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+  const char *doc = (const char *)data;
+  char *reply;
+  core_err err;
+  if (!fz.h)
+    setup();
+  for (size_t i = 0; i < N_TOWNS; i++) {
+    ingest(fz.ci[i], doc, size);
+    reply = NULL;
+    if (core_host_query(fz.h, fz.ci[i], doc, size, &reply, &err) == TWIN_OK)
+      free(reply);
+    reply = NULL;
+    if (core_host_simulate(fz.h, fz.ci[i], doc, size, &reply, &err) == TWIN_OK)
+      free(reply);
+  }
+  return 0;
+}
