@@ -295,12 +295,22 @@ int core_host_find(core_host *h, const char *town, const char *plugin,
                         "plugin '%s' is not enabled for town '%s'", plugin,
                         town);
   }
-  if (ci->state == CORE_INSTANCE_DISABLED)
-    return core_err_set(err, TWIN_ERR_UNAVAILABLE,
-                        "plugin '%s' is disabled for %s: %s", plugin, town,
-                        ci->reason);
+  if (!core_instance_usable(h, ci, err))
+    return TWIN_ERR_UNAVAILABLE;
   *out = ci;
   return TWIN_OK;
+}
+
+int core_instance_usable(core_host *h, core_instance *ci, core_err *err)
+{
+  pthread_mutex_lock(&h->lock);
+  int ok = ci->inst && ci->state != CORE_INSTANCE_DISABLED;
+  if (!ok)
+    core_err_set(err, TWIN_ERR_UNAVAILABLE, "plugin '%s' is %s for %s%s%s",
+                 ci->plugin->desc.name, ci->inst ? "disabled" : "not open",
+                 ci->town->id, ci->reason[0] ? ": " : "", ci->reason);
+  pthread_mutex_unlock(&h->lock);
+  return ok;
 }
 
 /* ---- instances ----------------------------------------------------------- */

@@ -43,11 +43,12 @@ typedef struct core_instance {
   void *inst;
   char *config_json; /* validated, defaults filled */
   uint32_t tick_s;   /* 0: no tick */
-  /* health; written by the writer thread, read by anyone under host lock */
+  /* health: written by the writer thread under the host lock; other
+   * threads read it through core_instance_usable */
   int state;
   int failures; /* consecutive failed ticks */
   twin_time next_tick;
-  uint64_t ticks, tick_errors, docs, docs_rejected;
+  uint64_t ticks, tick_errors;
   char reason[512];
 } core_instance;
 
@@ -94,6 +95,9 @@ void core_plugin_unload(core_plugin *p);
 core_plugin *core_host_plugin(core_host *h, const char *name);
 core_instance *core_host_instance(core_host *h, const char *town,
                                   const char *plugin);
+/* 1 when ci is open and not disabled; else 0, with the reason copied into
+ * err (may be NULL). Safe from any thread (reads health under the lock). */
+int core_instance_usable(core_host *h, core_instance *ci, core_err *err);
 /* The instance, or an error naming what is missing (unknown town, plugin not
  * enabled for it, plugin disabled with its reason). */
 int core_host_find(core_host *h, const char *town, const char *plugin,

@@ -9,6 +9,8 @@
 
 #include <jansson.h>
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,11 +38,23 @@ void core_ctx_done(twin_ctx *ctx)
   ctx->scratch = NULL;
 }
 
+/* Say why a host call fails, for the plugin's own messages and logs. */
+static void ctx_error(twin_ctx *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void ctx_error(twin_ctx *ctx, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(ctx->error, sizeof ctx->error, fmt, ap);
+  va_end(ap);
+  core_utf8_fix(ctx->error);
+}
+
 static int writable(twin_ctx *ctx)
 {
   if (ctx->mode == CORE_CTX_READ || !ctx->view.ov) {
-    snprintf(ctx->error, sizeof ctx->error,
-             "writes are not allowed in a query or describe");
+    ctx_error(ctx, "writes are not allowed in a query or describe");
     return 0;
   }
   return 1;
@@ -53,12 +67,24 @@ static int key_base(twin_ctx *ctx, core_key *k)
   return core_key_part(k, ctx->town->id) && core_key_part(k, ctx->plugin);
 }
 
+#define NAME_RULE "1 to 200 bytes of UTF-8 text without control characters"
+
 static int key_entity(twin_ctx *ctx, core_key *k, const char *type,
                       const char *id)
 {
-  if (!core_valid_name(type) || !core_valid_name(id))
+  if (!core_valid_name(type) || !core_valid_name(id)) {
+    ctx_error(ctx, "entity %s is not a valid name (" NAME_RULE ")",
+              core_valid_name(type) ? "id" : "type");
     return 0;
-  return key_base(ctx, k) && core_key_part(k, type) && core_key_part(k, id);
+  }
+  if (!key_base(ctx, k) || !core_key_part(k, type) || !core_key_part(k, id)) {
+    ctx_error(ctx,
+              "entity type and id are too long together (town, plugin, "
+              "type, id and attribute name share %d bytes)",
+              CORE_KEY_MAX - 8);
+    return 0;
+  }
+  return 1;
 }
 
 static int valid_value(const twin_value *v)
@@ -73,7 +99,8 @@ static int valid_value(const twin_value *v)
     return isfinite(v->as.number);
   case TWIN_VALUE_STRING:
     return v->as.string.len <= TWIN_VALUE_MAX &&
-           (v->as.string.ptr || !v->as.string.len);
+           (v->as.string.ptr || !v->as.string.len) &&
+           core_utf8_valid(v->as.string.ptr, v->as.string.len);
   default:
     return 0;
   }
@@ -94,23 +121,45 @@ static uint8_t *scratch(twin_ctx *ctx, size_t n)
   return ctx->scratch;
 }
 
-/* Stage attrs (or observations) under key prefix k. */
+/* The key of attribute (or observation) a under prefix; 0 with a message
+ * when a is not valid. */
+static int attr_key(twin_ctx *ctx, const core_key *prefix, int db, size_t i,
+                    const twin_attr *a, core_key *k)
+{
+  if (!core_valid_name(a->name)) {
+    ctx_error(ctx, "attribute %zu: not a valid name (" NAME_RULE ")", i);
+    return 0;
+  }
+  if (!valid_value(&a->value)) {
+    ctx_error(ctx,
+              "attribute %zu ('%.60s'): invalid value (unknown type, "
+              "non-finite number, or string not UTF-8 or over %u bytes)",
+              i, a->name, TWIN_VALUE_MAX);
+    return 0;
+  }
+  *k = *prefix;
+  if (!core_key_part(k, a->name) ||
+      (db == CORE_DB_OBS && !core_key_time(k, a->time))) {
+    ctx_error(ctx, "attribute %zu ('%.60s'): name too long for this entity", i,
+              a->name);
+    return 0;
+  }
+  return 1;
+}
+
+/* Stage attrs (or observations) under prefix: all of them, or none when
+ * any is invalid. */
 static int stage_attrs(twin_ctx *ctx, const core_key *prefix, int db,
                        const twin_attr *attrs, size_t n)
 {
   int with_time = db == CORE_DB_ENT;
+  core_key k;
+  for (size_t i = 0; i < n; i++)
+    if (!attr_key(ctx, prefix, db, i, &attrs[i], &k))
+      return TWIN_ERR_INVALID;
   for (size_t i = 0; i < n; i++) {
     const twin_attr *a = &attrs[i];
-    if (!core_valid_name(a->name) || !valid_value(&a->value)) {
-      snprintf(ctx->error, sizeof ctx->error, "attribute %zu ('%.60s'): %s", i,
-               a->name ? a->name : "(null)",
-               core_valid_name(a->name) ? "invalid value" : "invalid name");
-      return TWIN_ERR_INVALID;
-    }
-    core_key k = *prefix;
-    if (!core_key_part(&k, a->name) ||
-        (db == CORE_DB_OBS && !core_key_time(&k, a->time)))
-      return TWIN_ERR_INVALID;
+    attr_key(ctx, prefix, db, i, a, &k);
     size_t vn = core_value_size(&a->value, with_time);
     uint8_t *buf = scratch(ctx, vn);
     if (!buf)
@@ -172,6 +221,9 @@ typedef struct attrs_scan {
   size_t seen;
   int with_time;
   size_t limit;
+  /* The callback's attribute name: a copy, since a write the callback makes
+   * may move the overlay memory the key lives in. */
+  char name[TWIN_NAME_MAX + 1];
 } attrs_scan;
 
 static int attrs_visit(void *ud, const uint8_t *key, size_t klen,
@@ -181,7 +233,13 @@ static int attrs_visit(void *ud, const uint8_t *key, size_t klen,
   twin_attr a;
   if (klen <= s->prefix_len)
     return TWIN_ERR_STORE;
-  a.name = (const char *)key + s->prefix_len;
+  const char *name = (const char *)key + s->prefix_len;
+  size_t nlen = strnlen(name, klen - s->prefix_len);
+  if (nlen > TWIN_NAME_MAX)
+    return TWIN_ERR_STORE;
+  memcpy(s->name, name, nlen);
+  s->name[nlen] = 0;
+  a.name = s->name;
   if (!s->with_time) { /* obs: the name is the series', time in the key */
     if (klen < 8)
       return TWIN_ERR_STORE;
@@ -205,7 +263,7 @@ static int api_entity_attrs(twin_ctx *ctx, const char *type, const char *id,
     return TWIN_ERR_INVALID;
   hi = lo;
   core_key_prefix_end(&hi);
-  attrs_scan s = {lo.len, cb, ud, 0, 1, 0};
+  attrs_scan s = {.prefix_len = lo.len, .cb = cb, .ud = ud, .with_time = 1};
   int rc = core_view_scan(&ctx->view, CORE_DB_ENT, &lo, &hi, attrs_visit, &s);
   if (!rc && !s.seen)
     return TWIN_ERR_NOT_FOUND;
@@ -307,7 +365,10 @@ static int api_history_range(twin_ctx *ctx, const char *type, const char *id,
   core_key_time(&lo, from);
   core_key_time(&hi, to);
   /* The callback gets the attribute name: it is the series' last part. */
-  attrs_scan s = {series_len - strlen(attr) - 1, cb, ud, 0, 0, limit};
+  attrs_scan s = {.prefix_len = series_len - strlen(attr) - 1,
+                  .cb = cb,
+                  .ud = ud,
+                  .limit = limit};
   return core_view_scan(&ctx->view, CORE_DB_OBS, &lo, &hi, attrs_visit, &s);
 }
 
@@ -378,7 +439,7 @@ static int api_emit(twin_ctx *ctx, twin_level level, const char *etype,
   if (data_json) {
     data = json_loadb(data_json, data_len, JSON_DECODE_ANY, NULL);
     if (!data) {
-      snprintf(ctx->error, sizeof ctx->error, "emit: data is not JSON");
+      ctx_error(ctx, "emit: data is not JSON");
       return TWIN_ERR_INVALID;
     }
   }
@@ -415,7 +476,7 @@ static int api_respond(twin_ctx *ctx, const char *json, size_t len)
   json_error_t e;
   json_t *j = json_loadb(json, len, JSON_DECODE_ANY, &e);
   if (!j) {
-    snprintf(ctx->error, sizeof ctx->error, "reply is not JSON: %s", e.text);
+    ctx_error(ctx, "reply is not JSON: %s", e.text);
     return TWIN_ERR_INVALID;
   }
   json_decref(j);
@@ -435,8 +496,7 @@ static int api_respond(twin_ctx *ctx, const char *json, size_t len)
 static int api_set_error(twin_ctx *ctx, const char *message)
 {
   if (ctx && message) {
-    snprintf(ctx->error, sizeof ctx->error, "%s", message);
-    core_utf8_fix(ctx->error); /* it is shown to people and sent as JSON */
+    ctx_error(ctx, "%s", message); /* shown to people, sent as JSON */
   }
   return TWIN_OK;
 }
@@ -447,16 +507,15 @@ static int api_query_plugin(twin_ctx *ctx, const char *plugin, const char *req,
   if (!ctx || !plugin || !req || !cb)
     return TWIN_ERR_INVALID;
   if (ctx->depth >= MAX_QUERY_DEPTH) {
-    snprintf(ctx->error, sizeof ctx->error,
-             "query_plugin nested more than %d deep", MAX_QUERY_DEPTH);
+    ctx_error(ctx, "query_plugin nested more than %d deep", MAX_QUERY_DEPTH);
     return TWIN_ERR_INVALID;
   }
   core_instance *other = core_host_instance(ctx->host, ctx->town->id, plugin);
-  if (!other || other->state == CORE_INSTANCE_DISABLED ||
+  if (!other || !core_instance_usable(ctx->host, other, NULL) ||
       !other->plugin->desc.query) {
-    snprintf(ctx->error, sizeof ctx->error,
-             "plugin '%.60s' is not enabled for town '%s' or has no query",
-             plugin, ctx->town->id);
+    ctx_error(ctx,
+              "plugin '%.60s' is not enabled for town '%s' or has no query",
+              plugin, ctx->town->id);
     return TWIN_ERR_NOT_FOUND;
   }
   twin_ctx sub;
@@ -465,11 +524,13 @@ static int api_query_plugin(twin_ctx *ctx, const char *plugin, const char *req,
   sub.may_reply = 1;
   sub.depth = ctx->depth + 1;
   int rc = other->plugin->desc.query(other->inst, &sub, req, len);
-  if (!rc)
+  if (!rc) {
     rc = cb(ud, sub.reply ? sub.reply : "null", sub.reply ? sub.reply_len : 4);
-  else
-    snprintf(ctx->error, sizeof ctx->error, "%s: %s", plugin,
-             sub.error[0] ? sub.error : core_status_message(rc));
+    if (rc == TWIN_STOP)
+      rc = TWIN_OK;
+  } else
+    ctx_error(ctx, "%s: %s", plugin,
+              sub.error[0] ? sub.error : core_status_message(rc));
   core_ctx_done(&sub);
   return rc;
 }
@@ -511,8 +572,7 @@ static int api_call_script(twin_ctx *ctx, const char *function,
   (void)cb;
   (void)ud;
   if (ctx)
-    snprintf(ctx->error, sizeof ctx->error,
-             "this host has no script runtime for town scripts yet");
+    ctx_error(ctx, "this host has no script runtime for town scripts yet");
   return TWIN_ERR_UNSUPPORTED;
 }
 

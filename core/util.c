@@ -12,32 +12,63 @@
 #include <sys/stat.h>
 #include <time.h>
 
+/* Length of the valid UTF-8 sequence at p (at most n bytes), 0 if none. */
+static size_t utf8_seq(const unsigned char *p, size_t n)
+{
+  size_t len = p[0] < 0x80             ? 1
+               : (p[0] & 0xe0) == 0xc0 ? 2
+               : (p[0] & 0xf0) == 0xe0 ? 3
+               : (p[0] & 0xf8) == 0xf0 ? 4
+                                       : 0;
+  if (!len || len > n || (len == 2 && p[0] < 0xc2) || (len == 4 && p[0] > 0xf4))
+    return 0;
+  for (size_t i = 1; i < len; i++)
+    if ((p[i] & 0xc0) != 0x80)
+      return 0;
+  if (len == 3 &&
+      ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] >= 0xa0)))
+    return 0; /* overlong, surrogate */
+  if (len == 4 &&
+      ((p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] >= 0x90)))
+    return 0; /* overlong, beyond U+10FFFF */
+  return len;
+}
+
+int core_utf8_valid(const char *s, size_t n)
+{
+  const unsigned char *p = (const unsigned char *)s;
+  for (size_t i = 0; i < n;) {
+    size_t len = p[i] ? utf8_seq(p + i, n - i) : 0;
+    if (!len)
+      return 0;
+    i += len;
+  }
+  return 1;
+}
+
 void core_utf8_fix(char *s)
 {
   unsigned char *p = (unsigned char *)s;
-  while (*p) {
-    int n = *p < 0x80             ? 1
-            : (*p & 0xe0) == 0xc0 ? 2
-            : (*p & 0xf0) == 0xe0 ? 3
-            : (*p & 0xf8) == 0xf0 ? 4
-                                  : 0;
-    int ok = n > 0 && !(n == 2 && *p < 0xc2) && !(n == 4 && *p > 0xf4);
-    for (int i = 1; ok && i < n; i++) {
-      if (!p[i]) { /* cut short at the end */
-        *p = 0;
-        return;
-      }
-      ok = (p[i] & 0xc0) == 0x80;
-    }
-    if (ok && n == 3) /* no overlongs, no surrogates */
-      ok = !(p[0] == 0xe0 && p[1] < 0xa0) && !(p[0] == 0xed && p[1] >= 0xa0);
-    if (ok && n == 4)
-      ok = !(p[0] == 0xf0 && p[1] < 0x90) && !(p[0] == 0xf4 && p[1] >= 0x90);
-    if (!ok) {
-      *p++ = '?';
+  size_t n = strlen(s);
+  for (size_t i = 0; i < n;) {
+    size_t len = utf8_seq(p + i, n - i);
+    if (len) {
+      i += len;
       continue;
     }
-    p += n;
+    /* A lead byte whose sequence runs into the end was cut short: drop. */
+    size_t want = p[i] >= 0xc2 && p[i] <= 0xf4 ? (p[i] >= 0xf0   ? 4
+                                                  : p[i] >= 0xe0 ? 3
+                                                                 : 2)
+                                               : 0;
+    int cut = want && i + want > n;
+    for (size_t k = i + 1; cut && k < n; k++)
+      cut = (p[k] & 0xc0) == 0x80;
+    if (cut) {
+      p[i] = 0;
+      return;
+    }
+    p[i++] = '?';
   }
 }
 
@@ -116,7 +147,7 @@ int core_valid_id(const char *s)
 
 int core_valid_name(const char *s)
 {
-  if (!s || !*s)
+  if (!s || !*s || !core_utf8_valid(s, strnlen(s, TWIN_NAME_MAX + 1)))
     return 0;
   size_t n = 0;
   for (const unsigned char *p = (const unsigned char *)s; *p; p++, n++) {

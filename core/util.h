@@ -23,6 +23,8 @@ int core_err_set(core_err *e, int status, const char *fmt, ...)
 void core_err_prefix(core_err *e, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* 1 when the n bytes at s are valid UTF-8 (NUL bytes count as invalid). */
+int core_utf8_valid(const char *s, size_t n);
 /* Make s valid UTF-8 in place: invalid bytes become '?', and a sequence cut
  * short at the end (by a truncating snprintf) is dropped. */
 void core_utf8_fix(char *s);
@@ -35,8 +37,8 @@ const char *core_status_name(int status);
 /* An id for a town or plugin: [a-z0-9_-], 1..40 bytes, starting with a
  * letter or digit. */
 int core_valid_id(const char *s);
-/* An entity type, entity id or attribute name: 1..TWIN_NAME_MAX bytes,
- * no control characters (so no NUL, which separates key parts). */
+/* An entity type, entity id or attribute name: 1..TWIN_NAME_MAX bytes of
+ * UTF-8, no control characters (so no NUL, which separates key parts). */
 int core_valid_name(const char *s);
 
 /* "; did you mean \"x\"?" into buf when one of names is a close match to

@@ -97,11 +97,18 @@ static int grow(void **p, size_t *cap, size_t need, size_t size)
   return 1;
 }
 
-/* Copy bytes into the arena; offset via *off. */
+/* Copy bytes into the arena; offset via *off. p may point into the arena
+ * itself (a plugin copying a value it just read back from this overlay):
+ * it is rebased if growing moves the arena. */
 static int arena_add(core_overlay *ov, const void *p, size_t n, size_t *off)
 {
+  const uint8_t *src = p;
+  int inside = ov->arena && src >= ov->arena && src < ov->arena + ov->arena_len;
+  size_t src_off = inside ? (size_t)(src - ov->arena) : 0;
   if (!grow((void **)&ov->arena, &ov->arena_cap, ov->arena_len + n + 1, 1))
     return 0;
+  if (inside)
+    p = ov->arena + src_off;
   *off = ov->arena_len;
   if (n)
     memcpy(ov->arena + ov->arena_len, p, n);
