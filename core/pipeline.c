@@ -37,8 +37,11 @@ struct core_pipeline {
   job ring[RING];
   uint64_t head, tail; /* head: next free slot; tail: oldest unfinished */
   int stopping;
-  core_overlay *ov;
-  core_overlay *status_ov; /* health records of this batch's ticks */
+  /* One overlay per job of a batch, kept until the batch commits: when the
+   * map fills, the batch is written again from them, and no plugin sees a
+   * document twice. Their memory is reused by the next batch. */
+  core_overlay *ov[BATCH_MAX];
+  core_overlay *status_ov; /* health records of ticked instances */
   core_pipeline_stats stats;
 };
 
@@ -90,10 +93,14 @@ int core_pipeline_submit_tick(core_pipeline *p, core_instance *ci,
   return enqueue(p, JOB_TICK, ci, "", 0, done, ud);
 }
 
-/* Run jobs [from, to) in one transaction. TWIN_ERR_TOO_BIG: map full, grow
- * and run the batch again. */
+/*
+ * Write jobs [from, to) in one transaction. The first *ran jobs already went
+ * through their plugin on an earlier attempt (their overlays are kept) and
+ * are only written again; the rest are run now, once each.
+ * TWIN_ERR_TOO_BIG: the map filled; grow it and call again.
+ */
 static int run_batch(core_pipeline *p, uint64_t from, uint64_t to,
-                     core_err *err)
+                     uint64_t *ran, core_err *err)
 {
   core_host *h = p->h;
   MDB_txn *txn;
@@ -102,21 +109,24 @@ static int run_batch(core_pipeline *p, uint64_t from, uint64_t to,
     return st;
   for (uint64_t i = from; i < to; i++) {
     job *j = &p->ring[i % RING];
-    j->err.msg[0] = 0;
-    if (j->kind == JOB_INGEST) {
-      j->status =
-          core_host_run_ingest(h, j->ci, txn, p->ov, j->doc, j->len, &j->err);
-    } else {
-      if (j->ci->state == CORE_INSTANCE_DISABLED) {
+    core_overlay *ov = p->ov[i - from];
+    if (i - from >= *ran) {
+      j->err.msg[0] = 0;
+      if (j->kind == JOB_INGEST) {
+        j->status =
+            core_host_run_ingest(h, j->ci, txn, ov, j->doc, j->len, &j->err);
+      } else if (j->ci->state == CORE_INSTANCE_DISABLED) {
+        core_overlay_clear(ov);
         j->status = core_err_set(&j->err, TWIN_ERR_UNAVAILABLE, "disabled: %s",
                                  j->ci->reason);
-        continue;
+      } else {
+        j->status = core_host_run_tick(h, j->ci, txn, ov, &j->err);
       }
-      j->status = core_host_run_tick(h, j->ci, txn, p->ov, &j->err);
+      (*ran)++;
     }
     if (j->status)
       continue;
-    st = core_overlay_flush(p->ov, h->store, txn, err);
+    st = core_overlay_flush(ov, h->store, txn, err);
     if (st) {
       mdb_txn_abort(txn);
       return st;
@@ -170,11 +180,12 @@ static void *writer(void *arg)
 
     core_err err;
     uint64_t t0 = core_mono_ns();
-    int st = run_batch(p, from, to, &err);
-    for (int tries = 0; st == TWIN_ERR_TOO_BIG && tries < 8; tries++) {
+    uint64_t ran = 0;
+    int st = run_batch(p, from, to, &ran, &err);
+    for (int tries = 0; st == TWIN_ERR_TOO_BIG && tries < 16; tries++) {
       if (core_store_grow(p->h->store, &err))
         break;
-      st = run_batch(p, from, to, &err);
+      st = run_batch(p, from, to, &ran, &err);
     }
     uint64_t ns = core_mono_ns() - t0;
     if (st)
@@ -229,14 +240,17 @@ int core_pipeline_start(core_host *h, core_pipeline **out, core_err *err)
   if (!p)
     return core_err_set(err, TWIN_ERR_NOMEM, "out of memory");
   p->h = h;
-  p->ov = core_overlay_new();
+  int ok = 1;
+  for (int i = 0; i < BATCH_MAX; i++)
+    ok &= (p->ov[i] = core_overlay_new()) != NULL;
   p->status_ov = core_overlay_new();
   pthread_mutex_init(&p->mu, NULL);
   pthread_cond_init(&p->not_empty, NULL);
   pthread_cond_init(&p->not_full, NULL);
   pthread_cond_init(&p->drained, NULL);
-  if (!p->ov || !p->status_ov || pthread_create(&p->thread, NULL, writer, p)) {
-    core_overlay_free(p->ov);
+  if (!ok || !p->status_ov || pthread_create(&p->thread, NULL, writer, p)) {
+    for (int i = 0; i < BATCH_MAX; i++)
+      core_overlay_free(p->ov[i]);
     core_overlay_free(p->status_ov);
     free(p);
     return core_err_set(err, TWIN_ERR_NOMEM, "cannot start the writer");
@@ -266,7 +280,8 @@ void core_pipeline_stop(core_pipeline *p)
   pthread_join(p->thread, NULL);
   for (int i = 0; i < RING; i++)
     free(p->ring[i].doc);
-  core_overlay_free(p->ov);
+  for (int i = 0; i < BATCH_MAX; i++)
+    core_overlay_free(p->ov[i]);
   core_overlay_free(p->status_ov);
   pthread_mutex_destroy(&p->mu);
   pthread_cond_destroy(&p->not_empty);

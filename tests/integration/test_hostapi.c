@@ -617,6 +617,48 @@ static void ticks_count_and_failing_ticks_back_off_then_disable(void **state)
   assert_int_equal(a->state, CORE_INSTANCE_RUNNING);
 }
 
+static int setup_small_map(void **state)
+{
+  setenv("TWINHOST_MAP_MIB", "1", 1);
+  int rc = setup(state);
+  unsetenv("TWINHOST_MAP_MIB");
+  return rc;
+}
+
+static void
+a_map_that_fills_mid_batch_grows_and_each_document_runs_once(void **state)
+{
+  fx *f = *state;
+  core_instance *ci = inst(f, "alpha");
+  size_t big = 200 * 1024;
+  char *value = malloc(big + 1);
+  memset(value, 'x', big);
+  value[big] = 0;
+  result r[20] = {{0}};
+  for (int i = 0; i < 20; i++) {
+    char *doc = tu_fmt("{\"ops\":[{\"op\":\"kv_put\",\"key\":\"k%d\","
+                       "\"value\":\"%s\"}]}",
+                       i, value);
+    assert_int_equal(
+        core_pipeline_submit(f->p, ci, doc, strlen(doc), on_done, &r[i]), 0);
+    free(doc);
+  }
+  core_pipeline_drain(f->p);
+  free(value);
+  for (int i = 0; i < 20; i++)
+    if (r[i].status)
+      fail_msg("document %d: %s", i, r[i].reason);
+  uint64_t used, mapsize;
+  core_store_usage(f->h->store, &used, &mapsize);
+  assert_true(mapsize >= 4u << 20); /* 4 MiB of values in a 1 MiB map */
+  json_t *calls = query_ok(f, "alpha", "{\"op\":\"calls\"}");
+  assert_int_equal(json_integer_value(json_object_get(calls, "ingest")), 20);
+  json_decref(calls);
+  json_t *v = query_ok(f, "alpha", "{\"op\":\"kv_get\",\"key\":\"k19\"}");
+  assert_int_equal(strlen(json_string_value(json_object_get(v, "value"))), big);
+  json_decref(v);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -642,6 +684,9 @@ int main(void)
       T(call_script_is_unsupported_without_a_script_runtime),
       T(bad_names_are_refused_not_stored),
       T(ticks_count_and_failing_ticks_back_off_then_disable),
+      cmocka_unit_test_setup_teardown(
+          a_map_that_fills_mid_batch_grows_and_each_document_runs_once,
+          setup_small_map, teardown),
   };
 #undef T
   return cmocka_run_group_tests(tests, NULL, NULL);

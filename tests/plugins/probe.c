@@ -13,7 +13,8 @@
  *
  * Write ops: put, obs, delete, kv_put, kv_delete, emit. Control ops (any
  * call): fail, respond, log. Read ops (query, simulate "then"): get, attrs,
- * list, history, kv_get, query_plugin, now, town, call_script, config.
+ * list, history, kv_get, query_plugin, now, town, call_script, config,
+ * calls (how many times ingest ran).
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -43,6 +44,10 @@ typedef struct probe {
   char *greeting;
   int tick_fail;
   json_int_t limit; /* default limit of the history op */
+  /* How often ingest was called: the host must deliver each document once.
+   * The one mutable field; atomic since queries read it from other
+   * threads. */
+  unsigned long ingest_calls;
 } probe;
 
 /* ------------------------------------------------------------------------ */
@@ -695,6 +700,11 @@ static int read_op(probe *p, twin_ctx *ctx, const char *name, const json_t *op)
         p, ctx,
         json_pack("{s:s?,s:s?,s:s?}", "id", id, "name", tname, "timezone", tz));
   }
+  if (!strcmp(name, "calls"))
+    return respond_json(p, ctx,
+                        json_pack("{s:I}", "ingest",
+                                  (json_int_t)__atomic_load_n(
+                                      &p->ingest_calls, __ATOMIC_RELAXED)));
   if (!strcmp(name, "config")) {
     rc = api->respond(ctx, p->config, p->config_len);
     return rc == TWIN_OK ? rc : read_failed(p, ctx, "respond", rc);
@@ -703,7 +713,8 @@ static int read_op(probe *p, twin_ctx *ctx, const char *name, const json_t *op)
     char msg[MSG_MAX];
     fmt(msg, sizeof msg,
         "unknown op '%s' (known: get, attrs, list, history, kv_get, "
-        "query_plugin, now, town, call_script, config, put, obs, delete, "
+        "query_plugin, now, town, call_script, config, calls, put, obs, "
+        "delete, "
         "kv_put, kv_delete, emit, fail, respond, log)",
         name);
     api->set_error(ctx, msg);
@@ -807,6 +818,7 @@ static int probe_ingest(void *instance, twin_ctx *ctx, const char *doc,
                         size_t len)
 {
   probe *p = instance;
+  __atomic_add_fetch(&p->ingest_calls, 1, __ATOMIC_RELAXED);
   json_error_t jerr;
   json_t *root = json_loadb(doc, len, 0, &jerr);
   int rc;
