@@ -315,12 +315,14 @@ int core_instance_usable(core_host *h, core_instance *ci, core_err *err)
 
 /* ---- instances ----------------------------------------------------------- */
 
-/* Open one instance, with its writes landing in their own commit. */
+/* Open one instance. It reads a snapshot; its writes land in their own
+ * commit right after it returns, so opening a plugin that writes nothing
+ * never waits for the writer of a running host. */
 static int open_instance(core_host *h, core_instance *ci, core_err *err)
 {
   const twin_plugin *d = &ci->plugin->desc;
   MDB_txn *txn;
-  int st = core_store_begin_write(h->store, &txn, err);
+  int st = core_store_begin_read(h->store, &txn, err);
   if (st)
     return st;
   core_overlay *ov = core_overlay_new();
@@ -330,22 +332,17 @@ static int open_instance(core_host *h, core_instance *ci, core_err *err)
   st = ov ? d->open(&h->api, &ctx, ci->config_json, strlen(ci->config_json),
                     &inst)
           : TWIN_ERR_NOMEM;
+  core_store_end_read(h->store, txn);
   if (st) {
     core_err_set(err, st, "open failed: %s (%s)",
                  ctx.error[0] ? ctx.error : core_status_message(st),
                  core_status_name(st));
-    mdb_txn_abort(txn);
   } else {
-    ci->inst = inst;
-    st = core_overlay_flush(ov, h->store, txn, err);
-    if (!st)
-      st = core_store_status(mdb_txn_commit(txn), "store commit", err);
-    else
-      mdb_txn_abort(txn);
-    if (st) {
+    st = core_overlay_commit(ov, h->store, err);
+    if (st)
       d->close(inst);
-      ci->inst = NULL;
-    }
+    else
+      ci->inst = inst;
   }
   core_ctx_done(&ctx);
   core_overlay_free(ov);
@@ -723,16 +720,8 @@ int core_host_save_status(core_host *h, core_err *err)
   int st = TWIN_OK;
   for (size_t i = 0; !st && i < h->n_inst; i++)
     st = core_host_stage_status(h, &h->inst[i], ov);
-  MDB_txn *txn = NULL;
   if (!st)
-    st = core_store_begin_write(h->store, &txn, err);
-  if (!st) {
-    st = core_overlay_flush(ov, h->store, txn, err);
-    if (!st)
-      st = core_store_status(mdb_txn_commit(txn), "store commit", err);
-    else
-      mdb_txn_abort(txn);
-  }
+    st = core_overlay_commit(ov, h->store, err);
   core_overlay_free(ov);
   return st;
 }

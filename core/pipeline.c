@@ -150,15 +150,7 @@ static void save_health(core_pipeline *p, uint64_t from, uint64_t to)
       core_host_stage_status(p->h, j->ci, p->status_ov);
   }
   core_err err;
-  MDB_txn *txn;
-  int st = core_store_begin_write(p->h->store, &txn, &err);
-  if (!st) {
-    st = core_overlay_flush(p->status_ov, p->h->store, txn, &err);
-    if (!st)
-      st = core_store_status(mdb_txn_commit(txn), "store commit", &err);
-    else
-      mdb_txn_abort(txn);
-  }
+  int st = core_overlay_commit(p->status_ov, p->h->store, &err);
   if (st)
     core_log(TWIN_LEVEL_WARNING, NULL, NULL, "cannot record plugin health: %s",
              err.msg);

@@ -11,15 +11,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 static const char *const db_names[CORE_DB_COUNT] = {"ent", "obs", "kv", "evt",
                                                     "meta"};
-#define INITIAL_MAP ((size_t)256 << 20)
+#define INITIAL_MAP ((size_t)1 << 30)
 
 /* The first map size: $TWINHOST_MAP_MIB (for small machines and tests), else
- * 256 MiB. It only reserves address space; the file grows as data comes. */
+ * 1 GiB. It only reserves address space (the file grows as data comes), so
+ * a generous start keeps map growth, which waits for readers, rare. */
 static size_t initial_map(void)
 {
   const char *env = getenv("TWINHOST_MAP_MIB");
@@ -38,20 +40,26 @@ int core_store_status(int rc, const char *what, core_err *err)
   return core_err_set(err, TWIN_ERR_STORE, "%s: %s", what, mdb_strerror(rc));
 }
 
-static int check_format(core_store *s, core_err *err)
+/* Open the named databases and check the store's format in one
+ * transaction: read-only when the store exists (so opening never waits for
+ * a running host's writer), writing when it must create them.
+ * TWIN_ERR_NOT_FOUND from a read-only attempt means "create first". */
+static int open_dbs(core_store *s, unsigned flags, core_err *err)
 {
   MDB_txn *txn;
-  int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+  int rc = mdb_txn_begin(s->env, NULL, flags, &txn);
   if (rc)
     return core_store_status(rc, "store", err);
+  unsigned dflags = flags & MDB_RDONLY ? 0 : MDB_CREATE;
+  for (int i = 0; !rc && i < CORE_DB_COUNT; i++)
+    rc = mdb_dbi_open(txn, db_names[i], dflags, &s->dbi[i]);
   MDB_val k = {6, "format"}, v;
-  rc = mdb_get(txn, s->dbi[CORE_DB_META], &k, &v);
-  if (rc == MDB_NOTFOUND) {
+  if (!rc)
+    rc = mdb_get(txn, s->dbi[CORE_DB_META], &k, &v);
+  if (rc == MDB_NOTFOUND && !(flags & MDB_RDONLY)) {
     v.mv_data = CORE_STORE_FORMAT;
     v.mv_size = strlen(CORE_STORE_FORMAT);
     rc = mdb_put(txn, s->dbi[CORE_DB_META], &k, &v, 0);
-    if (!rc)
-      return core_store_status(mdb_txn_commit(txn), "store", err);
   } else if (!rc && (v.mv_size != strlen(CORE_STORE_FORMAT) ||
                      memcmp(v.mv_data, CORE_STORE_FORMAT, v.mv_size))) {
     mdb_txn_abort(txn);
@@ -61,8 +69,15 @@ static int check_format(core_store *s, core_err *err)
                         s->dir, (int)v.mv_size, (const char *)v.mv_data,
                         CORE_STORE_FORMAT);
   }
-  mdb_txn_abort(txn);
-  return core_store_status(rc, "store", err);
+  if (rc) {
+    mdb_txn_abort(txn);
+    if (rc == MDB_NOTFOUND)
+      return TWIN_ERR_NOT_FOUND;
+    return core_err_set(err, TWIN_ERR_STORE, "%s: %s", s->dir,
+                        mdb_strerror(rc));
+  }
+  /* Committing (even a read-only transaction) keeps the handles. */
+  return core_store_status(mdb_txn_commit(txn), "store", err);
 }
 
 int core_store_open(const char *data_dir, core_store **out, core_err *err)
@@ -72,10 +87,28 @@ int core_store_open(const char *data_dir, core_store **out, core_err *err)
   if (!s)
     return core_err_set(err, TWIN_ERR_NOMEM, "out of memory");
   s->dir = core_path_join(data_dir, "store");
-  pthread_rwlock_init(&s->resize_lock, NULL);
+  s->open_lock = -1;
+  /* Writer-preferring: a stream of overlapping queries must not keep the
+   * writer from growing the map (no thread nests read transactions). */
+  pthread_rwlockattr_t attr;
+  pthread_rwlockattr_init(&attr);
+  pthread_rwlockattr_setkind_np(&attr,
+                                PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+  pthread_rwlock_init(&s->resize_lock, &attr);
+  pthread_rwlockattr_destroy(&attr);
   int st = core_mkdirs(s->dir, err);
   if (st)
     goto fail;
+  /* Every process with the store open holds this shared; restore takes it
+   * exclusively, so it never replaces a store someone is writing to. */
+  char *lock = core_path_join(s->dir, "open.lock");
+  s->open_lock = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  free(lock);
+  if (s->open_lock < 0 || flock(s->open_lock, LOCK_SH)) {
+    st = core_err_set(err, TWIN_ERR_STORE, "%s: cannot lock the store: %s",
+                      s->dir, strerror(errno));
+    goto fail;
+  }
   int rc = mdb_env_create(&s->env);
   if (!rc)
     rc = mdb_env_set_maxdbs(s->env, CORE_DB_COUNT);
@@ -92,19 +125,9 @@ int core_store_open(const char *data_dir, core_store **out, core_err *err)
   }
   /* A store another process grew is larger than our map: adopt it. */
   mdb_env_set_mapsize(s->env, 0);
-  MDB_txn *txn;
-  rc = mdb_txn_begin(s->env, NULL, 0, &txn);
-  for (int i = 0; !rc && i < CORE_DB_COUNT; i++)
-    rc = mdb_dbi_open(txn, db_names[i], MDB_CREATE, &s->dbi[i]);
-  if (!rc)
-    rc = mdb_txn_commit(txn);
-  else
-    mdb_txn_abort(txn);
-  if (rc) {
-    st = core_err_set(err, TWIN_ERR_STORE, "%s: %s", s->dir, mdb_strerror(rc));
-    goto fail;
-  }
-  st = check_format(s, err);
+  st = open_dbs(s, MDB_RDONLY, err);
+  if (st == TWIN_ERR_NOT_FOUND)
+    st = open_dbs(s, 0, err);
   if (st)
     goto fail;
   *out = s;
@@ -120,6 +143,8 @@ void core_store_close(core_store *s)
     return;
   if (s->env)
     mdb_env_close(s->env);
+  if (s->open_lock >= 0)
+    close(s->open_lock);
   pthread_rwlock_destroy(&s->resize_lock);
   free(s->dir);
   free(s);
@@ -309,20 +334,36 @@ int core_store_restore(const char *data_dir, const char *backup_dir,
   char *tmp = core_path_join(store_dir, "data.mdb.restoring");
   char *dst = core_path_join(store_dir, "data.mdb");
   char *lock = core_path_join(store_dir, "lock.mdb");
+  char *open_lock = core_path_join(store_dir, "open.lock");
   int st = core_mkdirs(store_dir, err);
+  int lk = st ? -1 : open(open_lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (!st && (lk < 0 || flock(lk, LOCK_EX | LOCK_NB)))
+    st = core_err_set(err, TWIN_ERR_UNAVAILABLE,
+                      "%s: the store is in use by another twinhost process "
+                      "(serve, ingest, query ...); stop it first",
+                      store_dir);
   if (!st)
     st = copy_file_synced(src, tmp, err);
   if (!st && rename(tmp, dst))
     st = core_err_set(err, TWIN_ERR_STORE, "%s: %s", dst, strerror(errno));
-  if (!st)
+  if (!st) {
     unlink(lock); /* stale reader table of the old file */
-  else
+    int dfd = open(store_dir, O_RDONLY | O_DIRECTORY);
+    if (dfd >= 0) { /* make the rename itself durable */
+      fsync(dfd);
+      close(dfd);
+    }
+  } else {
     unlink(tmp);
+  }
+  if (lk >= 0)
+    close(lk);
   free(src);
   free(store_dir);
   free(tmp);
   free(dst);
   free(lock);
+  free(open_lock);
   return st;
 }
 

@@ -41,6 +41,7 @@ typedef struct core_store {
   /* Readers of this process hold it shared; growing the map holds it
    * exclusively (mdb_env_set_mapsize needs no live transaction here). */
   pthread_rwlock_t resize_lock;
+  int open_lock; /* flock'd shared while open; restore needs it exclusive */
 } core_store;
 
 /* Open (creating if needed) the store in dir/store. */
@@ -50,7 +51,8 @@ void core_store_close(core_store *s);
 /* Write transactions: only one thread of a process writes. begin_write
  * grows the map first when it is more than 3/4 full. */
 int core_store_begin_write(core_store *s, MDB_txn **txn, core_err *err);
-/* Read transactions hold resize_lock shared until core_store_end_read. */
+/* Read transactions hold resize_lock shared until core_store_end_read. A
+ * thread must not begin a second read transaction while it holds one. */
 int core_store_begin_read(core_store *s, MDB_txn **txn, core_err *err);
 void core_store_end_read(core_store *s, MDB_txn *txn);
 /* Double the map (no write transaction of this process may be open). */
@@ -64,8 +66,8 @@ void core_store_usage(core_store *s, uint64_t *used, uint64_t *mapsize);
 /* A compacting copy of the live store into backup_dir (created, must be
  * empty or absent); safe while the host runs. */
 int core_store_backup(core_store *s, const char *backup_dir, core_err *err);
-/* Replace data_dir's store with the backup in backup_dir. The store must not
- * be open anywhere (the caller checks the serve lock). */
+/* Replace data_dir's store with the backup in backup_dir. Refused with
+ * TWIN_ERR_UNAVAILABLE while any process has the store open. */
 int core_store_restore(const char *data_dir, const char *backup_dir,
                        core_err *err);
 

@@ -355,6 +355,32 @@ int core_overlay_flush(core_overlay *ov, core_store *s, MDB_txn *txn,
   return rc ? mdb_fail(rc, err) : TWIN_OK;
 }
 
+int core_overlay_commit(core_overlay *ov, core_store *s, core_err *err)
+{
+  if (!ov->n && !ov->nev)
+    return TWIN_OK;
+  for (int tries = 0;; tries++) {
+    MDB_txn *txn;
+    int st = core_store_begin_write(s, &txn, err);
+    if (st)
+      return st;
+    st = core_overlay_flush(ov, s, txn, err);
+    if (!st) {
+      int rc = mdb_txn_commit(txn);
+      st = rc == MDB_MAP_FULL
+               ? core_err_set(err, TWIN_ERR_TOO_BIG, "store map full")
+               : core_store_status(rc, "store commit", err);
+    } else {
+      mdb_txn_abort(txn);
+    }
+    if (st != TWIN_ERR_TOO_BIG || tries >= 16)
+      return st;
+    st = core_store_grow(s, err);
+    if (st)
+      return st;
+  }
+}
+
 /* ---- the merged view ----------------------------------------------------- */
 
 int core_view_get(core_view *v, int db, const void *key, size_t klen,

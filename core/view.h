@@ -48,6 +48,10 @@ int core_overlay_each_event(const core_overlay *ov,
 int core_overlay_flush(core_overlay *ov, core_store *s, MDB_txn *txn,
                        core_err *err);
 
+/* Write ov in a transaction of its own and commit it, growing the map
+ * when it fills. Nothing to write: nothing is done. */
+int core_overlay_commit(core_overlay *ov, core_store *s, core_err *err);
+
 /* ---- reading through the overlay ----------------------------------------- */
 
 typedef struct core_view {

@@ -319,6 +319,19 @@ static void restore_refuses_what_is_not_a_backup(void **state)
   free(empty);
 }
 
+static void restore_refuses_a_store_another_process_has_open(void **state)
+{
+  fx *f = *state;
+  char *bdir = tu_fmt("%s/backup", f->dir);
+  core_err err;
+  assert_int_equal(core_store_backup(f->s, bdir, &err), TWIN_OK);
+  /* f->s stays open, as an ingest or query in another process would. */
+  assert_int_equal(core_store_restore(f->dir, bdir, &err),
+                   TWIN_ERR_UNAVAILABLE);
+  assert_non_null(strstr(err.msg, "in use"));
+  free(bdir);
+}
+
 int main(void)
 {
   setenv("TWINHOST_MAP_MIB", "8", 1); /* so growing the map takes little */
@@ -341,6 +354,8 @@ int main(void)
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(restore_refuses_what_is_not_a_backup,
                                       setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          restore_refuses_a_store_another_process_has_open, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
