@@ -138,10 +138,15 @@ const char *cli_config_path(const cli_opts *o)
   return env && *env ? env : "twinhost.json";
 }
 
+/* Bring up the host a command needs; at CORE_HOST_INSTANCES only the
+ * plugins of the town the command is about (--town) are opened. */
 static int open_host(cli_opts *o, int level, core_host **h)
 {
   core_err err;
-  if (core_host_open(cli_config_path(o), level, h, &err)) {
+  int st = level == CORE_HOST_INSTANCES && o->town
+               ? core_host_open_town(cli_config_path(o), o->town, h, &err)
+               : core_host_open(cli_config_path(o), level, h, &err);
+  if (st) {
     cli_error("config", "%s", err.msg);
     return CLI_FAIL;
   }

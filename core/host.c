@@ -349,7 +349,8 @@ static int open_instance(core_host *h, core_instance *ci, core_err *err)
   return st;
 }
 
-static void add_instances(core_host *h, int open)
+/* Instances of every town (or only of only_town); opened when open. */
+static void add_instances(core_host *h, int open, const char *only_town)
 {
   size_t total = 0;
   for (size_t i = 0; i < h->cfg->n_towns; i++)
@@ -357,6 +358,8 @@ static void add_instances(core_host *h, int open)
   h->inst = calloc(total ? total : 1, sizeof *h->inst);
   for (size_t i = 0; h->inst && i < h->cfg->n_towns; i++) {
     const core_town *t = &h->cfg->towns[i];
+    if (only_town && strcmp(t->id, only_town))
+      continue;
     for (size_t j = 0; j < t->n_plugins; j++) {
       const core_town_plugin *tp = &t->plugins[j];
       if (!tp->enabled)
@@ -395,8 +398,8 @@ static void add_instances(core_host *h, int open)
   }
 }
 
-int core_host_open(const char *config_path, int level, core_host **out,
-                   core_err *err)
+static int host_open(const char *config_path, int level, const char *only_town,
+                     core_host **out, core_err *err)
 {
   *out = NULL;
   core_host *h = calloc(1, sizeof *h);
@@ -416,12 +419,24 @@ int core_host_open(const char *config_path, int level, core_host **out,
     if (st)
       goto fail;
   }
-  add_instances(h, level >= CORE_HOST_INSTANCES);
+  add_instances(h, level >= CORE_HOST_INSTANCES, only_town);
   *out = h;
   return TWIN_OK;
 fail:
   core_host_close(h);
   return st;
+}
+
+int core_host_open(const char *config_path, int level, core_host **out,
+                   core_err *err)
+{
+  return host_open(config_path, level, NULL, out, err);
+}
+
+int core_host_open_town(const char *config_path, const char *town,
+                        core_host **out, core_err *err)
+{
+  return host_open(config_path, CORE_HOST_INSTANCES, town, out, err);
 }
 
 void core_host_close(core_host *h)

@@ -81,6 +81,10 @@ enum {
  */
 int core_host_open(const char *config_path, int level, core_host **out,
                    core_err *err);
+/* The same at CORE_HOST_INSTANCES, opening only one town's plugins: what a
+ * command about one town needs (it does not start every town's feeds). */
+int core_host_open_town(const char *config_path, const char *town,
+                        core_host **out, core_err *err);
 void core_host_close(core_host *h);
 
 /* The search path for plugin files, in order: build tree, install prefix,
