@@ -69,6 +69,12 @@ extern "C" {
 #else
 #define TWIN_EXPORT __attribute__((visibility("default")))
 #endif
+/* The entry point keeps its C name when a plugin is written in C++. */
+#ifdef __cplusplus
+#define TWIN_EXTERN_C extern "C"
+#else
+#define TWIN_EXTERN_C
+#endif
 
 /* ------------------------------------------------------------------------ */
 /* Statuses                                                                 */
@@ -436,10 +442,10 @@ typedef const twin_plugin *(*twin_plugin_entry_fn)(uint32_t host_abi_major,
 /* Declare the entry point in a plugin's source:
  *   TWIN_PLUGIN_DEFINE(my_plugin)  where my_plugin is a twin_plugin. */
 #define TWIN_PLUGIN_DEFINE(desc)                                               \
-  TWIN_EXPORT const twin_plugin *twin_plugin_entry(uint32_t host_abi_major,    \
-                                                   uint32_t host_abi_minor);   \
-  TWIN_EXPORT const twin_plugin *twin_plugin_entry(uint32_t host_abi_major,    \
-                                                   uint32_t host_abi_minor)    \
+  TWIN_EXTERN_C TWIN_EXPORT const twin_plugin *twin_plugin_entry(              \
+      uint32_t host_abi_major, uint32_t host_abi_minor);                       \
+  TWIN_EXTERN_C TWIN_EXPORT const twin_plugin *twin_plugin_entry(              \
+      uint32_t host_abi_major, uint32_t host_abi_minor)                        \
   {                                                                            \
     (void)host_abi_major;                                                      \
     (void)host_abi_minor;                                                      \

@@ -247,10 +247,39 @@ static void the_plugin_in_the_authors_guide_works_as_written(void **state)
   free(page_path);
 }
 
+/* The header promises C++ too: a C++ plugin keeps the C entry name. */
+static void a_plugin_written_in_cpp_loads(void **state)
+{
+  fx *f = *state;
+  char *include = tu_fmt("%s/include", tu_env("TWIN_SOURCE_DIR"));
+  char *src =
+      tu_fmt("%s/tests/plugins/minimal_cpp.cpp", tu_env("TWIN_SOURCE_DIR"));
+  char *so = tu_fmt("%s/cpp.so", f->plugins);
+  char *log = tu_fmt("%s/cxx.log", f->dir);
+  const char *argv[] = {"c++",     "-shared", "-fPIC", "-std=c++17", "-Wall",
+                        "-Wextra", "-Werror", "-I",    include,      "-o",
+                        so,        src,       NULL};
+  int rc = run_logged(argv, log);
+  if (rc == 127)
+    skip(); /* no C++ compiler on this machine */
+  assert_int_equal(rc, 0);
+  tu_run r = tu_twinhost(NULL, "plugins", "check", so, NULL);
+  if (r.exit_code != 0)
+    fail_msg("plugins check exited %d: %s", r.exit_code, r.err);
+  assert_non_null(strstr(r.out, "plugin 'cpp' 1.0.0"));
+  tu_run_free(&r);
+  free(include);
+  free(src);
+  free(so);
+  free(log);
+}
+
 int main(void)
 {
   setenv("TWINHOST_MAP_MIB", "8", 1); /* small stores in the temp folders */
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(a_plugin_written_in_cpp_loads, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(
           the_plugin_in_the_authors_guide_works_as_written, setup, teardown),
       cmocka_unit_test_setup_teardown(it_builds_against_the_public_header_alone,
