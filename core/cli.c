@@ -161,12 +161,22 @@ static int need(const char *cmd, const char *value, const char *opt)
   return 0;
 }
 
+/* Set when a command's output could not be written as JSON: the command
+ * then fails (exit 1) rather than print nothing and claim success. */
+static int output_failed;
+
 static void print_json(json_t *j)
 {
-  char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
-                              JSON_REAL_PRECISION(15));
-  if (s)
+  char *s = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
+                                  JSON_REAL_PRECISION(15))
+              : NULL;
+  if (s) {
     puts(s);
+  } else {
+    cli_error("output", "cannot write the result as JSON (out of memory, or "
+                        "stored text that is not UTF-8)");
+    output_failed = 1;
+  }
   free(s);
 }
 
@@ -573,6 +583,8 @@ static int cmd_ingest(cli_opts *o)
     cap += input[i] == '\n';
   cap += 1;
   docs = calloc(cap, sizeof *docs);
+  if (!docs)
+    cli_error("ingest", "out of memory for %zu documents", cap);
   uint64_t last_shown = core_mono_ns();
   size_t line = 0;
   for (char *s = input; docs && s < input + len;) {
@@ -920,8 +932,11 @@ static int cmd_backup(cli_opts *o)
   int rc = core_store_backup(h->store, o->pos[0], &err);
   if (rc)
     cli_error("backup", "%s", err.msg);
-  else
-    printf("{\"backup\":\"%s\",\"status\":\"ok\"}\n", o->pos[0]);
+  else {
+    json_t *j = json_pack("{s:s,s:s}", "backup", o->pos[0], "status", "ok");
+    print_json(j);
+    json_decref(j);
+  }
   core_host_close(h);
   return rc ? CLI_FAIL : CLI_OK;
 }
@@ -951,8 +966,10 @@ static int cmd_restore(cli_opts *o)
     cli_error("restore", "%s", err.msg);
     goto out;
   }
-  printf("{\"restored\":\"%s\",\"into\":\"%s\",\"status\":\"ok\"}\n", o->pos[0],
-         cfg->data_dir);
+  json_t *done = json_pack("{s:s,s:s,s:s}", "restored", o->pos[0], "into",
+                           cfg->data_dir, "status", "ok");
+  print_json(done);
+  json_decref(done);
   rc = CLI_OK;
 out:
   if (fd >= 0)
@@ -1061,7 +1078,8 @@ int cli_main(int argc, char **argv)
       fputs(commands[k].help, stdout);
       return CLI_OK;
     }
-    return commands[k].run(&o);
+    int rc = commands[k].run(&o);
+    return rc == CLI_OK && output_failed ? CLI_FAIL : rc;
   }
   cli_error("usage", "unknown command '%s'\n\n%s", name, usage_main);
   return CLI_USAGE;
