@@ -37,12 +37,16 @@
  *
  * Threads
  * -------
- *  open, close, ingest and tick of one plugin instance are called from the
- *  host's single writer thread, never concurrently with each other.
- *  query, simulate and describe may be called from other threads, concurrently
- *  with each other and with ingest. A plugin that keeps mutable state in its
- *  instance must guard that state itself; state kept through host calls needs
- *  no locking (the host isolates each call's transaction).
+ *  ingest and tick of one plugin instance are called from the host's single
+ *  writer thread, one at a time. open and close are called by the thread
+ *  that starts or stops the host, never while ingest or tick of that
+ *  instance runs. query, simulate and describe may be called from other
+ *  threads, concurrently with each other and with ingest. A plugin that
+ *  keeps mutable state in its instance must guard that state itself; state
+ *  kept through host calls needs no locking (the host isolates each call's
+ *  transaction). Each document is given to ingest exactly once: when a
+ *  commit must be retried (the store grew), the host writes again what the
+ *  plugin staged; it does not call the plugin again.
  *
  * Time
  * ----
@@ -126,8 +130,9 @@ typedef enum twin_value_type {
   TWIN_VALUE_NULL = 0,
   TWIN_VALUE_NUMBER = 1, /* as.number, a finite double */
   TWIN_VALUE_INT = 2,    /* as.integer */
-  TWIN_VALUE_STRING =
-      3,              /* as.string.ptr / as.string.len, UTF-8, no NUL needed */
+  /* as.string.ptr / as.string.len: valid UTF-8 without NUL bytes; NUL
+   * termination is not needed */
+  TWIN_VALUE_STRING = 3,
   TWIN_VALUE_BOOL = 4 /* as.boolean, 0 or 1 */
 } twin_value_type;
 
@@ -160,7 +165,12 @@ typedef struct twin_attr {
   twin_value value;
 } twin_attr;
 
-/* Longest name (town, plugin, entity type, entity id, attribute), in bytes. */
+/*
+ * Longest name (town, plugin, entity type, entity id, attribute), in bytes.
+ * Names are UTF-8 without control characters. Town, plugin, type, id and
+ * attribute name together take at most 500 bytes (they form one key);
+ * longer combinations are refused with TWIN_ERR_INVALID.
+ */
 #define TWIN_NAME_MAX 200
 /* Longest string value or plugin kv value, in bytes. */
 #define TWIN_VALUE_MAX (1u << 20)
@@ -235,7 +245,9 @@ typedef struct twin_host_api {
 
   /*
    * Call cb once per entity of this town+plugin, ordered by (type, id);
-   * type NULL means every type. Returns TWIN_OK or the callback's error.
+   * type NULL means every type. type and id are borrowed until cb returns.
+   * Returns TWIN_OK, TWIN_ERR_INVALID, the callback's error, TWIN_ERR_STORE,
+   * TWIN_ERR_NOMEM.
    */
   int (*entity_iterate)(twin_ctx *ctx, const char *type, twin_entity_cb cb,
                         void *ud);
@@ -265,14 +277,19 @@ typedef struct twin_host_api {
 
   /* ---- plugin-private key/value, per town ----------------------------- */
 
-  /* Store bytes under key (1..TWIN_NAME_MAX bytes); value up to
-   * TWIN_VALUE_MAX bytes, copied. Lands like entity_put. */
+  /* Store bytes under key (1..TWIN_NAME_MAX bytes of any value); value up
+   * to TWIN_VALUE_MAX bytes. Both are copied (val may point at what kv_get
+   * returned). Lands like entity_put. Returns TWIN_OK, TWIN_ERR_INVALID,
+   * TWIN_ERR_READ_ONLY, TWIN_ERR_NOMEM. */
   int (*kv_put)(twin_ctx *ctx, const void *key, size_t key_len, const void *val,
                 size_t val_len);
-  /* *val is borrowed until the next host call with ctx. TWIN_ERR_NOT_FOUND
-   * when absent. */
+  /* Read the bytes under key. *val is borrowed until the next host call
+   * with ctx. Returns TWIN_OK, TWIN_ERR_NOT_FOUND, TWIN_ERR_INVALID,
+   * TWIN_ERR_STORE. */
   int (*kv_get)(twin_ctx *ctx, const void *key, size_t key_len,
                 const void **val, size_t *val_len);
+  /* Delete key (absent keys are fine). Lands like entity_put. Returns
+   * TWIN_OK, TWIN_ERR_INVALID, TWIN_ERR_READ_ONLY, TWIN_ERR_NOMEM. */
   int (*kv_delete)(twin_ctx *ctx, const void *key, size_t key_len);
 
   /* ---- events --------------------------------------------------------- */
@@ -307,9 +324,13 @@ typedef struct twin_host_api {
   /* ---- other plugins, the town, the host ------------------------------ */
 
   /*
-   * Run another plugin's query in the same town; cb receives its reply.
-   * Read-only. Returns the other plugin's status, TWIN_ERR_NOT_FOUND
-   * (plugin not enabled for this town), TWIN_ERR_INVALID.
+   * Run another plugin's query in the same town; cb receives its reply
+   * (borrowed until cb returns). Read-only; it sees this call's own staged
+   * writes. Returns the other plugin's status or the callback's error,
+   * TWIN_ERR_NOT_FOUND (plugin not enabled for this town, not open yet --
+   * as during open, when the town's plugins open one after another -- or
+   * without a query callback), TWIN_ERR_INVALID (also: nested more than 4
+   * deep).
    */
   int (*query_plugin)(twin_ctx *ctx, const char *plugin,
                       const char *request_json, size_t len, twin_text_cb cb,
