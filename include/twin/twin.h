@@ -168,7 +168,7 @@ typedef struct twin_attr {
 /*
  * Longest name (town, plugin, entity type, entity id, attribute), in bytes.
  * Names are UTF-8 without control characters. Town, plugin, type, id and
- * attribute name together take at most 500 bytes (they form one key);
+ * attribute name together take at most 498 bytes (they form one key);
  * longer combinations are refused with TWIN_ERR_INVALID.
  */
 #define TWIN_NAME_MAX 200
