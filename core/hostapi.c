@@ -121,10 +121,10 @@ static uint8_t *scratch(twin_ctx *ctx, size_t n)
   return ctx->scratch;
 }
 
-/* The key of attribute (or observation) a under prefix; 0 with a message
- * when a is not valid. */
-static int attr_key(twin_ctx *ctx, const core_key *prefix, int db, size_t i,
-                    const twin_attr *a, core_key *k)
+/* 1 when attribute (or observation) a can be stored under prefix; else 0
+ * with a message. */
+static int attr_ok(twin_ctx *ctx, const core_key *prefix, int db, size_t i,
+                   const twin_attr *a)
 {
   if (!core_valid_name(a->name)) {
     ctx_error(ctx, "attribute %zu: not a valid name (" NAME_RULE ")", i);
@@ -137,9 +137,8 @@ static int attr_key(twin_ctx *ctx, const core_key *prefix, int db, size_t i,
               i, a->name, TWIN_VALUE_MAX);
     return 0;
   }
-  *k = *prefix;
-  if (!core_key_part(k, a->name) ||
-      (db == CORE_DB_OBS && !core_key_time(k, a->time))) {
+  size_t klen = prefix->len + strlen(a->name) + 1 + (db == CORE_DB_OBS ? 8 : 0);
+  if (klen > CORE_KEY_MAX) {
     ctx_error(ctx, "attribute %zu ('%.60s'): name too long for this entity", i,
               a->name);
     return 0;
@@ -153,13 +152,15 @@ static int stage_attrs(twin_ctx *ctx, const core_key *prefix, int db,
                        const twin_attr *attrs, size_t n)
 {
   int with_time = db == CORE_DB_ENT;
-  core_key k;
   for (size_t i = 0; i < n; i++)
-    if (!attr_key(ctx, prefix, db, i, &attrs[i], &k))
+    if (!attr_ok(ctx, prefix, db, i, &attrs[i]))
       return TWIN_ERR_INVALID;
   for (size_t i = 0; i < n; i++) {
     const twin_attr *a = &attrs[i];
-    attr_key(ctx, prefix, db, i, a, &k);
+    core_key k = *prefix;
+    core_key_part(&k, a->name);
+    if (db == CORE_DB_OBS)
+      core_key_time(&k, a->time);
     size_t vn = core_value_size(&a->value, with_time);
     uint8_t *buf = scratch(ctx, vn);
     if (!buf)

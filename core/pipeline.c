@@ -37,10 +37,8 @@ struct core_pipeline {
   job ring[RING];
   uint64_t head, tail; /* head: next free slot; tail: oldest unfinished */
   int stopping;
-  /* One overlay per job of a batch, kept until the batch commits: when the
-   * map fills, the batch is written again from them, and no plugin sees a
-   * document twice. Their memory is reused by the next batch. */
-  core_overlay *ov[BATCH_MAX];
+  core_overlay *ov;        /* the running job's staged writes */
+  core_journal *journal;   /* what this batch wrote, in case it must retry */
   core_overlay *status_ov; /* health records of ticked instances */
   core_pipeline_stats stats;
 };
@@ -93,44 +91,57 @@ int core_pipeline_submit_tick(core_pipeline *p, core_instance *ci,
   return enqueue(p, JOB_TICK, ci, "", 0, done, ud);
 }
 
+/* Flush the running job's staged writes into txn and the journal; on
+ * failure the journal is cut back to where it was, so it never holds half a
+ * job. */
+static int flush_job(core_pipeline *p, MDB_txn *txn, core_err *err)
+{
+  size_t mark = core_journal_size(p->journal);
+  int st = core_overlay_flush(p->ov, p->h->store, txn, p->journal, err);
+  if (st)
+    core_journal_truncate(p->journal, mark);
+  return st;
+}
+
 /*
- * Write jobs [from, to) in one transaction. The first *ran jobs already went
- * through their plugin on an earlier attempt (their overlays are kept) and
- * are only written again; the rest are run now, once each.
+ * Write jobs [from, to) in one transaction. Jobs that went through their
+ * plugin on an earlier attempt (*ran of them) are written again from the
+ * journal, and the last of them from its staged writes if its flush was what
+ * failed (*unflushed); the rest are run now, once each.
  * TWIN_ERR_TOO_BIG: the map filled; grow it and call again.
  */
 static int run_batch(core_pipeline *p, uint64_t from, uint64_t to,
-                     uint64_t *ran, core_err *err)
+                     uint64_t *ran, int *unflushed, core_err *err)
 {
   core_host *h = p->h;
   MDB_txn *txn;
   int st = core_store_begin_write(h->store, &txn, err);
   if (st)
     return st;
-  for (uint64_t i = from; i < to; i++) {
+  if (!*ran)
+    core_journal_clear(p->journal);
+  st = core_journal_replay(p->journal, h->store, txn, err);
+  if (!st && *unflushed && !(st = flush_job(p, txn, err)))
+    *unflushed = 0;
+  for (uint64_t i = from + *ran; !st && i < to; i++) {
     job *j = &p->ring[i % RING];
-    core_overlay *ov = p->ov[i - from];
-    if (i - from >= *ran) {
-      j->err.msg[0] = 0;
-      if (j->kind == JOB_INGEST) {
-        j->status =
-            core_host_run_ingest(h, j->ci, txn, ov, j->doc, j->len, &j->err);
-      } else if (j->ci->state == CORE_INSTANCE_DISABLED) {
-        core_overlay_clear(ov);
-        j->status = core_err_set(&j->err, TWIN_ERR_UNAVAILABLE, "disabled: %s",
-                                 j->ci->reason);
-      } else {
-        j->status = core_host_run_tick(h, j->ci, txn, ov, &j->err);
-      }
-      (*ran)++;
+    j->err.msg[0] = 0;
+    if (j->kind == JOB_INGEST) {
+      j->status =
+          core_host_run_ingest(h, j->ci, txn, p->ov, j->doc, j->len, &j->err);
+    } else if (j->ci->state == CORE_INSTANCE_DISABLED) {
+      j->status = core_err_set(&j->err, TWIN_ERR_UNAVAILABLE, "disabled: %s",
+                               j->ci->reason);
+    } else {
+      j->status = core_host_run_tick(h, j->ci, txn, p->ov, &j->err);
     }
-    if (j->status)
-      continue;
-    st = core_overlay_flush(ov, h->store, txn, err);
-    if (st) {
-      mdb_txn_abort(txn);
-      return st;
-    }
+    (*ran)++;
+    if (!j->status && (st = flush_job(p, txn, err)))
+      *unflushed = 1;
+  }
+  if (st) {
+    mdb_txn_abort(txn);
+    return st;
   }
   int rc = mdb_txn_commit(txn);
   if (rc == MDB_MAP_FULL)
@@ -173,11 +184,12 @@ static void *writer(void *arg)
     core_err err;
     uint64_t t0 = core_mono_ns();
     uint64_t ran = 0;
-    int st = run_batch(p, from, to, &ran, &err);
+    int unflushed = 0;
+    int st = run_batch(p, from, to, &ran, &unflushed, &err);
     for (int tries = 0; st == TWIN_ERR_TOO_BIG && tries < 16; tries++) {
       if (core_store_grow(p->h->store, &err))
         break;
-      st = run_batch(p, from, to, &ran, &err);
+      st = run_batch(p, from, to, &ran, &unflushed, &err);
     }
     uint64_t ns = core_mono_ns() - t0;
     if (st)
@@ -232,17 +244,17 @@ int core_pipeline_start(core_host *h, core_pipeline **out, core_err *err)
   if (!p)
     return core_err_set(err, TWIN_ERR_NOMEM, "out of memory");
   p->h = h;
-  int ok = 1;
-  for (int i = 0; i < BATCH_MAX; i++)
-    ok &= (p->ov[i] = core_overlay_new()) != NULL;
+  p->ov = core_overlay_new();
+  p->journal = core_journal_new();
   p->status_ov = core_overlay_new();
   pthread_mutex_init(&p->mu, NULL);
   pthread_cond_init(&p->not_empty, NULL);
   pthread_cond_init(&p->not_full, NULL);
   pthread_cond_init(&p->drained, NULL);
-  if (!ok || !p->status_ov || pthread_create(&p->thread, NULL, writer, p)) {
-    for (int i = 0; i < BATCH_MAX; i++)
-      core_overlay_free(p->ov[i]);
+  if (!p->ov || !p->journal || !p->status_ov ||
+      pthread_create(&p->thread, NULL, writer, p)) {
+    core_overlay_free(p->ov);
+    core_journal_free(p->journal);
     core_overlay_free(p->status_ov);
     free(p);
     return core_err_set(err, TWIN_ERR_NOMEM, "cannot start the writer");
@@ -272,8 +284,8 @@ void core_pipeline_stop(core_pipeline *p)
   pthread_join(p->thread, NULL);
   for (int i = 0; i < RING; i++)
     free(p->ring[i].doc);
-  for (int i = 0; i < BATCH_MAX; i++)
-    core_overlay_free(p->ov[i]);
+  core_overlay_free(p->ov);
+  core_journal_free(p->journal);
   core_overlay_free(p->status_ov);
   pthread_mutex_destroy(&p->mu);
   pthread_cond_destroy(&p->not_empty);

@@ -312,47 +312,159 @@ static int mdb_fail(int rc, core_err *err)
   return core_store_status(rc, "store write", err);
 }
 
+/* ---- the journal -------------------------------------------------------- */
+
+struct core_journal {
+  uint8_t *buf;
+  size_t len, cap;
+};
+
+enum { REC_PUT = OP_PUT, REC_DEL = OP_DEL, REC_EVENT = 3 };
+
+typedef struct rec_head {
+  uint8_t kind, db;
+  uint32_t klen, vlen;
+} rec_head;
+
+core_journal *core_journal_new(void)
+{
+  return calloc(1, sizeof(core_journal));
+}
+
+void core_journal_free(core_journal *j)
+{
+  if (j)
+    free(j->buf);
+  free(j);
+}
+
+void core_journal_clear(core_journal *j)
+{
+  j->len = 0;
+}
+
+size_t core_journal_size(const core_journal *j)
+{
+  return j->len;
+}
+
+void core_journal_truncate(core_journal *j, size_t mark)
+{
+  if (mark < j->len)
+    j->len = mark;
+}
+
+static int journal_add(core_journal *j, int kind, int db, const void *key,
+                       size_t klen, const void *val, size_t vlen)
+{
+  if (!j)
+    return TWIN_OK;
+  rec_head h = {(uint8_t)kind, (uint8_t)db, (uint32_t)klen, (uint32_t)vlen};
+  if (!grow((void **)&j->buf, &j->cap, j->len + sizeof h + klen + vlen, 1))
+    return TWIN_ERR_NOMEM;
+  memcpy(j->buf + j->len, &h, sizeof h);
+  j->len += sizeof h;
+  memcpy(j->buf + j->len, key, klen);
+  j->len += klen;
+  if (vlen)
+    memcpy(j->buf + j->len, val, vlen);
+  j->len += vlen;
+  return TWIN_OK;
+}
+
+/* ---- writing to LMDB ----------------------------------------------------- */
+
+static int write_entry(core_store *s, MDB_txn *txn, int op, int db,
+                       const void *key, size_t klen, const void *val,
+                       size_t vlen)
+{
+  MDB_val k = {klen, (void *)key};
+  if (op == OP_PUT) {
+    MDB_val v = {vlen, (void *)val};
+    return mdb_put(txn, s->dbi[db], &k, &v, 0);
+  }
+  int rc = mdb_del(txn, s->dbi[db], &k, NULL);
+  return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Events are numbered from a counter in meta, read and advanced in the
+ * transaction that stores them, so numbers are never reused. */
+typedef struct event_writer {
+  core_store *s;
+  MDB_txn *txn;
+  uint64_t seq;
+  int loaded;
+} event_writer;
+
+static int write_event(event_writer *w, const char *town, size_t town_len,
+                       const void *json, size_t len)
+{
+  MDB_val sk = {9, "event_seq"}, sv;
+  if (!w->loaded) {
+    int rc = mdb_get(w->txn, w->s->dbi[CORE_DB_META], &sk, &sv);
+    if (rc && rc != MDB_NOTFOUND)
+      return rc;
+    if (!rc && sv.mv_size == 8)
+      memcpy(&w->seq, sv.mv_data, 8);
+    w->loaded = 1;
+  }
+  core_key key = {.len = 0};
+  if (!core_key_raw(&key, town, town_len) || !core_key_raw(&key, "", 1))
+    return MDB_BAD_VALSIZE;
+  core_key_time(&key, (twin_time)++w->seq);
+  MDB_val k = {key.len, key.b}, v = {len, (void *)json};
+  int rc = mdb_put(w->txn, w->s->dbi[CORE_DB_EVT], &k, &v, 0);
+  if (rc)
+    return rc;
+  sv.mv_size = 8;
+  sv.mv_data = &w->seq;
+  return mdb_put(w->txn, w->s->dbi[CORE_DB_META], &sk, &sv, 0);
+}
+
 int core_overlay_flush(core_overlay *ov, core_store *s, MDB_txn *txn,
-                       core_err *err)
+                       core_journal *j, core_err *err)
 {
   if (!ensure_sorted(ov))
     return core_err_set(err, TWIN_ERR_NOMEM, "out of memory");
   for (size_t i = 0; i < ov->n; i++) {
     const entry *e = &ov->e[ov->sorted[i]];
-    MDB_val k = {e->klen, ov->arena + e->koff};
-    int rc;
-    if (e->op == OP_PUT) {
-      MDB_val v = {e->vlen, ov->arena + e->voff};
-      rc = mdb_put(txn, s->dbi[e->db], &k, &v, 0);
-    } else {
-      rc = mdb_del(txn, s->dbi[e->db], &k, NULL);
-      if (rc == MDB_NOTFOUND)
-        rc = 0;
-    }
+    const uint8_t *key = ov->arena + e->koff, *val = ov->arena + e->voff;
+    int rc = write_entry(s, txn, e->op, e->db, key, e->klen, val, e->vlen);
     if (rc)
       return mdb_fail(rc, err);
+    if (journal_add(j, e->op, e->db, key, e->klen, val, e->vlen))
+      return core_err_set(err, TWIN_ERR_NOMEM, "out of memory");
   }
-  if (!ov->nev)
-    return TWIN_OK;
-  MDB_val sk = {9, "event_seq"}, sv;
-  uint64_t seq = 0;
-  int rc = mdb_get(txn, s->dbi[CORE_DB_META], &sk, &sv);
-  if (!rc && sv.mv_size == 8)
-    memcpy(&seq, sv.mv_data, 8);
+  event_writer w = {s, txn, 0, 0};
   for (size_t i = 0; i < ov->nev; i++) {
     const event *ev = &ov->ev[i];
-    core_key key = {.len = 0};
-    core_key_part(&key, (const char *)ov->arena + ev->town_off);
-    core_key_time(&key, (twin_time)++seq);
-    MDB_val k = {key.len, key.b}, v = {ev->json_len, ov->arena + ev->json_off};
-    rc = mdb_put(txn, s->dbi[CORE_DB_EVT], &k, &v, 0);
+    const char *town = (const char *)ov->arena + ev->town_off;
+    const uint8_t *json = ov->arena + ev->json_off;
+    int rc = write_event(&w, town, strlen(town), json, ev->json_len);
+    if (rc)
+      return mdb_fail(rc, err);
+    if (journal_add(j, REC_EVENT, 0, town, strlen(town), json, ev->json_len))
+      return core_err_set(err, TWIN_ERR_NOMEM, "out of memory");
+  }
+  return TWIN_OK;
+}
+
+int core_journal_replay(const core_journal *j, core_store *s, MDB_txn *txn,
+                        core_err *err)
+{
+  event_writer w = {s, txn, 0, 0};
+  for (size_t off = 0; off < j->len;) {
+    rec_head h;
+    memcpy(&h, j->buf + off, sizeof h);
+    const uint8_t *key = j->buf + off + sizeof h, *val = key + h.klen;
+    off += sizeof h + h.klen + h.vlen;
+    int rc = h.kind == REC_EVENT
+                 ? write_event(&w, (const char *)key, h.klen, val, h.vlen)
+                 : write_entry(s, txn, h.kind, h.db, key, h.klen, val, h.vlen);
     if (rc)
       return mdb_fail(rc, err);
   }
-  sv.mv_size = 8;
-  sv.mv_data = &seq;
-  rc = mdb_put(txn, s->dbi[CORE_DB_META], &sk, &sv, 0);
-  return rc ? mdb_fail(rc, err) : TWIN_OK;
+  return TWIN_OK;
 }
 
 int core_overlay_commit(core_overlay *ov, core_store *s, core_err *err)
@@ -364,7 +476,7 @@ int core_overlay_commit(core_overlay *ov, core_store *s, core_err *err)
     int st = core_store_begin_write(s, &txn, err);
     if (st)
       return st;
-    st = core_overlay_flush(ov, s, txn, err);
+    st = core_overlay_flush(ov, s, txn, NULL, err);
     if (!st) {
       int rc = mdb_txn_commit(txn);
       st = rc == MDB_MAP_FULL

@@ -42,11 +42,28 @@ int core_overlay_each_event(const core_overlay *ov,
                                       const char *json, size_t len),
                             void *ud);
 
-/* Apply the staged writes to a write transaction. Events are numbered from
- * the store's event counter (kept in meta), which the flush advances. On
- * MDB_MAP_FULL returns TWIN_ERR_TOO_BIG (grow the map and retry the batch). */
+/*
+ * A journal: what flushes wrote in one transaction, in order, so that when
+ * the commit must be retried (the map filled) it can be written again
+ * without asking plugins again.
+ */
+typedef struct core_journal core_journal;
+core_journal *core_journal_new(void);
+void core_journal_free(core_journal *j);
+void core_journal_clear(core_journal *j);
+/* Bytes journaled so far, and cutting back to such a mark. */
+size_t core_journal_size(const core_journal *j);
+void core_journal_truncate(core_journal *j, size_t mark);
+/* Write everything journaled into txn (events numbered anew). */
+int core_journal_replay(const core_journal *j, core_store *s, MDB_txn *txn,
+                        core_err *err);
+
+/* Apply the staged writes to a write transaction, and append them to j
+ * (may be NULL). Events are numbered from the store's event counter (kept in
+ * meta), which the flush advances. On MDB_MAP_FULL returns TWIN_ERR_TOO_BIG
+ * (grow the map and retry). */
 int core_overlay_flush(core_overlay *ov, core_store *s, MDB_txn *txn,
-                       core_err *err);
+                       core_journal *j, core_err *err);
 
 /* Write ov in a transaction of its own and commit it, growing the map
  * when it fills. Nothing to write: nothing is done. */

@@ -126,7 +126,7 @@ static void seed(void)
   for (size_t i = 0; i < N_TOWNS; i++) {
     if (core_host_run_ingest(fz.h, fz.ci[i], txn, fz.ov, seed_doc,
                              sizeof seed_doc - 1, &err) ||
-        core_overlay_flush(fz.ov, fz.h->store, txn, &err))
+        core_overlay_flush(fz.ov, fz.h->store, txn, NULL, &err))
       die("seed", err.msg);
   }
   if (mdb_txn_commit(txn))
@@ -169,7 +169,7 @@ static void ingest(core_instance *ci, const char *doc, size_t len)
   if (core_store_begin_write(fz.h->store, &txn, &err))
     die("begin write", err.msg);
   if (core_host_run_ingest(fz.h, ci, txn, fz.ov, doc, len, &err) == TWIN_OK)
-    core_overlay_flush(fz.ov, fz.h->store, txn, &err);
+    core_overlay_flush(fz.ov, fz.h->store, txn, NULL, &err);
   mdb_txn_abort(txn);
   core_overlay_clear(fz.ov);
 }

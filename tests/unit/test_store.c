@@ -213,7 +213,7 @@ static void flush_applies_writes_and_numbers_events(void **state)
   for (int round = 0; round < 2; round++) {
     MDB_txn *txn;
     core_store_begin_write(f->s, &txn, NULL);
-    assert_int_equal(core_overlay_flush(ov, f->s, txn, NULL), TWIN_OK);
+    assert_int_equal(core_overlay_flush(ov, f->s, txn, NULL, NULL), TWIN_OK);
     assert_int_equal(mdb_txn_commit(txn), 0);
   }
   MDB_txn *txn;
