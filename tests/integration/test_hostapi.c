@@ -637,8 +637,9 @@ a_map_that_fills_mid_batch_grows_and_each_document_runs_once(void **state)
   result r[20] = {{0}};
   for (int i = 0; i < 20; i++) {
     char *doc = tu_fmt("{\"ops\":[{\"op\":\"kv_put\",\"key\":\"k%d\","
-                       "\"value\":\"%s\"}]}",
-                       i, value);
+                       "\"value\":\"%s\"},{\"op\":\"emit\",\"level\":"
+                       "\"info\",\"message\":\"doc %d\"}]}",
+                       i, value, i);
     assert_int_equal(
         core_pipeline_submit(f->p, ci, doc, strlen(doc), on_done, &r[i]), 0);
     free(doc);
@@ -657,6 +658,17 @@ a_map_that_fills_mid_batch_grows_and_each_document_runs_once(void **state)
   json_t *v = query_ok(f, "alpha", "{\"op\":\"kv_get\",\"key\":\"k19\"}");
   assert_int_equal(strlen(json_string_value(json_object_get(v, "value"))), big);
   json_decref(v);
+  /* Each document's event once, in order, numbered without gaps. */
+  json_t *evs = town_events(f, "alpha");
+  assert_int_equal(json_array_size(evs), 20);
+  for (int i = 0; i < 20; i++) {
+    char want[16];
+    snprintf(want, sizeof want, "doc %d", i);
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(evs, i), "message")),
+        want);
+  }
+  json_decref(evs);
 }
 
 int main(void)
