@@ -11,7 +11,6 @@
  */
 #include "view.h"
 
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,6 +38,8 @@ struct core_overlay {
   uint32_t *sorted;
   size_t nsorted; /* entries covered by sorted (== n when fresh) */
   size_t sorted_cap;
+  uint32_t *tmp; /* merge scratch */
+  size_t tmp_cap;
   event *ev;
   size_t nev, evcap;
   uint64_t gen; /* bumped on every change, so scans notice */
@@ -57,6 +58,7 @@ void core_overlay_free(core_overlay *ov)
   free(ov->e);
   free(ov->slots);
   free(ov->sorted);
+  free(ov->tmp);
   free(ov->ev);
   free(ov);
 }
@@ -255,32 +257,60 @@ static int cmp_bytes(const uint8_t *a, size_t alen, const uint8_t *b,
   return alen < blen ? -1 : alen > blen;
 }
 
-static const core_overlay *sort_ov; /* qsort has no user pointer in C11 */
-
-static int cmp_entries(const void *pa, const void *pb)
+static int entry_cmp(const core_overlay *ov, uint32_t ia, uint32_t ib)
 {
-  const entry *a = &sort_ov->e[*(const uint32_t *)pa];
-  const entry *b = &sort_ov->e[*(const uint32_t *)pb];
+  const entry *a = &ov->e[ia], *b = &ov->e[ib];
   if (a->db != b->db)
     return a->db < b->db ? -1 : 1;
-  return cmp_bytes(sort_ov->arena + a->koff, a->klen, sort_ov->arena + b->koff,
-                   b->klen);
+  return cmp_bytes(ov->arena + a->koff, a->klen, ov->arena + b->koff, b->klen);
 }
 
-static pthread_mutex_t sort_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Merge the sorted runs a[0..na) and b[0..nb) into out. */
+static void merge(const core_overlay *ov, const uint32_t *a, size_t na,
+                  const uint32_t *b, size_t nb, uint32_t *out)
+{
+  size_t i = 0, j = 0, k = 0;
+  while (i < na && j < nb)
+    out[k++] = entry_cmp(ov, a[i], b[j]) <= 0 ? a[i++] : b[j++];
+  while (i < na)
+    out[k++] = a[i++];
+  while (j < nb)
+    out[k++] = b[j++];
+}
 
+/* Bottom-up merge sort of v[0..n) with tmp[0..n) as scratch. */
+static void sort_indices(const core_overlay *ov, uint32_t *v, size_t n,
+                         uint32_t *tmp)
+{
+  for (size_t width = 1; width < n; width *= 2) {
+    for (size_t lo = 0; lo < n; lo += 2 * width) {
+      size_t mid = lo + width < n ? lo + width : n;
+      size_t hi = lo + 2 * width < n ? lo + 2 * width : n;
+      merge(ov, v + lo, mid - lo, v + mid, hi - mid, tmp + lo);
+    }
+    memcpy(v, tmp, n * sizeof *v);
+  }
+}
+
+/* Bring the key order up to date: only the entries staged since the last
+ * time are sorted, then merged in, so a scan after each of many writes
+ * costs O(n) each rather than a full sort. A replaced entry keeps its key
+ * and so its place. */
 static int ensure_sorted(core_overlay *ov)
 {
   if (ov->nsorted == ov->n)
     return 1;
-  if (!grow((void **)&ov->sorted, &ov->sorted_cap, ov->n, sizeof(uint32_t)))
+  if (!grow((void **)&ov->sorted, &ov->sorted_cap, ov->n, sizeof(uint32_t)) ||
+      !grow((void **)&ov->tmp, &ov->tmp_cap, ov->n, sizeof(uint32_t)))
     return 0;
-  for (size_t i = 0; i < ov->n; i++)
+  size_t old = ov->nsorted, k = ov->n - old;
+  for (size_t i = old; i < ov->n; i++)
     ov->sorted[i] = (uint32_t)i;
-  pthread_mutex_lock(&sort_lock);
-  sort_ov = ov;
-  qsort(ov->sorted, ov->n, sizeof(uint32_t), cmp_entries);
-  pthread_mutex_unlock(&sort_lock);
+  sort_indices(ov, ov->sorted + old, k, ov->tmp);
+  if (old) {
+    merge(ov, ov->sorted, old, ov->sorted + old, k, ov->tmp);
+    memcpy(ov->sorted, ov->tmp, ov->n * sizeof *ov->sorted);
+  }
   ov->nsorted = ov->n;
   return 1;
 }

@@ -332,6 +332,55 @@ static void restore_refuses_a_store_another_process_has_open(void **state)
   free(bdir);
 }
 
+typedef struct order_check {
+  uint8_t last[64];
+  size_t last_len, n;
+  int bad;
+} order_check;
+
+static int check_order(void *ud, const uint8_t *key, size_t klen,
+                       const uint8_t *val, size_t vlen)
+{
+  (void)val;
+  (void)vlen;
+  order_check *c = ud;
+  size_t m = klen < c->last_len ? klen : c->last_len;
+  int cmp = memcmp(c->last, key, m);
+  if (c->n && (cmp > 0 || (cmp == 0 && c->last_len >= klen)))
+    c->bad = 1;
+  memcpy(c->last, key, klen);
+  c->last_len = klen;
+  c->n++;
+  return TWIN_OK;
+}
+
+static void scans_between_writes_keep_every_key_in_order(void **state)
+{
+  (void)state;
+  core_overlay *ov = core_overlay_new();
+  core_view v = {NULL, NULL, ov};
+  srand(42);
+  size_t distinct = 0;
+  char seen[1000] = {0};
+  for (int round = 0; round < 20; round++) {
+    for (int i = 0; i < 50; i++) {
+      int r = rand() % 1000;
+      char key[16];
+      int n = snprintf(key, sizeof key, "k%d", r);
+      core_overlay_put(ov, CORE_DB_KV, key, (size_t)n, "v", 1);
+      distinct += !seen[r];
+      seen[r] = 1;
+    }
+    core_key lo = {.len = 0};
+    order_check c = {.n = 0};
+    assert_int_equal(core_view_scan(&v, CORE_DB_KV, &lo, NULL, check_order, &c),
+                     TWIN_OK);
+    assert_false(c.bad);
+    assert_int_equal(c.n, distinct);
+  }
+  core_overlay_free(ov);
+}
+
 int main(void)
 {
   setenv("TWINHOST_MAP_MIB", "8", 1); /* so growing the map takes little */
@@ -348,6 +397,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(flush_applies_writes_and_numbers_events,
                                       setup, teardown),
       cmocka_unit_test(clear_forgets_staged_writes),
+      cmocka_unit_test(scans_between_writes_keep_every_key_in_order),
       cmocka_unit_test_setup_teardown(the_map_grows_when_it_fills, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(backup_and_restore_bring_back_the_state,
