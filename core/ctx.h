@@ -24,15 +24,13 @@ struct twin_ctx {
   char *reply;
   size_t reply_len, reply_cap;
   char error[512];
-  uint8_t *scratch; /* encoded values, reused across calls */
-  size_t scratch_cap;
   int depth; /* query_plugin nesting */
 };
 
 /* Fill the host function table. */
 void core_api_init(twin_host_api *api);
 
-/* Set up / tear down a context (scratch and reply buffers are freed). */
+/* Set up / tear down a context (its reply buffer is freed). */
 void core_ctx_init(twin_ctx *ctx, core_host *h, core_instance *ci, int mode,
                    MDB_txn *txn, core_overlay *ov);
 void core_ctx_done(twin_ctx *ctx);

@@ -33,9 +33,7 @@ void core_ctx_init(twin_ctx *ctx, core_host *h, core_instance *ci, int mode,
 void core_ctx_done(twin_ctx *ctx)
 {
   free(ctx->reply);
-  free(ctx->scratch);
   ctx->reply = NULL;
-  ctx->scratch = NULL;
 }
 
 /* Say why a host call fails, for the plugin's own messages and logs. */
@@ -106,21 +104,6 @@ static int valid_value(const twin_value *v)
   }
 }
 
-static uint8_t *scratch(twin_ctx *ctx, size_t n)
-{
-  if (n > ctx->scratch_cap) {
-    size_t cap = ctx->scratch_cap ? ctx->scratch_cap : 256;
-    while (cap < n)
-      cap *= 2;
-    uint8_t *p = realloc(ctx->scratch, cap);
-    if (!p)
-      return NULL;
-    ctx->scratch = p;
-    ctx->scratch_cap = cap;
-  }
-  return ctx->scratch;
-}
-
 /* 1 when attribute (or observation) a can be stored under prefix; else 0
  * with a message. */
 static int attr_ok(twin_ctx *ctx, const core_key *prefix, int db, size_t i,
@@ -162,13 +145,10 @@ static int stage_attrs(twin_ctx *ctx, const core_key *prefix, int db,
     if (db == CORE_DB_OBS)
       core_key_time(&k, a->time);
     size_t vn = core_value_size(&a->value, with_time);
-    uint8_t *buf = scratch(ctx, vn);
+    uint8_t *buf = core_overlay_put_space(ctx->view.ov, db, k.b, k.len, vn);
     if (!buf)
       return TWIN_ERR_NOMEM;
     core_value_encode(&a->value, a->time, with_time, buf);
-    int rc = core_overlay_put(ctx->view.ov, db, k.b, k.len, buf, vn);
-    if (rc)
-      return rc;
   }
   return TWIN_OK;
 }

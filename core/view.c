@@ -112,7 +112,7 @@ static int arena_add(core_overlay *ov, const void *p, size_t n, size_t *off)
   if (inside)
     p = ov->arena + src_off;
   *off = ov->arena_len;
-  if (n)
+  if (n && p)
     memcpy(ov->arena + ov->arena_len, p, n);
   ov->arena[ov->arena_len + n] = 0;
   ov->arena_len += n + 1;
@@ -167,8 +167,10 @@ static int rehash(core_overlay *ov, size_t nslots)
   return 1;
 }
 
+/* Stage op on key. val NULL with vlen > 0 reserves vlen bytes for the
+ * caller to fill; their offset goes to *voff_out (may be NULL). */
 static int stage(core_overlay *ov, int op, int db, const void *key, size_t klen,
-                 const void *val, size_t vlen)
+                 const void *val, size_t vlen, size_t *voff_out)
 {
   uint32_t h = hash_key(db, key, klen);
   entry *e = find(ov, db, key, klen, h);
@@ -176,6 +178,8 @@ static int stage(core_overlay *ov, int op, int db, const void *key, size_t klen,
   if (op == OP_PUT && !arena_add(ov, val, vlen, &voff))
     return TWIN_ERR_NOMEM;
   ov->gen++;
+  if (voff_out)
+    *voff_out = voff;
   if (e) { /* replace in place; old bytes stay in the arena until clear */
     e->op = (uint8_t)op;
     e->voff = voff;
@@ -208,12 +212,21 @@ static int stage(core_overlay *ov, int op, int db, const void *key, size_t klen,
 int core_overlay_put(core_overlay *ov, int db, const void *key, size_t klen,
                      const void *val, size_t vlen)
 {
-  return stage(ov, OP_PUT, db, key, klen, val, vlen);
+  return stage(ov, OP_PUT, db, key, klen, val, vlen, NULL);
+}
+
+uint8_t *core_overlay_put_space(core_overlay *ov, int db, const void *key,
+                                size_t klen, size_t vlen)
+{
+  size_t voff;
+  if (stage(ov, OP_PUT, db, key, klen, NULL, vlen, &voff))
+    return NULL;
+  return ov->arena + voff;
 }
 
 int core_overlay_del(core_overlay *ov, int db, const void *key, size_t klen)
 {
-  return stage(ov, OP_DEL, db, key, klen, NULL, 0);
+  return stage(ov, OP_DEL, db, key, klen, NULL, 0, NULL);
 }
 
 int core_overlay_event(core_overlay *ov, const char *town, const char *json,

@@ -32,6 +32,11 @@ size_t core_overlay_events(const core_overlay *ov);
 int core_overlay_put(core_overlay *ov, int db, const void *key, size_t klen,
                      const void *val, size_t vlen);
 int core_overlay_del(core_overlay *ov, int db, const void *key, size_t klen);
+/* Stage a put whose vlen-byte value the caller writes into the returned
+ * space right away (valid until the next change to ov); NULL when out of
+ * memory. Saves encoding a value twice on the ingest path. */
+uint8_t *core_overlay_put_space(core_overlay *ov, int db, const void *key,
+                                size_t klen, size_t vlen);
 /* Stage an event for town (its JSON record); it gets its sequence number
  * when flushed. */
 int core_overlay_event(core_overlay *ov, const char *town, const char *json,

@@ -36,7 +36,8 @@ static const char config_schema[] =
     "\"limit\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":100,"
     "\"default\":10}}}";
 
-/* Immutable after open: query and simulate may run concurrently. */
+/* Immutable after open but for the atomic ingest_calls: query and simulate
+ * may run concurrently. */
 typedef struct probe {
   const twin_host_api *api;
   char *config; /* the config text open received, NUL terminated */
