@@ -78,9 +78,8 @@ static char *fmt_alloc(const char *fmt, ...)
 
 static char *make_tempdir(void)
 {
-  const char *base = getenv("TMPDIR");
-  char *dir = fmt_alloc("%s/twinbench-XXXXXX", base && *base ? base : "/tmp");
-  if (!mkdtemp(dir))
+  char *dir = core_temp_dir("twinbench");
+  if (!dir)
     die("mkdtemp", strerror(errno));
   return dir;
 }

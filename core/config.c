@@ -170,7 +170,7 @@ static int opt_path(const parse_ctx *c, const char *parent, json_t *obj,
   if (!v)
     return TWIN_OK;
   char kp[JPATH_MAX];
-  const char *s;
+  const char *s = NULL;
   core_jpath_key(kp, sizeof kp, parent, key);
   int rc = want_string(c, kp, v, what, &s);
   if (rc)
@@ -242,7 +242,7 @@ static int tz_in_database(const char *dir, const char *tz)
 static int parse_timezone(const parse_ctx *c, const char *jpath,
                           const json_t *v, char **out)
 {
-  const char *tz;
+  const char *tz = NULL;
   int rc = want_string(c, jpath, v, "a string such as \"Europe/Berlin\"", &tz);
   if (rc)
     return rc;
@@ -415,7 +415,7 @@ static int parse_town(const parse_ctx *c, const char *jpath, json_t *obj,
                       const char *pack_dir, const char *data_root, core_town *t)
 {
   char kp[JPATH_MAX];
-  const char *s;
+  const char *s = NULL;
   int rc = check_keys(c, jpath, obj, town_keys, N_OF(town_keys));
   if (rc)
     return rc;
@@ -512,7 +512,7 @@ static int syntax_error(core_err *err, const char *file, const json_error_t *je)
 static int parse_pack(const parse_ctx *c, const char *jpath, const json_t *v,
                       const char *data_root, core_town *t)
 {
-  const char *rel;
+  const char *rel = NULL;
   int rc = want_string(c, jpath, v, "the name of a town pack folder", &rel);
   if (rc)
     return rc;
@@ -645,7 +645,7 @@ static int parse_plugin_path(const parse_ctx *c, json_t *v, core_config *cfg)
   if (!cfg->plugin_path)
     return nomem(c);
   for (size_t i = 0; i < n; i++) {
-    const char *s;
+    const char *s = NULL;
     path_index(kp, sizeof kp, "plugin_path", i);
     int rc = want_string(c, kp, json_array_get(v, i), "a folder name", &s);
     if (rc)

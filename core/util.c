@@ -312,6 +312,25 @@ char *core_path_dir(const char *path)
   return strndup(path, (size_t)(slash - path));
 }
 
+char *core_temp_dir(const char *prefix)
+{
+  const char *base = getenv("TMPDIR");
+  if (!base || !*base)
+    base = "/tmp";
+  size_t n = strlen(base) + strlen(prefix) + 9;
+  char *t = malloc(n);
+  if (!t)
+    return NULL;
+  int len = snprintf(t, n, "%s/%s-", base, prefix);
+  memset(t + len, 'X', 6); /* mkdtemp's template */
+  t[len + 6] = 0;
+  if (!mkdtemp(t)) {
+    free(t);
+    return NULL;
+  }
+  return t;
+}
+
 int core_mkdirs(const char *path, core_err *err)
 {
   char *p = strdup(path);

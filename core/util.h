@@ -60,6 +60,9 @@ int core_read_file(const char *path, char **out, size_t *len, core_err *err);
 char *core_path_join(const char *dir, const char *rel);
 /* The directory part of path ("." if none). Caller frees. */
 char *core_path_dir(const char *path);
+/* A new private folder $TMPDIR/<prefix>-<random> (TMPDIR defaults to
+ * /tmp). Caller frees; NULL with errno set on failure. */
+char *core_temp_dir(const char *prefix);
 /* mkdir -p. */
 int core_mkdirs(const char *path, core_err *err);
 

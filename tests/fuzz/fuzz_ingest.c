@@ -143,12 +143,9 @@ static void teardown(void)
 
 static void setup(void)
 {
-  char tmpl[] = "/tmp/twin-fuzz-ingest-XXXXXX";
-  if (!mkdtemp(tmpl))
-    die("mkdtemp", tmpl);
-  fz.dir = strdup(tmpl);
+  fz.dir = core_temp_dir("twin-fuzz-ingest");
   if (!fz.dir)
-    die("setup", "out of memory");
+    die("mkdtemp", "cannot make a temp folder");
   setenv("TWINHOST_MAP_MIB", "64", 1);
   atexit(teardown);
   fz.ov = core_overlay_new();

@@ -3,6 +3,8 @@
  */
 #include "testutil.h"
 
+#include "util.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -14,11 +16,10 @@
 
 char *tu_tempdir(void)
 {
-  const char *base = getenv("TMPDIR");
-  char *tmpl = tu_fmt("%s/twintest-XXXXXX", base && *base ? base : "/tmp");
-  if (!mkdtemp(tmpl))
-    fail_msg("mkdtemp: %s", strerror(errno));
-  return tmpl;
+  char *dir = core_temp_dir("twintest");
+  if (!dir)
+    fail_msg("cannot make a temp folder: %s", strerror(errno));
+  return dir;
 }
 
 void tu_rmtree(const char *path)
