@@ -42,6 +42,15 @@ struct core_overlay {
   size_t tmp_cap;
   event *ev;
   size_t nev, evcap;
+  /* While a savepoint is live: entries it replaced, to restore on rollback */
+  struct undo {
+    uint32_t index, vlen;
+    size_t voff;
+    uint8_t op;
+  } * undo;
+  size_t nundo, undocap;
+  int sp_live;
+  size_t sp_n;
   uint64_t gen; /* bumped on every change, so scans notice */
 };
 
@@ -60,6 +69,7 @@ void core_overlay_free(core_overlay *ov)
   free(ov->sorted);
   free(ov->tmp);
   free(ov->ev);
+  free(ov->undo);
   free(ov);
 }
 
@@ -71,6 +81,8 @@ void core_overlay_clear(core_overlay *ov)
   ov->n = 0;
   ov->nsorted = 0;
   ov->nev = 0;
+  ov->nundo = 0;
+  ov->sp_live = 0;
   ov->gen++;
 }
 
@@ -181,6 +193,14 @@ static int stage(core_overlay *ov, int op, int db, const void *key, size_t klen,
   if (voff_out)
     *voff_out = voff;
   if (e) { /* replace in place; old bytes stay in the arena until clear */
+    size_t idx = (size_t)(e - ov->e);
+    if (ov->sp_live && idx < ov->sp_n) {
+      if (!grow((void **)&ov->undo, &ov->undocap, ov->nundo + 1,
+                sizeof *ov->undo))
+        return TWIN_ERR_NOMEM;
+      ov->undo[ov->nundo++] =
+          (struct undo){(uint32_t)idx, e->vlen, e->voff, e->op};
+    }
     e->op = (uint8_t)op;
     e->voff = voff;
     e->vlen = (uint32_t)vlen;
@@ -206,6 +226,65 @@ static int stage(core_overlay *ov, int op, int db, const void *key, size_t klen,
   while (ov->slots[i])
     i = (i + 1) & (ov->nslots - 1);
   ov->slots[i] = (uint32_t)++ov->n;
+  return TWIN_OK;
+}
+
+void core_overlay_savepoint(core_overlay *ov, core_savepoint *sp)
+{
+  sp->n = ov->n;
+  sp->arena_len = ov->arena_len;
+  sp->nev = ov->nev;
+  ov->sp_live = 1;
+  ov->sp_n = ov->n;
+  ov->nundo = 0;
+}
+
+void core_overlay_release(core_overlay *ov)
+{
+  ov->sp_live = 0;
+  ov->nundo = 0;
+}
+
+void core_overlay_rollback(core_overlay *ov, const core_savepoint *sp)
+{
+  while (ov->nundo > 0) { /* newest first, so the oldest value wins */
+    const struct undo *u = &ov->undo[--ov->nundo];
+    entry *e = &ov->e[u->index];
+    e->op = u->op;
+    e->voff = u->voff;
+    e->vlen = u->vlen;
+  }
+  if (ov->n > sp->n) { /* forget the new entries and their hash slots */
+    ov->n = sp->n;
+    memset(ov->slots, 0, ov->nslots * sizeof *ov->slots);
+    for (size_t j = 0; j < ov->n; j++) {
+      size_t i = ov->e[j].hash & (ov->nslots - 1);
+      while (ov->slots[i])
+        i = (i + 1) & (ov->nslots - 1);
+      ov->slots[i] = (uint32_t)j + 1;
+    }
+    ov->nsorted = 0; /* the order is rebuilt on the next scan */
+  }
+  ov->arena_len = sp->arena_len;
+  ov->nev = sp->nev;
+  ov->sp_live = 0;
+  ov->gen++;
+}
+
+int core_overlay_each(const core_overlay *ov, int db, size_t from, size_t to,
+                      int (*cb)(void *ud, int op, const uint8_t *key,
+                                size_t klen, const uint8_t *val, size_t vlen),
+                      void *ud)
+{
+  for (size_t i = from; i < to && i < ov->n; i++) {
+    const entry *e = &ov->e[i];
+    if (e->db != db)
+      continue;
+    int rc = cb(ud, e->op, ov->arena + e->koff, e->klen, ov->arena + e->voff,
+                e->vlen);
+    if (rc)
+      return rc;
+  }
   return TWIN_OK;
 }
 

@@ -37,6 +37,24 @@ int core_overlay_del(core_overlay *ov, int db, const void *key, size_t klen);
  * memory. Saves encoding a value twice on the ingest path. */
 uint8_t *core_overlay_put_space(core_overlay *ov, int db, const void *key,
                                 size_t klen, size_t vlen);
+/* A point to roll staged writes back to: a failed town rule undoes its own
+ * writes without touching the document's. One savepoint is live at a time;
+ * core_overlay_release ends it (keeping the writes). */
+typedef struct core_savepoint {
+  size_t n, arena_len, nev;
+} core_savepoint;
+void core_overlay_savepoint(core_overlay *ov, core_savepoint *sp);
+void core_overlay_rollback(core_overlay *ov, const core_savepoint *sp);
+void core_overlay_release(core_overlay *ov);
+
+/* Call cb for the staged puts and deletes of db with insertion index in
+ * [from, to) (to: core_overlay_writes), in insertion order. op is 1 for a
+ * put, 2 for a delete. Stops at a callback's non-zero return. */
+int core_overlay_each(const core_overlay *ov, int db, size_t from, size_t to,
+                      int (*cb)(void *ud, int op, const uint8_t *key,
+                                size_t klen, const uint8_t *val, size_t vlen),
+                      void *ud);
+
 /* Stage an event for town (its JSON record); it gets its sequence number
  * when flushed. */
 int core_overlay_event(core_overlay *ov, const char *town, const char *json,

@@ -381,6 +381,48 @@ static void scans_between_writes_keep_every_key_in_order(void **state)
   core_overlay_free(ov);
 }
 
+static void a_rollback_undoes_only_what_came_after_the_savepoint(void **state)
+{
+  (void)state;
+  core_overlay *ov = core_overlay_new();
+  core_view v = {NULL, NULL, ov};
+  core_overlay_put(ov, CORE_DB_KV, "doc", 4, "1", 1);
+  core_overlay_put(ov, CORE_DB_KV, "shared", 7, "before", 6);
+  core_overlay_event(ov, "t", "{}", 2);
+  core_savepoint sp;
+  core_overlay_savepoint(ov, &sp);
+  core_overlay_put(ov, CORE_DB_KV, "rule", 5, "x", 1);
+  core_overlay_put(ov, CORE_DB_KV, "shared", 7, "rule", 4);
+  core_overlay_put(ov, CORE_DB_KV, "shared", 7, "rule2", 5);
+  core_overlay_del(ov, CORE_DB_KV, "doc", 4);
+  core_overlay_event(ov, "t", "{\"r\":1}", 7);
+  core_overlay_rollback(ov, &sp);
+  const uint8_t *val;
+  size_t len;
+  assert_int_equal(core_view_get(&v, CORE_DB_KV, "doc", 4, &val, &len), 0);
+  assert_memory_equal(val, "1", 1);
+  assert_int_equal(core_view_get(&v, CORE_DB_KV, "shared", 7, &val, &len), 0);
+  assert_int_equal(len, 6);
+  assert_memory_equal(val, "before", 6);
+  assert_int_equal(core_view_get(&v, CORE_DB_KV, "rule", 5, &val, &len),
+                   TWIN_ERR_NOT_FOUND);
+  assert_int_equal(core_overlay_writes(ov), 2);
+  assert_int_equal(core_overlay_events(ov), 1);
+  /* The overlay works on after a rollback, scans included. */
+  core_overlay_put(ov, CORE_DB_KV, "after", 6, "y", 1);
+  core_key lo = {.len = 0};
+  order_check c = {.n = 0};
+  assert_int_equal(core_view_scan(&v, CORE_DB_KV, &lo, NULL, check_order, &c),
+                   TWIN_OK);
+  assert_int_equal(c.n, 3);
+  /* A released savepoint keeps its writes. */
+  core_overlay_savepoint(ov, &sp);
+  core_overlay_put(ov, CORE_DB_KV, "kept", 5, "z", 1);
+  core_overlay_release(ov);
+  assert_int_equal(core_view_get(&v, CORE_DB_KV, "kept", 5, &val, &len), 0);
+  core_overlay_free(ov);
+}
+
 int main(void)
 {
   setenv("TWINHOST_MAP_MIB", "8", 1); /* so growing the map takes little */
@@ -398,6 +440,7 @@ int main(void)
                                       setup, teardown),
       cmocka_unit_test(clear_forgets_staged_writes),
       cmocka_unit_test(scans_between_writes_keep_every_key_in_order),
+      cmocka_unit_test(a_rollback_undoes_only_what_came_after_the_savepoint),
       cmocka_unit_test_setup_teardown(the_map_grows_when_it_fills, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(backup_and_restore_bring_back_the_state,
