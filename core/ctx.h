@@ -15,7 +15,7 @@ enum core_ctx_mode {
 
 struct twin_ctx {
   core_host *host;
-  core_instance *ci;
+  core_instance *ci; /* NULL for a town-level context */
   const core_town *town;
   const char *plugin;
   int mode;
@@ -29,6 +29,12 @@ struct twin_ctx {
 
 /* Fill the host function table. */
 void core_api_init(twin_host_api *api);
+
+/* A context of a town without a plugin instance (town rules' schedules,
+ * replays): plugin names the key namespace its writes use ("rules"). */
+void core_ctx_init_town(twin_ctx *ctx, core_host *h, const core_town *town,
+                        const char *plugin, int mode, MDB_txn *txn,
+                        core_overlay *ov);
 
 /* Set up / tear down a context (its reply buffer is freed). */
 void core_ctx_init(twin_ctx *ctx, core_host *h, core_instance *ci, int mode,

@@ -16,18 +16,25 @@
 
 #define MAX_QUERY_DEPTH 4
 
-void core_ctx_init(twin_ctx *ctx, core_host *h, core_instance *ci, int mode,
-                   MDB_txn *txn, core_overlay *ov)
+void core_ctx_init_town(twin_ctx *ctx, core_host *h, const core_town *town,
+                        const char *plugin, int mode, MDB_txn *txn,
+                        core_overlay *ov)
 {
   memset(ctx, 0, sizeof *ctx);
   ctx->host = h;
-  ctx->ci = ci;
-  ctx->town = ci->town;
-  ctx->plugin = ci->plugin->desc.name;
+  ctx->town = town;
+  ctx->plugin = plugin;
   ctx->mode = mode;
   ctx->view.store = h->store;
   ctx->view.txn = txn;
   ctx->view.ov = ov;
+}
+
+void core_ctx_init(twin_ctx *ctx, core_host *h, core_instance *ci, int mode,
+                   MDB_txn *txn, core_overlay *ov)
+{
+  core_ctx_init_town(ctx, h, ci->town, ci->plugin->desc.name, mode, txn, ov);
+  ctx->ci = ci;
 }
 
 void core_ctx_done(twin_ctx *ctx)
