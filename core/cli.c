@@ -13,13 +13,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "host.h"
 #include "pipeline.h"
+#include "rules.h"
 #include "schema.h"
+#include "script.h"
 
 /* ---- help ---------------------------------------------------------------- */
 
@@ -39,6 +42,9 @@ static const char *usage_main =
     "  entities              list a town's entities and their attributes\n"
     "  history               an entity attribute's observations over time\n"
     "  events                a town's recent events\n"
+    "  script check|reload|status|replay TOWN\n"
+    "                        a town's Lua rules: check, reload, status, "
+    "replay\n"
     "  backup DIR            online, compacting copy of the state\n"
     "  restore DIR           replace the state with a backup\n"
     "\n"
@@ -59,6 +65,7 @@ static int cmd_scenario(cli_opts *o);
 static int cmd_entities(cli_opts *o);
 static int cmd_history(cli_opts *o);
 static int cmd_events(cli_opts *o);
+static int cmd_script(cli_opts *o);
 static int cmd_backup(cli_opts *o);
 static int cmd_restore(cli_opts *o);
 
@@ -108,6 +115,24 @@ static const command commands[] = {
     {"events", cmd_events,
      "usage: twinhost events --town TOWN [--limit N]\n"
      "The town's most recent events (default 50), oldest first.\n"},
+    {"script", cmd_script,
+     "usage: twinhost script check TOWN\n"
+     "       twinhost script reload TOWN\n"
+     "       twinhost script status TOWN\n"
+     "       twinhost script replay TOWN [FILE|-]\n"
+     "The town's rules are the .lua files of its script folder "
+     "(docs/rules.md).\n"
+     "check: load them in a sandbox and list the hooks and functions they\n"
+     "       define, or say file:line of the first error.\n"
+     "reload: check, then tell the running serve to load the new rules (all\n"
+     "       towns; one whose new rules fail keeps its old ones). SIGHUP to\n"
+     "       the serve does the same.\n"
+     "status: per hook its calls, errors, last error, time spent and backoff,\n"
+     "       as the running serve last stored them.\n"
+     "replay: run the rules over recorded observations (JSON Lines of\n"
+     "       {\"plugin\",\"type\",\"id\",\"attr\",\"time\",\"value\"}) on a\n"
+     "       snapshot and print what they would emit and write. Changes\n"
+     "       nothing.\n"},
     {"backup", cmd_backup,
      "usage: twinhost backup DIR\n"
      "Write a compacting copy of the state to DIR (new or empty). Safe while\n"
@@ -915,6 +940,189 @@ static int cmd_events(cli_opts *o)
   json_decref(out);
   store_done(h, txn);
   return CLI_OK;
+}
+
+/* ---- town rules ---------------------------------------------------------- */
+
+static const core_town *script_town(const char *cmd, core_config *cfg,
+                                    const char *id)
+{
+  const core_town *t = id ? core_config_town(cfg, id) : NULL;
+  if (!t)
+    cli_error(cmd, "%s%s%s", id ? "unknown town '" : "name a town: ",
+              id ? id : "twinhost script <check|reload|status|replay> TOWN",
+              id ? "'" : "");
+  return t;
+}
+
+static core_script_limits town_limits(const core_town *t)
+{
+  core_script_limits l = {t->rule_instructions, t->rule_wall_ms,
+                          (size_t)t->rule_memory_mib << 20};
+  return l;
+}
+
+static int script_check(cli_opts *o, const char *cmd, int print)
+{
+  core_config *cfg;
+  core_err err;
+  if (core_config_load(cli_config_path(o), &cfg, &err)) {
+    cli_error("config", "%s", err.msg);
+    return CLI_FAIL;
+  }
+  int rc = CLI_USAGE;
+  const core_town *t = script_town(cmd, cfg, o->npos > 1 ? o->pos[1] : NULL);
+  if (t) {
+    core_script_limits l = town_limits(t);
+    char *report = core_script_check(t, &l, &err);
+    if (!report) {
+      cli_error(cmd, "%s", err.msg);
+      rc = CLI_FAIL;
+    } else {
+      if (print) {
+        json_t *j = json_loads(report, 0, NULL);
+        print_json(j);
+        json_decref(j);
+      }
+      free(report);
+      rc = CLI_OK;
+    }
+  }
+  core_config_free(cfg);
+  return rc;
+}
+
+/* Check the new rules, then signal the serve that owns the data folder. */
+static int script_reload(cli_opts *o)
+{
+  int rc = script_check(o, "script reload", 0);
+  if (rc) {
+    if (rc == CLI_FAIL)
+      fprintf(stderr, "twinhost: script reload: not reloaded; the running "
+                      "rules stay\n");
+    return rc;
+  }
+  core_config *cfg;
+  core_err err;
+  if (core_config_load(cli_config_path(o), &cfg, &err)) {
+    cli_error("config", "%s", err.msg);
+    return CLI_FAIL;
+  }
+  char *lockpath = core_path_join(cfg->data_dir, "serve.lock");
+  int fd = open(lockpath, O_RDWR);
+  json_t *out = json_pack("{s:s,s:b}", "town", o->pos[1], "checked", 1);
+  rc = CLI_OK;
+  if (fd < 0 || !flock(fd, LOCK_EX | LOCK_NB)) {
+    json_object_set_new(out, "reloaded", json_false());
+    json_object_set_new(out, "note",
+                        json_string("no serve is running on this data "
+                                    "folder; the rules load when it starts"));
+  } else {
+    char buf[32] = "";
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    long pid = n > 0 ? strtol(buf, NULL, 10) : 0;
+    if (pid <= 0 || kill((pid_t)pid, SIGHUP)) {
+      cli_error("script reload",
+                "cannot signal the serve (pid '%s' in %s): "
+                "send it SIGHUP yourself",
+                n > 0 ? buf : "?", lockpath);
+      rc = CLI_FAIL;
+    } else {
+      json_object_set_new(out, "reloaded", json_true());
+      json_object_set_new(out, "serve_pid", json_integer(pid));
+    }
+  }
+  if (!rc)
+    print_json(out);
+  json_decref(out);
+  if (fd >= 0)
+    close(fd);
+  free(lockpath);
+  core_config_free(cfg);
+  return rc;
+}
+
+static int script_status(cli_opts *o)
+{
+  core_host *h;
+  if (open_host(o, CORE_HOST_STORE, &h))
+    return CLI_FAIL;
+  const core_town *t =
+      script_town("script status", h->cfg, o->npos > 1 ? o->pos[1] : NULL);
+  int rc = t ? CLI_FAIL : CLI_USAGE;
+  MDB_txn *txn;
+  core_err err;
+  if (t && !core_store_begin_read(h->store, &txn, &err)) {
+    char *st = core_rules_stored_status(h, txn, t->id);
+    core_store_end_read(h->store, txn);
+    json_t *j = st ? json_loads(st, 0, NULL) : NULL;
+    free(st);
+    if (j) {
+      print_json(j);
+      rc = CLI_OK;
+    } else {
+      cli_error("script status",
+                "no status of %s's rules yet: the serve "
+                "stores it while it runs (every 10 s)",
+                t->id);
+    }
+    json_decref(j);
+  }
+  core_host_close(h);
+  return rc;
+}
+
+static int script_replay(cli_opts *o)
+{
+  const char *town = o->npos > 1 ? o->pos[1] : NULL;
+  if (!town) {
+    cli_error("script replay", "name a town: twinhost script replay TOWN FILE");
+    return CLI_USAGE;
+  }
+  size_t len;
+  char *input =
+      read_input("script replay", o->npos > 2 ? o->pos[2] : NULL, &len);
+  if (!input)
+    return CLI_FAIL;
+  o->town = town;
+  core_host *h;
+  if (open_host(o, CORE_HOST_INSTANCES, &h)) {
+    free(input);
+    return CLI_FAIL;
+  }
+  int rc = CLI_FAIL;
+  const core_town *t = script_town("script replay", h->cfg, town);
+  char *report = NULL;
+  core_err err;
+  if (t && core_rules_replay(h, t, input, len, &report, &err))
+    cli_error("script replay", "%s", err.msg);
+  else if (report) {
+    json_t *j = json_loads(report, 0, NULL);
+    print_json(j);
+    rc = json_array_size(json_object_get(j, "rejected")) ? CLI_FAIL : CLI_OK;
+    json_decref(j);
+  }
+  free(report);
+  free(input);
+  core_host_close(h);
+  return t ? rc : CLI_USAGE;
+}
+
+static int cmd_script(cli_opts *o)
+{
+  const char *sub = o->npos ? o->pos[0] : NULL;
+  if (sub && !strcmp(sub, "check"))
+    return script_check(o, "script check", 1);
+  if (sub && !strcmp(sub, "reload"))
+    return script_reload(o);
+  if (sub && !strcmp(sub, "status"))
+    return script_status(o);
+  if (sub && !strcmp(sub, "replay"))
+    return script_replay(o);
+  cli_error("script", "%s%s%s; use check, reload, status or replay TOWN",
+            sub ? "unknown subcommand '" : "a subcommand is needed",
+            sub ? sub : "", sub ? "'" : "");
+  return CLI_USAGE;
 }
 
 /* ---- backup and restore ------------------------------------------------- */

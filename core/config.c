@@ -27,8 +27,11 @@ typedef struct parse_ctx {
 } parse_ctx;
 
 static const char *const root_keys[] = {"data_dir", "plugin_path", "towns"};
-static const char *const town_keys[] = {
-    "id", "name", "timezone", "location", "scripts", "data", "plugins"};
+static const char *const town_keys[] = {"id",       "name",    "timezone",
+                                        "location", "scripts", "data",
+                                        "plugins",  "rules"};
+static const char *const rules_keys[] = {"instructions", "wall_ms",
+                                         "memory_mib"};
 static const char *const location_keys[] = {"lat", "lon"};
 static const char *const plugin_keys[] = {"config", "tick_s", "enabled"};
 
@@ -314,6 +317,53 @@ static int parse_location(const parse_ctx *c, const char *jpath, json_t *v,
   return rc;
 }
 
+/* A whole number in [lo, hi] at key of obj, or *out untouched if absent. */
+static int opt_int(const parse_ctx *c, const char *jpath, json_t *obj,
+                   const char *key, json_int_t lo, json_int_t hi,
+                   const char *unit, json_int_t *out)
+{
+  json_t *v = json_object_get(obj, key);
+  if (!v)
+    return TWIN_OK;
+  char kp[JPATH_MAX], got[64];
+  core_jpath_key(kp, sizeof kp, jpath, key);
+  describe_value(v, got, sizeof got);
+  if (!json_is_integer(v) || json_integer_value(v) < lo ||
+      json_integer_value(v) > hi)
+    return fail(c, kp,
+                "expected a whole number of %s from %lld to %lld, got %s", unit,
+                (long long)lo, (long long)hi, got);
+  *out = json_integer_value(v);
+  return TWIN_OK;
+}
+
+/* "rules": limits of the town's Lua rules (defaults when absent). */
+static int parse_rules(const parse_ctx *c, const char *jpath, json_t *v,
+                       core_town *t)
+{
+  char got[64];
+  if (!json_is_object(v)) {
+    describe_value(v, got, sizeof got);
+    return fail(c, jpath,
+                "expected an object such as {\"instructions\": 5000000, "
+                "\"wall_ms\": 50, \"memory_mib\": 32}, got %s",
+                got);
+  }
+  int rc = check_keys(c, jpath, v, rules_keys, N_OF(rules_keys));
+  json_int_t n = 0, ms = 0, mib = 0;
+  if (!rc)
+    rc = opt_int(c, jpath, v, "instructions", 1000, 1000000000, "instructions",
+                 &n);
+  if (!rc)
+    rc = opt_int(c, jpath, v, "wall_ms", 1, 10000, "milliseconds", &ms);
+  if (!rc)
+    rc = opt_int(c, jpath, v, "memory_mib", 1, 1024, "MiB", &mib);
+  t->rule_instructions = (uint64_t)n;
+  t->rule_wall_ms = (uint32_t)ms;
+  t->rule_memory_mib = (uint32_t)mib;
+  return rc;
+}
+
 static int parse_plugin(const parse_ctx *c, const char *jpath, json_t *v,
                         core_town_plugin *p)
 {
@@ -491,6 +541,14 @@ static int parse_town(const parse_ctx *c, const char *jpath, json_t *obj,
     t->data_dir = resolve(data_root, t->id);
     if (!t->data_dir)
       return nomem(c);
+  }
+
+  v = json_object_get(obj, "rules");
+  if (v) {
+    core_jpath_key(kp, sizeof kp, jpath, "rules");
+    rc = parse_rules(c, kp, v, t);
+    if (rc)
+      return rc;
   }
 
   v = json_object_get(obj, "plugins");

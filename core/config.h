@@ -20,7 +20,10 @@
  *                                               //  folder, else scripts/<id>
  *         "data": "../data/plattling",          // default <data_dir>/<id>
  *         "plugins": { "sensors": { "config": { ... }, "tick_s": 60,
- *                                   "enabled": true } } }
+ *                                   "enabled": true } },
+ *         "rules": { "instructions": 5000000, "wall_ms": 50,
+ *                    "memory_mib": 32 } }       // limits of the town's Lua
+ *                                               //  rules; all optional
  *     ]
  *   }
  *
@@ -30,6 +33,7 @@
 #define CORE_CONFIG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "util.h"
 
@@ -52,6 +56,9 @@ typedef struct core_town {
   char *source;     /* the file that defined the town (for messages) */
   core_town_plugin *plugins;
   size_t n_plugins;
+  /* "rules": limits of the town's Lua rules; 0 = the default */
+  uint64_t rule_instructions;
+  uint32_t rule_wall_ms, rule_memory_mib;
 } core_town;
 
 typedef struct core_config {

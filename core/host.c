@@ -18,6 +18,7 @@
 
 #include "ctx.h"
 #include "schema.h"
+#include "script.h"
 
 /* The smallest descriptor a 1.0 plugin can have: up to its last field. */
 #define DESC_MIN_SIZE                                                          \
@@ -398,6 +399,41 @@ static void add_instances(core_host *h, int open, const char *only_town)
   }
 }
 
+/* Load each town's rules (or only_town's). A town whose rules fail to load
+ * runs without rules, with the reason kept for `script status`. */
+static void open_rules(core_host *h, const char *only_town)
+{
+  h->scripts = calloc(h->cfg->n_towns, sizeof *h->scripts);
+  h->script_error = calloc(h->cfg->n_towns, sizeof *h->script_error);
+  for (size_t i = 0; h->scripts && h->script_error && i < h->cfg->n_towns;
+       i++) {
+    const core_town *t = &h->cfg->towns[i];
+    if (only_town && strcmp(t->id, only_town))
+      continue;
+    core_script_limits lim = {t->rule_instructions, t->rule_wall_ms,
+                              (size_t)t->rule_memory_mib << 20};
+    core_err err;
+    if (core_script_open(h, t, &lim, &h->scripts[i], &err)) {
+      h->scripts[i] = NULL;
+      h->script_error[i] = strdup(err.msg);
+      core_log(TWIN_LEVEL_ERROR, t->id, "rules",
+               "rules not loaded: %s (the town runs without rules until "
+               "they load; check with `twinhost script check %s`)",
+               err.msg, t->id);
+    }
+  }
+}
+
+struct core_script *core_host_script(core_host *h, const core_town *town)
+{
+  if (!h->scripts)
+    return NULL;
+  size_t i = (size_t)(town - h->cfg->towns);
+  /* A reload may publish a town's first runtime while the writer runs. */
+  return i < h->cfg->n_towns ? __atomic_load_n(&h->scripts[i], __ATOMIC_ACQUIRE)
+                             : NULL;
+}
+
 static int host_open(const char *config_path, int level, const char *only_town,
                      core_host **out, core_err *err)
 {
@@ -420,6 +456,8 @@ static int host_open(const char *config_path, int level, const char *only_town,
       goto fail;
   }
   add_instances(h, level >= CORE_HOST_INSTANCES, only_town);
+  if (level >= CORE_HOST_INSTANCES)
+    open_rules(h, only_town);
   *out = h;
   return TWIN_OK;
 fail:
@@ -450,6 +488,14 @@ void core_host_close(core_host *h)
     free(ci->config_json);
   }
   free(h->inst);
+  for (size_t i = 0; h->cfg && i < h->cfg->n_towns; i++) {
+    if (h->scripts)
+      core_script_close(h->scripts[i]);
+    if (h->script_error)
+      free(h->script_error[i]);
+  }
+  free(h->scripts);
+  free(h->script_error);
   for (size_t i = 0; i < h->n_plugins; i++)
     core_plugin_unload(&h->plugins[i]);
   free(h->plugins);
@@ -603,6 +649,8 @@ int core_host_run_ingest(core_host *h, core_instance *ci, MDB_txn *txn,
   twin_ctx ctx;
   core_ctx_init(&ctx, h, ci, CORE_CTX_WRITE, txn, ov);
   int st = ci->plugin->desc.ingest(ci->inst, &ctx, doc, len);
+  if (!st)
+    st = core_host_run_rules(h, &ctx, core_overlay_writes(ov));
   if (st) {
     core_err_set(err, st, "%s",
                  ctx.error[0] ? ctx.error : core_status_message(st));
@@ -621,6 +669,8 @@ int core_host_run_tick(core_host *h, core_instance *ci, MDB_txn *txn,
   twin_ctx ctx;
   core_ctx_init(&ctx, h, ci, CORE_CTX_WRITE, txn, ov);
   int st = ci->plugin->desc.tick(ci->inst, &ctx);
+  if (!st)
+    st = core_host_run_rules(h, &ctx, core_overlay_writes(ov));
   if (st) {
     core_err_set(err, st, "%s",
                  ctx.error[0] ? ctx.error : core_status_message(st));
@@ -628,6 +678,80 @@ int core_host_run_tick(core_host *h, core_instance *ci, MDB_txn *txn,
   }
   core_ctx_done(&ctx);
   return st;
+}
+
+/* ---- town rules after a document or tick --------------------------------- */
+
+typedef struct rules_run {
+  core_script *s;
+  twin_ctx *ctx;
+  uint8_t *val; /* copy of the value being handed to the rules */
+  size_t val_cap;
+  int st;
+} rules_run;
+
+/* One staged observation (obs key town\0plugin\0type\0id\0attr\0 + time):
+ * copied out first, since the rules' own writes may move the overlay. */
+static int rules_obs(void *ud, int op, const uint8_t *key, size_t klen,
+                     const uint8_t *val, size_t vlen)
+{
+  rules_run *r = ud;
+  if (op != 1 || klen < 9 || klen > CORE_KEY_MAX)
+    return TWIN_OK;
+  char k[CORE_KEY_MAX];
+  memcpy(k, key, klen);
+  const char *part[5], *p = k, *end = k + klen - 8;
+  for (int i = 0; i < 5; i++) {
+    if (p >= end)
+      return TWIN_OK;
+    part[i] = p;
+    p += strnlen(p, (size_t)(end - p)) + 1;
+  }
+  if (vlen > r->val_cap) {
+    uint8_t *nv = realloc(r->val, vlen);
+    if (!nv)
+      return r->st = TWIN_ERR_NOMEM;
+    r->val = nv;
+    r->val_cap = vlen;
+  }
+  memcpy(r->val, val, vlen);
+  twin_attr a = {part[4], core_key_get_time((const uint8_t *)end), {0}};
+  if (core_value_decode(r->val, vlen, 0, &a.value, NULL))
+    return TWIN_OK;
+  r->st =
+      core_script_on_observation(r->s, r->ctx, part[1], part[2], part[3], &a);
+  return r->st;
+}
+
+int core_host_run_rules(core_host *h, twin_ctx *ctx, size_t n_writes)
+{
+  core_script *s = core_host_script(h, ctx->town);
+  if (!s)
+    return TWIN_OK;
+  rules_run r = {s, ctx, NULL, 0, TWIN_OK};
+  if (core_script_has_observation_hooks(s))
+    core_overlay_each(ctx->view.ov, CORE_DB_OBS, 0, n_writes, rules_obs, &r);
+  if (!r.st && core_script_has_event_hooks(s)) {
+    size_t n = core_overlay_events(ctx->view.ov);
+    for (size_t i = 0; !r.st && i < n; i++) {
+      const char *town, *json;
+      size_t len;
+      core_overlay_event_at(ctx->view.ov, i, &town, &json, &len);
+      if (len > r.val_cap) {
+        uint8_t *nv = realloc(r.val, len);
+        if (!nv) {
+          r.st = TWIN_ERR_NOMEM;
+          break;
+        }
+        r.val = nv;
+        r.val_cap = len;
+      }
+      memcpy(r.val, json, len);
+      r.st = core_script_on_event(s, ctx, (const char *)r.val, len);
+    }
+  }
+  free(r.val);
+  return r.st;
 }
 
 /* ---- health -------------------------------------------------------------- */

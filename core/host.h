@@ -65,6 +65,11 @@ typedef struct core_host {
   size_t n_inst;
   twin_host_api api;
   pthread_mutex_t lock; /* instance health */
+  /* Town rules, per town of cfg (same index); NULL when the town's rules
+   * were not loaded (not opened at this level, or failed: see
+   * script_error). */
+  struct core_script **scripts;
+  char **script_error;
 } core_host;
 
 /* How much of a host to bring up. */
@@ -86,6 +91,18 @@ int core_host_open(const char *config_path, int level, core_host **out,
 int core_host_open_town(const char *config_path, const char *town,
                         core_host **out, core_err *err);
 void core_host_close(core_host *h);
+
+/* The rules runtime of a town, or NULL. */
+struct core_script *core_host_script(core_host *h, const core_town *town);
+
+/*
+ * Run the town's rules after a successful ingest or tick in ctx: the
+ * on_observation hooks for each observation the call staged (entries
+ * [0, n_writes) of its overlay), then the on_event hooks for the events it
+ * staged. A failing rule has its own writes rolled back; the call still
+ * succeeds.
+ */
+int core_host_run_rules(core_host *h, twin_ctx *ctx, size_t n_writes);
 
 /* The search path for plugin files, in order: build tree, install prefix,
  * $TWINHOST_PLUGIN_PATH (':'-separated), the config's plugin_path. */

@@ -6,6 +6,7 @@
  * trusted: a bad call returns a status, it does not crash the host.
  */
 #include "ctx.h"
+#include "script.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -554,14 +555,15 @@ static int api_call_script(twin_ctx *ctx, const char *function,
                            const char *args, size_t len, twin_text_cb cb,
                            void *ud)
 {
-  (void)function;
-  (void)args;
-  (void)len;
-  (void)cb;
-  (void)ud;
-  if (ctx)
-    ctx_error(ctx, "this host has no script runtime for town scripts yet");
-  return TWIN_ERR_UNSUPPORTED;
+  if (!ctx || !function || !args || !cb)
+    return TWIN_ERR_INVALID;
+  core_script *s = core_host_script(ctx->host, ctx->town);
+  if (!s) {
+    ctx_error(ctx, "town '%s' has no rules loaded, so no function '%.60s'",
+              ctx->town->id, function);
+    return TWIN_ERR_NOT_FOUND;
+  }
+  return core_script_call(s, ctx, function, args, len, cb, ud);
 }
 
 void core_api_init(twin_host_api *api)

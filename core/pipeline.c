@@ -16,11 +16,13 @@
 /* Twice a batch, so callers fill the next batch while one commits. */
 #define RING (2 * BATCH_MAX)
 
-enum { JOB_INGEST = 1, JOB_TICK = 2 };
+enum { JOB_INGEST = 1, JOB_TICK = 2, JOB_FN = 3 };
 
 typedef struct job {
   int kind;
   core_instance *ci;
+  core_job_fn fn; /* JOB_FN */
+  void *arg;
   char *doc;
   size_t len, cap;
   core_done_fn done;
@@ -44,7 +46,8 @@ struct core_pipeline {
 };
 
 static int enqueue(core_pipeline *p, int kind, core_instance *ci,
-                   const char *doc, size_t len, core_done_fn done, void *ud)
+                   core_job_fn fn, void *arg, const char *doc, size_t len,
+                   core_done_fn done, void *ud)
 {
   pthread_mutex_lock(&p->mu);
   while (!p->stopping && p->head - p->tail >= RING)
@@ -69,6 +72,8 @@ static int enqueue(core_pipeline *p, int kind, core_instance *ci,
   j->len = len;
   j->kind = kind;
   j->ci = ci;
+  j->fn = fn;
+  j->arg = arg;
   j->done = done;
   j->ud = ud;
   j->status = 0;
@@ -82,13 +87,19 @@ static int enqueue(core_pipeline *p, int kind, core_instance *ci,
 int core_pipeline_submit(core_pipeline *p, core_instance *ci, const char *doc,
                          size_t len, core_done_fn done, void *ud)
 {
-  return enqueue(p, JOB_INGEST, ci, doc, len, done, ud);
+  return enqueue(p, JOB_INGEST, ci, NULL, NULL, doc, len, done, ud);
 }
 
 int core_pipeline_submit_tick(core_pipeline *p, core_instance *ci,
                               core_done_fn done, void *ud)
 {
-  return enqueue(p, JOB_TICK, ci, "", 0, done, ud);
+  return enqueue(p, JOB_TICK, ci, NULL, NULL, "", 0, done, ud);
+}
+
+int core_pipeline_submit_fn(core_pipeline *p, core_job_fn fn, void *arg,
+                            core_done_fn done, void *ud)
+{
+  return enqueue(p, JOB_FN, NULL, fn, arg, "", 0, done, ud);
 }
 
 /* Flush the running job's staged writes into txn and the journal; on
@@ -129,6 +140,11 @@ static int run_batch(core_pipeline *p, uint64_t from, uint64_t to,
     if (j->kind == JOB_INGEST) {
       j->status =
           core_host_run_ingest(h, j->ci, txn, p->ov, j->doc, j->len, &j->err);
+    } else if (j->kind == JOB_FN) {
+      core_overlay_clear(p->ov);
+      j->status = j->fn(j->arg, h, txn, p->ov, &j->err);
+      if (j->status)
+        core_overlay_clear(p->ov);
     } else if (j->ci->state == CORE_INSTANCE_DISABLED) {
       j->status = core_err_set(&j->err, TWIN_ERR_UNAVAILABLE, "disabled: %s",
                                j->ci->reason);
@@ -211,7 +227,7 @@ static void *writer(void *arg)
         if (j->ci->state != CORE_INSTANCE_DISABLED || !j->status)
           health_changed |=
               core_host_tick_outcome(p->h, j->ci, j->status, j->err.msg);
-      } else {
+      } else if (j->kind == JOB_INGEST) {
         docs++;
         rejected += j->status != 0;
       }

@@ -35,6 +35,17 @@ int core_pipeline_submit(core_pipeline *p, core_instance *ci, const char *doc,
 /* Queue a tick of ci. */
 int core_pipeline_submit_tick(core_pipeline *p, core_instance *ci,
                               core_done_fn done, void *ud);
+/*
+ * Other work for the writer (town rule schedules, status records): fn runs
+ * on the writer thread in the batch's transaction, staging its writes in ov
+ * (cleared before); they land when it returns TWIN_OK, like a document's.
+ * fn runs exactly once.
+ */
+typedef int (*core_job_fn)(void *arg, core_host *h, MDB_txn *txn,
+                           core_overlay *ov, core_err *err);
+int core_pipeline_submit_fn(core_pipeline *p, core_job_fn fn, void *arg,
+                            core_done_fn done, void *ud);
+
 /* Wait until everything submitted so far is committed and reported. */
 void core_pipeline_drain(core_pipeline *p);
 

@@ -2,8 +2,9 @@
  * serve.c — `twinhost serve`: the long-running host. It takes the data
  * folder's serve lock, opens every town's plugins, starts the ingest writer
  * and runs the scheduler that ticks each plugin on its interval (with the
- * backoff and disabling kept in host.c), until SIGINT or SIGTERM; then it
- * commits what was accepted and exits 0.
+ * backoff and disabling kept in host.c) and the towns' rule schedules,
+ * until SIGINT or SIGTERM; then it commits what was accepted and exits 0.
+ * SIGHUP reloads the towns' rules.
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -17,13 +18,16 @@
 #include "cli.h"
 #include "host.h"
 #include "pipeline.h"
+#include "rules.h"
 
-static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t stop_requested, reload_requested;
 
 static void on_signal(int sig)
 {
-  (void)sig;
-  stop_requested = 1;
+  if (sig == SIGHUP)
+    reload_requested = 1;
+  else
+    stop_requested = 1;
 }
 
 typedef struct tick_slot {
@@ -66,6 +70,13 @@ int cli_serve(cli_opts *o)
   }
   free(lockpath);
   core_config_free(cfg);
+  /* The lock file names the serve, so `twinhost script reload` can find it. */
+  char pid[32];
+  int pidlen = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+  if (ftruncate(lock, 0) || pwrite(lock, pid, (size_t)pidlen, 0) != pidlen)
+    core_log(TWIN_LEVEL_WARNING, NULL, NULL,
+             "cannot write the pid into serve.lock; `twinhost script "
+             "reload` will not find this serve");
 
   core_host *h;
   if (core_host_open(cli_config_path(o), CORE_HOST_INSTANCES, &h, &err)) {
@@ -88,6 +99,8 @@ int cli_serve(cli_opts *o)
   sa.sa_handler = on_signal;
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
+  core_rules *rules = core_rules_start(h, p);
   signal(SIGPIPE, SIG_IGN);
 
   tick_slot *slots = calloc(h->n_inst ? h->n_inst : 1, sizeof *slots);
@@ -119,6 +132,13 @@ int cli_serve(cli_opts *o)
 
   while (!stop_requested) {
     twin_time now = core_now_ms();
+    if (reload_requested) {
+      reload_requested = 0;
+      if (rules)
+        core_rules_reload(rules);
+    }
+    if (rules)
+      core_rules_poll(rules, now);
     for (size_t i = 0; i < h->n_inst; i++) {
       tick_slot *s = &slots[i];
       core_instance *ci = s->ci;
@@ -138,7 +158,10 @@ int cli_serve(cli_opts *o)
     nanosleep(&ts, NULL);
   }
   fprintf(stderr, "twinhost: stopping: committing accepted work\n");
+  if (rules) /* a last status record, then the writer finishes */
+    core_rules_store_status(rules);
   core_pipeline_stop(p);
+  core_rules_stop(rules);
   free(slots);
   core_host_close(h);
   close(lock);

@@ -323,6 +323,15 @@ int core_overlay_event(core_overlay *ov, const char *town, const char *json,
   return TWIN_OK;
 }
 
+void core_overlay_event_at(const core_overlay *ov, size_t i, const char **town,
+                           const char **json, size_t *len)
+{
+  const event *e = &ov->ev[i];
+  *town = (const char *)ov->arena + e->town_off;
+  *json = (const char *)ov->arena + e->json_off;
+  *len = e->json_len;
+}
+
 int core_overlay_each_event(const core_overlay *ov,
                             int (*cb)(void *ud, const char *town,
                                       const char *json, size_t len),

@@ -59,6 +59,10 @@ int core_overlay_each(const core_overlay *ov, int db, size_t from, size_t to,
  * when flushed. */
 int core_overlay_event(core_overlay *ov, const char *town, const char *json,
                        size_t len);
+/* The i-th staged event (i < core_overlay_events); pointers valid until the
+ * next change to ov. */
+void core_overlay_event_at(const core_overlay *ov, size_t i, const char **town,
+                           const char **json, size_t *len);
 /* Call cb for each staged event, in order. */
 int core_overlay_each_event(const core_overlay *ov,
                             int (*cb)(void *ud, const char *town,
