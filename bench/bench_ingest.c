@@ -139,9 +139,25 @@ typedef struct ingest_result {
   core_pipeline_stats stats;
 } ingest_result;
 
+/* The town rule of the rule figure: one line on every observation. */
+#define ONE_LINE_RULE                                                          \
+  "twin.on_observation({attr = \"" ATTR "\"}, function(o) "                    \
+  "if o.value > 1e9 then twin.log(\"info\", o.id) end end)\n"
+
+/* Ingest n_docs through a real host in dir; with rule, the town's script
+ * folder holds that rule. */
 static ingest_result bench_host(const char *dir, uint64_t n_docs,
-                                twin_time base)
+                                twin_time base, const char *rule)
 {
+  if (rule) {
+    char *rule_path = fmt_alloc("%s/10-bench.lua", dir);
+    FILE *rf = fopen(rule_path, "w");
+    if (!rf)
+      die(rule_path, strerror(errno));
+    fputs(rule, rf);
+    fclose(rf);
+    free(rule_path);
+  }
   char *cfg_path = fmt_alloc("%s/twinhost.json", dir);
   FILE *f = fopen(cfg_path, "w");
   if (!f)
@@ -281,11 +297,14 @@ int main(int argc, char **argv)
   char *dir = make_tempdir();
   char *host_dir = fmt_alloc("%s/host", dir);
   char *floor_dir = fmt_alloc("%s/floor", dir);
+  char *rule_dir = fmt_alloc("%s/rule", dir);
   core_err err;
-  if (core_mkdirs(host_dir, &err) || core_mkdirs(floor_dir, &err))
+  if (core_mkdirs(host_dir, &err) || core_mkdirs(floor_dir, &err) ||
+      core_mkdirs(rule_dir, &err))
     die("mkdir", err.msg);
 
-  ingest_result ing = bench_host(host_dir, n_docs, base);
+  ingest_result ing = bench_host(host_dir, n_docs, base, NULL);
+  ingest_result rul = bench_host(rule_dir, n_docs, base, ONE_LINE_RULE);
   double docs_per_batch =
       ing.stats.batches ? (double)ing.stats.docs / (double)ing.stats.batches
                         : 1.0;
@@ -304,10 +323,18 @@ int main(int argc, char **argv)
          (double)ing.obs / ing.cpu_seconds);
   printf("ingest_batches %" PRIu64 " batches\n", ing.stats.batches);
   printf("ingest_docs_per_commit %.1f docs\n", docs_per_batch);
+  /* The same ingest with a one-line town rule on every observation. */
+  double rule_rate = (double)rul.obs / rul.seconds;
+  printf("ingest_rule_obs_per_s %.0f obs/s\n", rule_rate);
+  printf("rule_cost_per_obs_ns %.0f ns\n", 1e9 / rule_rate - 1e9 / ingest_rate);
+  printf("rule_cost_per_obs_cpu_ns %.0f ns\n",
+         1e9 * (rul.cpu_seconds / (double)rul.obs -
+                ing.cpu_seconds / (double)ing.obs));
   fflush(stdout);
 
   remove_tree(dir);
   free(host_dir);
+  free(rule_dir);
   free(floor_dir);
   free(dir);
   return 0;
