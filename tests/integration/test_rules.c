@@ -1,0 +1,409 @@
+/*
+ * test_rules.c — town rules inside the host: hooks run in the transaction
+ * of the document that triggered them (atomic with it; a failing rule
+ * rejects nothing and leaves no half-write), plugins call a town's function
+ * by name, schedules and events fire, and the admin commands check,
+ * replay (changing nothing), status and reload (keeping the old rules when
+ * the new ones are broken) work through the real binary.
+ */
+#include "testutil.h"
+
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ctx.h"
+#include "host.h"
+#include "pipeline.h"
+#include "rules.h"
+#include "script.h"
+
+typedef struct fx {
+  char *dir;
+  char *scripts;
+  char *config;
+  core_host *h;
+  core_pipeline *p;
+} fx;
+
+static int setup(void **state)
+{
+  fx *f = calloc(1, sizeof *f);
+  f->dir = tu_tempdir();
+  f->scripts = tu_fmt("%s/alpha", f->dir);
+  char *plugins = tu_fmt("%s/plugins", f->dir);
+  char *probe = tu_fmt("%s/probe.so", tu_env("TWIN_FIXTURE_DIR"));
+  char *link = tu_fmt("%s/probe.so", plugins);
+  core_mkdirs(plugins, NULL);
+  core_mkdirs(f->scripts, NULL);
+  assert_int_equal(symlink(probe, link), 0);
+  f->config = tu_write_file(
+      f->dir, "host.json",
+      "{\"data_dir\":\"data\",\"plugin_path\":[\"plugins\"],\"towns\":["
+      "{\"id\":\"alpha\",\"name\":\"Alpha\",\"timezone\":\"Europe/Berlin\","
+      " \"scripts\":\"alpha\",\"plugins\":{\"probe\":{}}},"
+      "{\"id\":\"beta\",\"name\":\"Beta\",\"timezone\":\"Europe/Berlin\","
+      " \"scripts\":\"beta\",\"plugins\":{\"probe\":{}}}]}");
+  free(plugins);
+  free(probe);
+  free(link);
+  *state = f;
+  return 0;
+}
+
+/* Bring the host up once the test has written its rules. */
+static void start(fx *f)
+{
+  core_err err;
+  if (core_host_open(f->config, CORE_HOST_INSTANCES, &f->h, &err))
+    fail_msg("host: %s", err.msg);
+  assert_int_equal(core_pipeline_start(f->h, &f->p, &err), TWIN_OK);
+}
+
+static void stop(fx *f)
+{
+  core_pipeline_stop(f->p);
+  core_host_close(f->h);
+  f->p = NULL;
+  f->h = NULL;
+}
+
+static int teardown(void **state)
+{
+  fx *f = *state;
+  if (f->h)
+    stop(f);
+  tu_rmtree(f->dir);
+  free(f->dir);
+  free(f->scripts);
+  free(f->config);
+  free(f);
+  return 0;
+}
+
+static void rule(fx *f, const char *name, const char *text)
+{
+  free(tu_write_file(f->scripts, name, text));
+}
+
+typedef struct result {
+  int status;
+  char reason[1024];
+} result;
+
+static void on_done(void *ud, int status, const char *reason)
+{
+  result *r = ud;
+  r->status = status;
+  snprintf(r->reason, sizeof r->reason, "%s", reason ? reason : "");
+}
+
+static result ingest(fx *f, const char *town, const char *doc)
+{
+  result r = {-99, ""};
+  core_instance *ci = core_host_instance(f->h, town, "probe");
+  assert_non_null(ci);
+  assert_int_equal(
+      core_pipeline_submit(f->p, ci, doc, strlen(doc), on_done, &r), 0);
+  core_pipeline_drain(f->p);
+  return r;
+}
+
+static json_t *query(fx *f, const char *town, const char *req)
+{
+  char *reply = NULL;
+  core_err err;
+  core_instance *ci = core_host_instance(f->h, town, "probe");
+  if (core_host_query(f->h, ci, req, strlen(req), &reply, &err))
+    return NULL;
+  json_t *j = json_loads(reply, JSON_DECODE_ANY, NULL);
+  free(reply);
+  return j;
+}
+
+static json_int_t get_int(fx *f, const char *town, const char *type,
+                          const char *id, const char *attr)
+{
+  char *req = tu_fmt("{\"op\":\"get\",\"type\":\"%s\",\"id\":\"%s\","
+                     "\"attr\":\"%s\"}",
+                     type, id, attr);
+  json_t *j = query(f, town, req);
+  free(req);
+  json_int_t v = j ? json_integer_value(json_object_get(j, "value")) : -1;
+  json_decref(j);
+  return v;
+}
+
+static const char *obs_doc =
+    "{\"ops\":[{\"op\":\"obs\",\"type\":\"Lot\",\"id\":\"p1\",\"attr\":"
+    "\"free\",\"values\":[[1000,3]]}]}";
+
+static void an_observation_rule_writes_with_the_document(void **state)
+{
+  fx *f = *state;
+  rule(f, "10-copy.lua",
+       "twin.on_observation({attr = 'free'}, function(o)\n"
+       "  twin.put('probe', 'Lot', o.id, {seen = o.value * 10})\n"
+       "end)\n");
+  start(f);
+  result r = ingest(f, "alpha", obs_doc);
+  assert_int_equal(r.status, TWIN_OK);
+  assert_int_equal(get_int(f, "alpha", "Lot", "p1", "seen"), 30);
+  /* The other town has no rules and sees nothing. */
+  assert_int_equal(get_int(f, "beta", "Lot", "p1", "seen"), -1);
+}
+
+static void
+a_failing_rule_rejects_nothing_and_leaves_no_half_write(void **state)
+{
+  fx *f = *state;
+  rule(f, "10-bad.lua",
+       "twin.on_observation({attr = 'free'}, function(o)\n"
+       "  twin.put('probe', 'Lot', o.id, {half = 1})\n"
+       "  error('boom')\n"
+       "end)\n");
+  start(f);
+  result r = ingest(f, "alpha", obs_doc);
+  assert_int_equal(r.status, TWIN_OK);
+  json_t *h = query(f, "alpha",
+                    "{\"op\":\"history\",\"type\":\"Lot\",\"id\":\"p1\","
+                    "\"attr\":\"free\",\"from\":0,\"to\":5000}");
+  assert_int_equal(json_array_size(h), 1); /* the observation is stored */
+  json_decref(h);
+  assert_int_equal(get_int(f, "alpha", "Lot", "p1", "half"), -1);
+  char *st = core_script_status(core_host_script(f->h, &f->h->cfg->towns[0]));
+  assert_non_null(strstr(st, "boom"));
+  free(st);
+}
+
+static void a_rejected_document_takes_its_rules_writes_with_it(void **state)
+{
+  fx *f = *state;
+  rule(f, "10-copy.lua",
+       "twin.on_observation({attr = 'free'}, function(o)\n"
+       "  twin.put('probe', 'Lot', o.id, {seen = 1})\n"
+       "end)\n");
+  start(f);
+  /* The plugin fails after appending: nothing of the document lands. */
+  result r = ingest(f, "alpha",
+                    "{\"ops\":[{\"op\":\"obs\",\"type\":\"Lot\",\"id\":"
+                    "\"p1\",\"attr\":\"free\",\"values\":[[1,1]]},"
+                    "{\"op\":\"fail\",\"message\":\"no\"}]}");
+  assert_int_equal(r.status, TWIN_ERR_REJECTED);
+  assert_int_equal(get_int(f, "alpha", "Lot", "p1", "seen"), -1);
+}
+
+static void a_plugin_calls_a_town_function_by_name(void **state)
+{
+  fx *f = *state;
+  rule(f, "20-price.lua",
+       "function price(lot, hour)\n"
+       "  if hour >= 18 then return 1.5 end\n"
+       "  return 2.0\n"
+       "end\n");
+  start(f);
+  json_t *j = query(f, "alpha",
+                    "{\"op\":\"call_script\",\"function\":\"price\","
+                    "\"args\":[\"p1\",19]}");
+  assert_non_null(j);
+  assert_true(json_real_value(j) == 1.5);
+  json_decref(j);
+  /* Unknown functions and towns without rules say so. */
+  assert_null(query(f, "alpha",
+                    "{\"op\":\"call_script\",\"function\":\"nope\","
+                    "\"args\":[]}"));
+  assert_null(query(f, "beta",
+                    "{\"op\":\"call_script\",\"function\":\"price\","
+                    "\"args\":[]}"));
+}
+
+static void an_event_rule_sees_events_the_document_raised(void **state)
+{
+  fx *f = *state;
+  rule(f, "30-events.lua",
+       "twin.on_event({level = 'warning'}, function(ev)\n"
+       "  twin.put('rules', 'Counter', 'warnings', {n = 1})\n"
+       "  twin.emit{level = 'info', message = 'seen: ' .. ev.message}\n"
+       "end)\n");
+  start(f);
+  result r = ingest(f, "alpha",
+                    "{\"ops\":[{\"op\":\"emit\",\"level\":\"warning\","
+                    "\"message\":\"almost full\"}]}");
+  assert_int_equal(r.status, TWIN_OK);
+  char *st = core_script_status(core_host_script(f->h, &f->h->cfg->towns[0]));
+  assert_non_null(strstr(st, "\"calls\":1"));
+  free(st);
+}
+
+static void a_schedule_rule_runs_when_due(void **state)
+{
+  fx *f = *state;
+  rule(f, "40-every.lua",
+       "twin.every(1, function(now)\n"
+       "  twin.put('rules', 'Clock', 'tick', {at = now})\n"
+       "end, 'minutely')\n");
+  start(f);
+  core_script *s = core_host_script(f->h, &f->h->cfg->towns[0]);
+  twin_time due = core_script_next_due(s);
+  assert_true(due > core_now_ms() - 1000 && due <= core_now_ms() + 60000);
+  core_rules *rules = core_rules_start(f->h, f->p);
+  core_rules_poll(rules, due);
+  core_pipeline_drain(f->p);
+  core_rules_stop(rules);
+  char *st = core_script_status(s);
+  assert_non_null(strstr(st, "minutely"));
+  assert_non_null(strstr(st, "\"calls\":1"));
+  free(st);
+  assert_true(core_script_next_due(s) > due);
+}
+
+/* ---- the admin commands, through the real binary ------------------------- */
+
+static tu_run cli(fx *f, const char *input, const char *a, const char *b,
+                  const char *c)
+{
+  const char *argv[] = {"--config", f->config, "script", a, b, c, NULL};
+  return tu_twinhost_argv(input, argv);
+}
+
+static void check_lists_hooks_and_names_file_and_line_of_an_error(void **state)
+{
+  fx *f = *state;
+  rule(f, "10-ok.lua",
+       "twin.on_observation({attr = 'free', name = 'free-watch'}, "
+       "function(o) end)\nfunction price() return 1 end\n");
+  tu_run r = cli(f, NULL, "check", "alpha", NULL);
+  assert_int_equal(r.exit_code, 0);
+  assert_non_null(strstr(r.out, "free-watch"));
+  tu_run_free(&r);
+  rule(f, "20-broken.lua",
+       "twin.on_observation({}, function(o)\n  if then\nend)\n");
+  r = cli(f, NULL, "check", "alpha", NULL);
+  assert_int_equal(r.exit_code, 1);
+  assert_non_null(strstr(r.err, "20-broken.lua:2"));
+  tu_run_free(&r);
+  r = cli(f, NULL, "check", "gotham", NULL);
+  assert_int_equal(r.exit_code, 2);
+  tu_run_free(&r);
+}
+
+static void replay_reports_what_rules_would_do_and_changes_nothing(void **state)
+{
+  fx *f = *state;
+  rule(f, "10-flood.lua",
+       "twin.on_observation({attr = 'level'}, function(o)\n"
+       "  if o.value > 500 then\n"
+       "    twin.emit{level = 'warning', message = 'flood ' .. o.id}\n"
+       "    twin.put('rules', 'Flood', o.id, {stage = 1})\n"
+       "  end\n"
+       "end)\n");
+  tu_run r = cli(f,
+                 "{\"plugin\":\"probe\",\"type\":\"Gauge\",\"id\":\"g1\","
+                 "\"attr\":\"level\",\"time\":\"2026-11-15T06:00:00Z\","
+                 "\"value\":512}\n"
+                 "{\"plugin\":\"probe\",\"type\":\"Gauge\",\"id\":\"g1\","
+                 "\"attr\":\"level\",\"time\":1000,\"value\":100}\n",
+                 "replay", "alpha", "-");
+  if (r.exit_code != 0)
+    fail_msg("replay exited %d: %s", r.exit_code, r.err);
+  json_t *j = json_loads(r.out, 0, NULL);
+  assert_non_null(j);
+  assert_int_equal(json_integer_value(json_object_get(j, "observations")), 2);
+  assert_int_equal(json_array_size(json_object_get(j, "events")), 1);
+  assert_int_equal(json_array_size(json_object_get(j, "writes")), 1);
+  json_decref(j);
+  tu_run_free(&r);
+  /* Nothing reached the store. */
+  start(f);
+  assert_int_equal(get_int(f, "alpha", "Gauge", "g1", "level"), -1);
+  stop(f);
+  /* A malformed line is named, exit 1. */
+  r = cli(f, "{\"plugin\":\"probe\"}\nnot json\n", "replay", "alpha", "-");
+  assert_int_equal(r.exit_code, 1);
+  assert_non_null(strstr(r.out, "\"line\": 2"));
+  tu_run_free(&r);
+}
+
+static void reload_without_a_serve_checks_and_says_so(void **state)
+{
+  fx *f = *state;
+  rule(f, "10-ok.lua", "function f() return 1 end\n");
+  tu_run r = cli(f, NULL, "reload", "alpha", NULL);
+  assert_int_equal(r.exit_code, 0);
+  assert_non_null(strstr(r.out, "no serve is running"));
+  tu_run_free(&r);
+  rule(f, "20-broken.lua", "function (\n");
+  r = cli(f, NULL, "reload", "alpha", NULL);
+  assert_int_equal(r.exit_code, 1);
+  assert_non_null(strstr(r.err, "running rules stay"));
+  tu_run_free(&r);
+}
+
+static void a_reload_with_broken_rules_keeps_the_old_ones(void **state)
+{
+  fx *f = *state;
+  rule(f, "10-copy.lua",
+       "twin.on_observation({attr = 'free'}, function(o)\n"
+       "  twin.put('probe', 'Lot', o.id, {seen = 1})\n"
+       "end)\n");
+  start(f);
+  rule(f, "10-copy.lua", "this is not lua\n");
+  core_rules *rules = core_rules_start(f->h, f->p);
+  core_rules_reload(rules);
+  core_rules_stop(rules);
+  result r = ingest(f, "alpha", obs_doc);
+  assert_int_equal(r.status, TWIN_OK);
+  assert_int_equal(get_int(f, "alpha", "Lot", "p1", "seen"), 1);
+  assert_non_null(f->h->script_error[0]);
+  assert_non_null(strstr(f->h->script_error[0], "10-copy.lua:1"));
+}
+
+static void status_shows_what_the_serve_stored(void **state)
+{
+  fx *f = *state;
+  rule(f, "10-bad.lua",
+       "twin.on_observation({attr = 'free', name = 'bad'}, function(o)\n"
+       "  error('always')\n"
+       "end)\n");
+  tu_run r = cli(f, NULL, "status", "alpha", NULL);
+  assert_int_equal(r.exit_code, 1);
+  assert_non_null(strstr(r.err, "no status"));
+  tu_run_free(&r);
+  start(f);
+  ingest(f, "alpha", obs_doc);
+  core_rules *rules = core_rules_start(f->h, f->p);
+  core_rules_store_status(rules);
+  core_pipeline_drain(f->p);
+  core_rules_stop(rules);
+  stop(f);
+  r = cli(f, NULL, "status", "alpha", NULL);
+  assert_int_equal(r.exit_code, 0);
+  assert_non_null(strstr(r.out, "always"));
+  assert_non_null(strstr(r.out, "bad"));
+  tu_run_free(&r);
+}
+
+int main(void)
+{
+  setenv("TWINHOST_MAP_MIB", "8", 1);
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+  const struct CMUnitTest tests[] = {
+      T(an_observation_rule_writes_with_the_document),
+      T(a_failing_rule_rejects_nothing_and_leaves_no_half_write),
+      T(a_rejected_document_takes_its_rules_writes_with_it),
+      T(a_plugin_calls_a_town_function_by_name),
+      T(an_event_rule_sees_events_the_document_raised),
+      T(a_schedule_rule_runs_when_due),
+      T(check_lists_hooks_and_names_file_and_line_of_an_error),
+      T(replay_reports_what_rules_would_do_and_changes_nothing),
+      T(reload_without_a_serve_checks_and_says_so),
+      T(a_reload_with_broken_rules_keeps_the_old_ones),
+      T(status_shows_what_the_serve_stored),
+  };
+#undef T
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
