@@ -20,6 +20,7 @@ typedef struct town_slot {
   core_rules *r;
   size_t index; /* into h->cfg->towns */
   int pending;  /* a schedule job is queued */
+  twin_time at; /* the time that job runs the schedule for */
   char *saved;  /* the status text stored last (writer thread only) */
 } town_slot;
 
@@ -108,7 +109,7 @@ static int schedule_job(void *arg, core_host *h, MDB_txn *txn, core_overlay *ov,
     return TWIN_OK;
   twin_ctx ctx;
   core_ctx_init_town(&ctx, h, town, "rules", CORE_CTX_WRITE, txn, ov);
-  int st = core_script_on_schedule(s, &ctx, core_now_ms());
+  int st = core_script_on_schedule(s, &ctx, slot->at);
   if (!st) /* events the schedule hooks raised reach the on_event hooks */
     st = core_host_run_rules(h, &ctx, 0);
   if (st)
@@ -156,6 +157,7 @@ void core_rules_poll(core_rules *r, twin_time now)
         core_script_next_due(s) > now)
       continue;
     slot->pending = 1;
+    slot->at = now;
     if (core_pipeline_submit_fn(r->p, schedule_job, slot, schedule_done, slot))
       slot->pending = 0;
   }

@@ -556,7 +556,7 @@ static void query_plugin_asks_another_plugin_of_the_same_town(void **state)
   assert_non_null(strstr(err.msg, "NOT_FOUND"));
 }
 
-static void call_script_is_unsupported_without_a_script_runtime(void **state)
+static void call_script_finds_nothing_in_a_town_without_rules(void **state)
 {
   fx *f = *state;
   core_err err;
@@ -564,7 +564,7 @@ static void call_script_is_unsupported_without_a_script_runtime(void **state)
                     "{\"op\":\"call_script\",\"function\":\"price\","
                     "\"args\":[]}",
                     &err));
-  assert_non_null(strstr(err.msg, "ERR_UNSUPPORTED"));
+  assert_non_null(strstr(err.msg, "ERR_NOT_FOUND"));
 }
 
 static void bad_names_are_refused_not_stored(void **state)
@@ -693,7 +693,7 @@ int main(void)
       T(towns_never_see_each_other),
       T(town_info_and_clock_describe_the_calling_town),
       T(query_plugin_asks_another_plugin_of_the_same_town),
-      T(call_script_is_unsupported_without_a_script_runtime),
+      T(call_script_finds_nothing_in_a_town_without_rules),
       T(bad_names_are_refused_not_stored),
       T(ticks_count_and_failing_ticks_back_off_then_disable),
       cmocka_unit_test_setup_teardown(

@@ -312,6 +312,32 @@ static void town_scripts_and_data_resolve_against_the_config(void **state)
   core_config_free(cfg);
 }
 
+static void town_rule_limits_are_read_and_default_to_zero(void **state)
+{
+  fixture *f = *state;
+  core_config *cfg = parse_ok(f, TOWN(", \"rules\": {\"instructions\": "
+                                      "2000000, \"wall_ms\": 20, "
+                                      "\"memory_mib\": 16}"));
+  assert_int_equal(cfg->towns[0].rule_instructions, 2000000);
+  assert_int_equal(cfg->towns[0].rule_wall_ms, 20);
+  assert_int_equal(cfg->towns[0].rule_memory_mib, 16);
+  core_config_free(cfg);
+  cfg = parse_ok(f, TOWN(""));
+  assert_int_equal(cfg->towns[0].rule_instructions, 0);
+  core_config_free(cfg);
+}
+
+static void town_rule_limits_out_of_range_are_refused(void **state)
+{
+  fixture *f = *state;
+  expect_error(f, TOWN(", \"rules\": {\"wall_ms\": 0}"),
+               "towns[0].rules.wall_ms: expected a whole number of "
+               "milliseconds from 1 to 10000, got 0");
+  expect_error(f, TOWN(", \"rules\": {\"memory\": 5}"),
+               "towns[0].rules.memory: unknown key");
+  expect_error(f, TOWN(", \"rules\": 5"), "towns[0].rules: expected an object");
+}
+
 static void town_name_defaults_to_its_id(void **state)
 {
   core_config *cfg = parse_ok(*state, TOWN(""));
@@ -665,7 +691,7 @@ static void unknown_town_key_lists_the_known_ones(void **state)
   expect_error(*state,
                "{\"towns\": [{\"id\": \"a\", \"timzone\": \"Europe/Berlin\"}]}",
                "demo.json: towns[0].timzone: unknown key (known: id, name, "
-               "timezone, location, scripts, data, plugins); did you mean "
+               "timezone, location, scripts, data, plugins, rules); did you mean "
                "\"timezone\"?");
 }
 
@@ -1017,6 +1043,8 @@ int main(void)
       T(town_data_defaults_to_data_dir_and_id),
       T(town_scripts_and_data_resolve_against_the_config),
       T(town_name_defaults_to_its_id),
+      T(town_rule_limits_are_read_and_default_to_zero),
+      T(town_rule_limits_out_of_range_are_refused),
       T(location_is_optional),
       T(location_edges_are_allowed),
       T(town_source_is_the_config_name),
