@@ -2099,10 +2099,11 @@ static int rt_open(core_host *h, const core_town *town,
   }
   lua_State *L = lua_newstate(rt_alloc, r);
   if (!L) {
+    core_err_set(err, TWIN_ERR_NOMEM,
+                 "town '%s': cannot create a Lua state (memory cap %s)",
+                 town->id, r->cap_text);
     rt_free(r);
-    return core_err_set(err, TWIN_ERR_NOMEM,
-                        "town '%s': cannot create a Lua state (memory cap %s)",
-                        town->id, r->cap_text);
+    return TWIN_ERR_NOMEM;
   }
   *call_gen(L) = 0;
   lua_atpanic(L, l_panic);
