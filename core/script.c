@@ -1917,6 +1917,70 @@ static void copy_field(lua_State *L, int from, int to, const char *name)
   lua_setfield(L, to, name);
 }
 
+/*
+ * Lua's pattern matching runs in C, out of reach of the instruction budget
+ * and the wall-clock limit, and it backtracks: a pattern with q repetition
+ * items (* + - ?) can take about n^(q+1) steps on an n-byte text
+ * (string.rep("a", 20000):find(".-b") takes seconds). Rather than let one
+ * rule stall the writer, the sandbox's find, match, gmatch and gsub refuse a
+ * call whose worst case exceeds PATTERN_STEPS_MAX, with an error that says
+ * how to fix it. Plain finds (fourth argument true) are linear and pass.
+ */
+#define PATTERN_STEPS_MAX 2e7
+
+static int pattern_repetitions(const char *p, size_t len)
+{
+  int q = 0;
+  for (size_t i = 0; i < len; i++) {
+    char c = p[i];
+    if (c == '%') { /* an escape: the next byte is literal or a class */
+      i++;
+    } else if (c == '[') { /* a set: its '-' are ranges, not repetitions */
+      i++;
+      if (i < len && p[i] == '^')
+        i++;
+      if (i < len && p[i] == ']')
+        i++;
+      while (i < len && p[i] != ']')
+        i += p[i] == '%' ? 2 : 1;
+    } else if (c == '*' || c == '+' || c == '-' || c == '?') {
+      q++;
+    }
+  }
+  return q;
+}
+
+static int l_pattern_guard(lua_State *L)
+{
+  size_t n, plen;
+  luaL_checklstring(L, 1, &n);
+  const char *pat = luaL_checklstring(L, 2, &plen);
+  const char *name = lua_tostring(L, lua_upvalueindex(2));
+  int plain = !strcmp(name, "find") && lua_toboolean(L, 4);
+  if (!plain) {
+    int q = pattern_repetitions(pat, plen);
+    if (pow((double)n + 1, q + 1) > PATTERN_STEPS_MAX)
+      return luaL_error(L,
+                        "string.%s: a pattern with %d repetition%s is too "
+                        "costly on a text of %d bytes; shorten the text or "
+                        "use fewer of * + - ? (see docs/rules.md, limits)",
+                        name, q, q == 1 ? "" : "s", (int)n);
+  }
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
+/* Replace string.<name> in the table at t with the guarded version. */
+static void guard_pattern_function(lua_State *L, int t, const char *name)
+{
+  lua_getfield(L, t, name);
+  lua_pushstring(L, name);
+  lua_pushcclosure(L, l_pattern_guard, 2);
+  lua_setfield(L, t, name);
+}
+
 /* Build the sandbox (runs protected, as CALL_SETUP). */
 static int setup_sandbox(lua_State *L)
 {
@@ -1961,6 +2025,11 @@ static int setup_sandbox(lua_State *L)
   lua_getfield(L, env, "string");
   lua_pushnil(L);
   lua_setfield(L, -2, "dump");
+  int str = lua_gettop(L);
+  guard_pattern_function(L, str, "find");
+  guard_pattern_function(L, str, "match");
+  guard_pattern_function(L, str, "gmatch");
+  guard_pattern_function(L, str, "gsub");
   lua_pop(L, 1);
   luaL_requiref(L, "os", luaopen_os, 0);
   int os = lua_gettop(L);

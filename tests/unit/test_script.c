@@ -299,6 +299,29 @@ static void a_string_rep_bomb_hits_the_memory_cap(void **state)
   call_ok(f, "ok", "[]", "42");
 }
 
+static void a_backtracking_pattern_on_a_long_text_is_refused(void **state)
+{
+  fx *f = *state;
+  script(f, "10-a.lua",
+         "function slow()\n"
+         "  return string.rep('a', 20000):find('.-b')\n"
+         "end\n"
+         "function method()\n"
+         "  local s = string.rep('a', 20000)\n"
+         "  return s:gsub('a-a-b', '')\n"
+         "end\n"
+         "function fine()\n"
+         "  local h, m = ('12:30'):match('(%d+):(%d+)')\n"
+         "  local plain = string.rep('a', 100000):find('.-b', 1, true)\n"
+         "  return {h = tonumber(h), m = tonumber(m), plain = plain}\n"
+         "end\n");
+  open_rules(f);
+  call_fails(f, "slow", TWIN_ERR_UNAVAILABLE, "string.find",
+             "too costly on a text of 20000 bytes");
+  call_fails(f, "method", TWIN_ERR_UNAVAILABLE, "string.gsub", "too costly");
+  call_ok(f, "fine", "[]", "{\"h\": 12, \"m\": 30}");
+}
+
 static void deep_recursion_fails_cleanly(void **state)
 {
   fx *f = *state;
@@ -1217,6 +1240,7 @@ int main(void)
       T(an_endless_loop_inside_pcall_cannot_be_swallowed),
       T(a_growing_table_hits_the_memory_cap),
       T(a_string_rep_bomb_hits_the_memory_cap),
+      T(a_backtracking_pattern_on_a_long_text_is_refused),
       T(deep_recursion_fails_cleanly),
       T(top_level_code_has_the_same_budget),
       T(the_sandbox_has_no_io_os_execute_debug_package_or_files),
