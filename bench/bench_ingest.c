@@ -34,6 +34,7 @@
 #define PER_DOC 100     /* readings per document: one feed snapshot */
 #define N_ENTITIES 1000 /* sensors; each snapshot covers 100 of them */
 #define STEP_MS 1000    /* a snapshot a second */
+#define ROUNDS 3        /* each figure: the best of this many runs */
 
 typedef struct counts {
   uint64_t ok, failed;
@@ -294,24 +295,40 @@ int main(int argc, char **argv)
   twin_time base = core_now_ms() - (twin_time)n_docs * STEP_MS - 86400000;
   core_log_set_level(TWIN_LEVEL_WARNING);
 
+  /* The machine is shared and noisy: each figure is the best of ROUNDS
+   * runs, the three kinds interleaved so a busy spell hits all alike. */
   char *dir = make_tempdir();
-  char *host_dir = fmt_alloc("%s/host", dir);
-  char *floor_dir = fmt_alloc("%s/floor", dir);
-  char *rule_dir = fmt_alloc("%s/rule", dir);
-  core_err err;
-  if (core_mkdirs(host_dir, &err) || core_mkdirs(floor_dir, &err) ||
-      core_mkdirs(rule_dir, &err))
-    die("mkdir", err.msg);
-
-  ingest_result ing = bench_host(host_dir, n_docs, base, NULL);
-  ingest_result rul = bench_host(rule_dir, n_docs, base, ONE_LINE_RULE);
-  double docs_per_batch =
-      ing.stats.batches ? (double)ing.stats.docs / (double)ing.stats.batches
-                        : 1.0;
-  uint64_t txn_docs = (uint64_t)(docs_per_batch + 0.5);
-  if (txn_docs < 1)
-    txn_docs = 1;
-  double floor_s = bench_floor(floor_dir, n_docs, txn_docs, base);
+  ingest_result ing = {0}, rul = {0};
+  double floor_s = 0, docs_per_batch = 1.0;
+  for (int round = 0; round < ROUNDS; round++) {
+    char *host_dir = fmt_alloc("%s/host%d", dir, round);
+    char *floor_dir = fmt_alloc("%s/floor%d", dir, round);
+    char *rule_dir = fmt_alloc("%s/rule%d", dir, round);
+    core_err err;
+    if (core_mkdirs(host_dir, &err) || core_mkdirs(floor_dir, &err) ||
+        core_mkdirs(rule_dir, &err))
+      die("mkdir", err.msg);
+    ingest_result a = bench_host(host_dir, n_docs, base, NULL);
+    ingest_result b = bench_host(rule_dir, n_docs, base, ONE_LINE_RULE);
+    if (round == 0 || a.seconds < ing.seconds)
+      ing = a;
+    if (round == 0 || b.seconds < rul.seconds)
+      rul = b;
+    /* The floor commits as often as the pipeline did. */
+    docs_per_batch = ing.stats.batches
+                         ? (double)ing.stats.docs / (double)ing.stats.batches
+                         : 1.0;
+    uint64_t txn_docs = (uint64_t)(docs_per_batch + 0.5);
+    double fs = bench_floor(floor_dir, n_docs, txn_docs ? txn_docs : 1, base);
+    if (round == 0 || fs < floor_s)
+      floor_s = fs;
+    remove_tree(host_dir);
+    remove_tree(floor_dir);
+    remove_tree(rule_dir);
+    free(host_dir);
+    free(floor_dir);
+    free(rule_dir);
+  }
 
   double ingest_rate = (double)ing.obs / ing.seconds;
   double floor_rate = (double)(n_docs * PER_DOC) / floor_s;
@@ -333,9 +350,6 @@ int main(int argc, char **argv)
   fflush(stdout);
 
   remove_tree(dir);
-  free(host_dir);
-  free(rule_dir);
-  free(floor_dir);
   free(dir);
   return 0;
 }
