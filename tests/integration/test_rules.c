@@ -9,6 +9,7 @@
 #include "testutil.h"
 
 #include <jansson.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -387,6 +388,72 @@ static void status_shows_what_the_serve_stored(void **state)
   tu_run_free(&r);
 }
 
+/* Start `twinhost serve` with its stderr on a pipe (non-blocking). */
+static pid_t start_serve(fx *f, int *err_fd)
+{
+  int p[2];
+  assert_int_equal(pipe(p), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(p[1], 2);
+    close(p[0]);
+    const char *bin = tu_env("TWIN_BIN");
+    execl(bin, bin, "--config", f->config, "serve", (char *)NULL);
+    _exit(127);
+  }
+  close(p[1]);
+  *err_fd = p[0];
+  return pid;
+}
+
+/* Read the serve's stderr into log until it holds want (60 s at most). */
+static int wait_for(int fd, char *log, size_t cap, const char *want)
+{
+  size_t len = strlen(log);
+  for (int waited = 0; waited < 600 && !strstr(log, want); waited++) {
+    struct pollfd pfd = {fd, POLLIN, 0};
+    if (poll(&pfd, 1, 100) > 0) {
+      ssize_t n = read(fd, log + len, cap - len - 1);
+      if (n <= 0)
+        break;
+      len += (size_t)n;
+      log[len] = 0;
+    }
+  }
+  return strstr(log, want) != NULL;
+}
+
+static void
+a_serve_reloads_on_request_and_keeps_old_rules_if_broken(void **state)
+{
+  fx *f = *state;
+  rule(f, "10-ok.lua", "function f() return 1 end\n");
+  int fd;
+  pid_t pid = start_serve(f, &fd);
+  char log[16384] = "";
+  if (!wait_for(fd, log, sizeof log, "press Ctrl-C"))
+    fail_msg("serve did not start:\n%s", log);
+  /* Broken rules and SIGHUP: the old rules keep running. */
+  rule(f, "10-ok.lua", "function f( return 1 end\n");
+  assert_int_equal(kill(pid, SIGHUP), 0);
+  if (!wait_for(fd, log, sizeof log, "the rules that ran before keep running"))
+    fail_msg("no failed reload in the log:\n%s", log);
+  assert_non_null(strstr(log, "10-ok.lua:1"));
+  /* Fixed, and `script reload` finds the serve and signals it. */
+  rule(f, "10-ok.lua", "function f() return 2 end\n");
+  tu_run r = cli(f, NULL, "reload", "alpha", NULL);
+  assert_int_equal(r.exit_code, 0);
+  assert_non_null(strstr(r.out, "\"serve_pid\""));
+  tu_run_free(&r);
+  if (!wait_for(fd, log, sizeof log, "alpha/rules: rules reloaded"))
+    fail_msg("no reload in the log:\n%s", log);
+  kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  close(fd);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 int main(void)
 {
   setenv("TWINHOST_MAP_MIB", "8", 1);
@@ -403,6 +470,7 @@ int main(void)
       T(reload_without_a_serve_checks_and_says_so),
       T(a_reload_with_broken_rules_keeps_the_old_ones),
       T(status_shows_what_the_serve_stored),
+      T(a_serve_reloads_on_request_and_keeps_old_rules_if_broken),
   };
 #undef T
   return cmocka_run_group_tests(tests, NULL, NULL);
