@@ -205,22 +205,6 @@ static void print_json(json_t *j)
   free(s);
 }
 
-static json_t *value_json(const twin_value *v)
-{
-  switch (v->type) {
-  case TWIN_VALUE_NUMBER:
-    return json_real(v->as.number);
-  case TWIN_VALUE_INT:
-    return json_integer(v->as.integer);
-  case TWIN_VALUE_STRING:
-    return json_stringn_nocheck(v->as.string.ptr, v->as.string.len);
-  case TWIN_VALUE_BOOL:
-    return json_boolean(v->as.boolean);
-  default:
-    return json_null();
-  }
-}
-
 static json_t *time_json(twin_time t)
 {
   char buf[40];
@@ -764,9 +748,9 @@ static int ent_visit(void *ud, const uint8_t *key, size_t klen,
   twin_time t;
   if (core_value_decode(val, vlen, 1, &v, &t))
     return TWIN_ERR_STORE;
-  json_object_set_new(
-      json_object_get(l->cur, "attrs"), parts[3],
-      json_pack("{s:o,s:o}", "value", value_json(&v), "time", time_json(t)));
+  json_object_set_new(json_object_get(l->cur, "attrs"), parts[3],
+                      json_pack("{s:o,s:o}", "value", core_value_json(&v),
+                                "time", time_json(t)));
   return TWIN_OK;
 }
 
@@ -853,7 +837,7 @@ static int hist_visit(void *ud, const uint8_t *key, size_t klen,
   json_array_append_new(l->out,
                         json_pack("{s:o,s:o}", "time",
                                   time_json(core_key_get_time(key + klen - 8)),
-                                  "value", value_json(&v)));
+                                  "value", core_value_json(&v)));
   return l->limit && json_array_size(l->out) >= l->limit ? TWIN_STOP : TWIN_OK;
 }
 

@@ -231,22 +231,6 @@ char *core_rules_stored_status(core_host *h, MDB_txn *txn, const char *town)
 
 /* ---- replay -------------------------------------------------------------- */
 
-static json_t *value_json(const twin_value *v)
-{
-  switch (v->type) {
-  case TWIN_VALUE_NUMBER:
-    return json_real(v->as.number);
-  case TWIN_VALUE_INT:
-    return json_integer(v->as.integer);
-  case TWIN_VALUE_STRING:
-    return json_stringn(v->as.string.ptr, v->as.string.len);
-  case TWIN_VALUE_BOOL:
-    return json_boolean(v->as.boolean);
-  default:
-    return json_null();
-  }
-}
-
 typedef struct replay_writes {
   json_t *out;
   int db;
@@ -282,7 +266,7 @@ static int describe_write(void *ud, int op, const uint8_t *key, size_t klen,
   twin_time t = 0;
   if (op == 1 && w->db != CORE_DB_KV &&
       !core_value_decode(val, vlen, w->db == CORE_DB_ENT, &v, &t)) {
-    json_object_set_new(row, "value", value_json(&v));
+    json_object_set_new(row, "value", core_value_json(&v));
     if (w->db == CORE_DB_OBS && klen >= 8)
       t = core_key_get_time(key + klen - 8);
     char when[40];

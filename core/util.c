@@ -250,6 +250,22 @@ void core_jpath_key(char *buf, size_t size, const char *parent, const char *key)
   snprintf(buf, size, "%s[\"%s\"]", parent, safe);
 }
 
+json_t *core_value_json(const twin_value *v)
+{
+  switch (v->type) {
+  case TWIN_VALUE_NUMBER:
+    return json_real(v->as.number);
+  case TWIN_VALUE_INT:
+    return json_integer(v->as.integer);
+  case TWIN_VALUE_STRING:
+    return json_stringn(v->as.string.ptr, v->as.string.len);
+  case TWIN_VALUE_BOOL:
+    return json_boolean(v->as.boolean);
+  default:
+    return json_null();
+  }
+}
+
 int core_read_file(const char *path, char **out, size_t *len, core_err *err)
 {
   FILE *f = fopen(path, "rb");

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "twin/twin.h"
 
 /* A human-readable error: what is wrong and, where it helps, what to do. */
@@ -53,6 +55,10 @@ void core_join_names(const char *const *names, size_t n, char *buf,
  * is not a plain name is quoted in brackets (["odd key"]). */
 void core_jpath_key(char *buf, size_t size, const char *parent,
                     const char *key);
+
+/* A twin_value as a new JSON value (NULL only when out of memory or for a
+ * string that is not UTF-8). */
+json_t *core_value_json(const twin_value *v);
 
 /* Read a whole file; *out is NUL terminated, caller frees. */
 int core_read_file(const char *path, char **out, size_t *len, core_err *err);
