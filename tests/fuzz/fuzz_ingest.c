@@ -1,8 +1,9 @@
 /*
  * fuzz_ingest.c — libFuzzer target for the path outside documents take into
  * a town: any bytes sent to the sensors plugin as an ingest document, as a
- * query and as a what-if scenario must end in a reply or an error, never in
- * a crash, a leak or a write that outlives the input.
+ * query and as a what-if scenario, and replayed through the town's rules as
+ * recorded observations, must end in a reply or an error, never in a crash,
+ * a leak or a write that outlives the input.
  *
  * On the first call it brings up a real host (real sensors.so, real LMDB,
  * a 64 MiB map) in a fresh folder under /tmp and seeds it with a few
@@ -20,6 +21,7 @@
 #include <string.h>
 
 #include "host.h"
+#include "rules.h"
 #include "view.h"
 
 static const char *const towns[] = {"open", "strict"};
@@ -185,6 +187,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
       free(reply);
     reply = NULL;
     if (core_host_simulate(fz.h, fz.ci[i], doc, size, &reply, &err) == TWIN_OK)
+      free(reply);
+    /* The same bytes as recorded observations for a rules replay. */
+    reply = NULL;
+    if (core_rules_replay(fz.h, fz.ci[i]->town, doc, size, &reply, &err) ==
+        TWIN_OK)
       free(reply);
   }
   return 0;
