@@ -125,7 +125,10 @@ int cli_serve(cli_opts *o)
       if (h->inst[j].town == t)
         fprintf(stderr, " %s[%s]", h->inst[j].plugin->desc.name,
                 core_instance_state_name(h->inst[j].state));
-    fputc('\n', stderr);
+    fprintf(stderr, "; rules %s\n",
+            core_host_script(h, t) ? "loaded"
+            : h->script_error[i]   ? "NOT loaded (see above)"
+                                   : "none");
   }
   free(shown_dir);
   fprintf(stderr, "twinhost: press Ctrl-C to stop\n");
