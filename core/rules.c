@@ -18,10 +18,11 @@
 
 typedef struct town_slot {
   core_rules *r;
-  size_t index; /* into h->cfg->towns */
-  int pending;  /* a schedule job is queued */
-  twin_time at; /* the time that job runs the schedule for */
-  char *saved;  /* the status text stored last (writer thread only) */
+  size_t index;  /* into h->cfg->towns */
+  int pending;   /* a schedule job is queued */
+  twin_time at;  /* the time that job runs the schedule for */
+  char *saved;   /* the status text stored last (writer thread only) */
+  char *unsaved; /* written by the running status job, not yet committed */
 } town_slot;
 
 struct core_rules {
@@ -84,8 +85,8 @@ static int status_job(void *arg, core_host *h, MDB_txn *txn, core_overlay *ov,
       free(text);
       return core_err_set(err, st, "rule status: out of memory");
     }
-    free(r->slots[i].saved);
-    r->slots[i].saved = text;
+    free(r->slots[i].unsaved);
+    r->slots[i].unsaved = text;
   }
   return TWIN_OK;
 }
@@ -96,6 +97,20 @@ static void status_done(void *ud, int status, const char *reason)
   if (status)
     core_log(TWIN_LEVEL_WARNING, NULL, "rules",
              "cannot store the rule status: %s", reason ? reason : "");
+  /* Only a committed text counts as stored; a failed one is written again
+   * by the next job. */
+  for (size_t i = 0; i < r->n; i++) {
+    town_slot *slot = &r->slots[i];
+    if (!slot->unsaved)
+      continue;
+    if (!status) {
+      free(slot->saved);
+      slot->saved = slot->unsaved;
+    } else {
+      free(slot->unsaved);
+    }
+    slot->unsaved = NULL;
+  }
   __atomic_store_n(&r->status_pending, 0, __ATOMIC_RELEASE);
 }
 
@@ -211,8 +226,10 @@ void core_rules_stop(core_rules *r)
 {
   if (!r)
     return;
-  for (size_t i = 0; i < r->n; i++)
+  for (size_t i = 0; i < r->n; i++) {
     free(r->slots[i].saved);
+    free(r->slots[i].unsaved);
+  }
   free(r->slots);
   free(r);
 }

@@ -27,8 +27,11 @@ struct park_feed {
   char *url;
   char *shown_url; /* url without user info, query, fragment: for messages */
   long timeout_ms;
-  char *etag;          /* from the last 200, or NULL */
-  char *last_modified; /* from the last 200, or NULL */
+  char *etag;          /* of the last accepted body, or NULL */
+  char *last_modified; /* of the last accepted body, or NULL */
+  /* Of the last body pulled, until the plugin accepts it: a body it could
+   * not use must be fetched again, not answered 304 forever. */
+  char *pending_etag, *pending_last_modified;
   char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -279,6 +282,8 @@ void park_feed_free(park_feed *f)
   free(f->shown_url);
   free(f->etag);
   free(f->last_modified);
+  free(f->pending_etag);
+  free(f->pending_last_modified);
   free(f);
 }
 
@@ -373,12 +378,15 @@ int park_feed_pull(park_feed *f, char **body, size_t *len, char *why,
       }
       p.buf[0] = '\0';
     }
-    /* Remember the validators of this body; a 200 without them forgets
-     * the old ones (they no longer describe what we hold). */
+    /* Hold the validators of this body until the plugin accepts it; the
+     * old ones no longer describe what we hold either way. */
     free(f->etag);
     free(f->last_modified);
-    f->etag = p.etag;
-    f->last_modified = p.last_modified;
+    f->etag = f->last_modified = NULL;
+    free(f->pending_etag);
+    free(f->pending_last_modified);
+    f->pending_etag = p.etag;
+    f->pending_last_modified = p.last_modified;
     p.etag = p.last_modified = NULL;
     *body = p.buf;
     *len = p.len;
@@ -387,4 +395,15 @@ int park_feed_pull(park_feed *f, char **body, size_t *len, char *why,
   }
   feed_pull_clear(&p);
   return result;
+}
+
+void park_feed_accept(park_feed *f)
+{
+  if (!f)
+    return;
+  free(f->etag);
+  free(f->last_modified);
+  f->etag = f->pending_etag;
+  f->last_modified = f->pending_last_modified;
+  f->pending_etag = f->pending_last_modified = NULL;
 }

@@ -47,4 +47,9 @@ void park_feed_free(park_feed *f);
 int park_feed_pull(park_feed *f, char **body, size_t *len, char *why,
                    size_t whylen);
 
+/* The last body pulled was used: from now on send its ETag and
+ * Last-Modified, so an unchanged feed answers 304. Until then (a body that
+ * was rejected or not stored) the next pull fetches it whole again. */
+void park_feed_accept(park_feed *f);
+
 #endif

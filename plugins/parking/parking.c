@@ -819,7 +819,7 @@ static int parse_single(run *r, rec *c, const json_t *o)
     return rc;
   if (!c->has_free)
     return bad(r, c, "free", "missing");
-  if (!json_object_get(o, "time"))
+  if (!json_object_get(o, "time") || json_is_null(json_object_get(o, "time")))
     return bad(r, c, "time", "missing");
   if ((rc = parse_rec_time(r, c, json_object_get(o, "time"), "time", 0)) ||
       (rc = parse_state(r, c, json_object_get(o, "status"), "status")))
@@ -1042,6 +1042,8 @@ static int parking_tick(void *instance, twin_ctx *ctx)
       return TWIN_OK;
     rc = ingest_doc(p, ctx, body, len);
     free(body);
+    if (rc == TWIN_OK)
+      park_feed_accept(p->feed);
     return rc;
   }
 #else
@@ -1593,14 +1595,16 @@ static int price_cb(void *ud, const char *json, size_t len)
 
 /* The hourly price of lot l at local hour: the town's "price" rule when it
  * has one, else the lot's static price (0 when none). */
-static double lot_price(parking *p, twin_ctx *ctx, const lot *l, int hour,
+static double lot_price(parking *p, twin_ctx *ctx, const lot *l, twin_time t,
                         const char **source)
 {
   char *args;
   json_t *a;
   price_reply pr = {0, 0};
   int rc = TWIN_ERR_UNSUPPORTED;
-  a = json_pack("[s,i]", l->id, hour);
+  /* The moment itself, not its hour: the rule then knows the weekday too
+   * (a Sunday or market-day price). */
+  a = json_pack("[s,I]", l->id, (json_int_t)t);
   args = a ? json_dumps(a, JSON_COMPACT) : NULL;
   json_decref(a);
   if (args && p->api->call_script)
@@ -1689,7 +1693,7 @@ static int query_guidance(parking *p, twin_ctx *ctx, const json_t *req,
     c->l = l;
     c->dist = haversine(lat, lon, l->lat, l->lon);
     c->walk_min = c->dist / p->walk_speed / 60.0;
-    c->price = lot_price(p, ctx, l, lh.hour, &c->price_src);
+    c->price = lot_price(p, ctx, l, t, &c->price_src);
     c->score = c->walk_min + 5.0 * c->price + 50.0 / ((double)c->expected + 1);
     n++;
   }

@@ -316,6 +316,7 @@ test_the_second_pull_sends_if_none_match_and_304_gives_0(void **state)
   server *s = *state;
   park_feed *f = feed_for(s, "/etag", TIMEOUT_MS);
   expect_body(f, BODY_OK, strlen(BODY_OK));
+  park_feed_accept(f); /* the plugin stored it */
   expect_not_modified(f);
   assert_string_equal(s->if_none_match, ETAG);
   /* A 304 keeps the ETag: the third pull is conditional too. */
@@ -331,8 +332,21 @@ test_the_second_pull_sends_if_modified_since_and_304_gives_0(void **state)
   server *s = *state;
   park_feed *f = feed_for(s, "/last-modified", TIMEOUT_MS);
   expect_body(f, BODY_OK, strlen(BODY_OK));
+  park_feed_accept(f);
   expect_not_modified(f);
   assert_string_equal(s->if_modified_since, LAST_MODIFIED);
+  assert_string_equal(s->if_none_match, "");
+  park_feed_free(f);
+}
+
+static void test_a_body_not_accepted_is_fetched_whole_again(void **state)
+{
+  server *s = *state;
+  park_feed *f = feed_for(s, "/etag", TIMEOUT_MS);
+  expect_body(f, BODY_OK, strlen(BODY_OK));
+  /* The plugin rejected it (or its commit failed): no validator is sent,
+   * so the feed's current version comes again instead of a 304. */
+  expect_body(f, BODY_OK, strlen(BODY_OK));
   assert_string_equal(s->if_none_match, "");
   park_feed_free(f);
 }
@@ -500,6 +514,7 @@ int main(void)
       T(test_a_200_returns_the_body_and_sends_no_validators),
       T(test_the_second_pull_sends_if_none_match_and_304_gives_0),
       T(test_the_second_pull_sends_if_modified_since_and_304_gives_0),
+      T(test_a_body_not_accepted_is_fetched_whole_again),
       T(test_requests_carry_the_twinhost_user_agent),
       T(test_a_404_is_an_error_naming_the_status),
       T(test_a_500_is_an_error_naming_the_status),
