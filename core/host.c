@@ -650,7 +650,7 @@ int core_host_run_ingest(core_host *h, core_instance *ci, MDB_txn *txn,
   core_ctx_init(&ctx, h, ci, CORE_CTX_WRITE, txn, ov);
   int st = ci->plugin->desc.ingest(ci->inst, &ctx, doc, len);
   if (!st)
-    st = core_host_run_rules(h, &ctx, core_overlay_writes(ov));
+    st = core_host_run_rules(h, &ctx, core_overlay_stamp(ov));
   if (st) {
     core_err_set(err, st, "%s",
                  ctx.error[0] ? ctx.error : core_status_message(st));
@@ -670,7 +670,7 @@ int core_host_run_tick(core_host *h, core_instance *ci, MDB_txn *txn,
   core_ctx_init(&ctx, h, ci, CORE_CTX_WRITE, txn, ov);
   int st = ci->plugin->desc.tick(ci->inst, &ctx);
   if (!st)
-    st = core_host_run_rules(h, &ctx, core_overlay_writes(ov));
+    st = core_host_run_rules(h, &ctx, core_overlay_stamp(ov));
   if (st) {
     core_err_set(err, st, "%s",
                  ctx.error[0] ? ctx.error : core_status_message(st));
@@ -723,14 +723,14 @@ static int rules_obs(void *ud, int op, const uint8_t *key, size_t klen,
   return r->st;
 }
 
-int core_host_run_rules(core_host *h, twin_ctx *ctx, size_t n_writes)
+int core_host_run_rules(core_host *h, twin_ctx *ctx, uint32_t upto)
 {
   core_script *s = core_host_script(h, ctx->town);
   if (!s)
     return TWIN_OK;
   rules_run r = {s, ctx, NULL, 0, TWIN_OK};
   if (core_script_has_observation_hooks(s))
-    core_overlay_each(ctx->view.ov, CORE_DB_OBS, 0, n_writes, rules_obs, &r);
+    core_overlay_each(ctx->view.ov, CORE_DB_OBS, 0, upto, rules_obs, &r);
   if (!r.st && core_script_has_event_hooks(s)) {
     size_t n = core_overlay_events(ctx->view.ov);
     for (size_t i = 0; !r.st && i < n; i++) {

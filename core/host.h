@@ -97,12 +97,12 @@ struct core_script *core_host_script(core_host *h, const core_town *town);
 
 /*
  * Run the town's rules after a successful ingest or tick in ctx: the
- * on_observation hooks for each observation the call staged (entries
- * [0, n_writes) of its overlay), then the on_event hooks for the events it
- * staged. A failing rule has its own writes rolled back; the call still
- * succeeds.
+ * on_observation hooks for each observation the call staged (stamps up to
+ * upto, see core_overlay_stamp; 0: none), then the on_event hooks for the
+ * events it staged. A failing rule has its own writes rolled back; the call
+ * still succeeds.
  */
-int core_host_run_rules(core_host *h, twin_ctx *ctx, size_t n_writes);
+int core_host_run_rules(core_host *h, twin_ctx *ctx, uint32_t upto);
 
 /* The search path for plugin files, in order: build tree, install prefix,
  * $TWINHOST_PLUGIN_PATH (':'-separated), the config's plugin_path. */

@@ -398,12 +398,12 @@ int core_rules_replay(core_host *h, const core_town *town, const char *input,
       int rc = h->api.obs_append(&ctx, type, id, &a, 1);
       if (!rc)
         rc = h->api.entity_put(&ctx, type, id, &a, 1);
-      size_t before = core_overlay_writes(ov);
+      uint32_t before = core_overlay_stamp(ov);
       if (!rc)
         rc = core_script_on_observation(s, &ctx, plugin, type, id, &a);
       for (int db = CORE_DB_ENT; !rc && db <= CORE_DB_KV; db++) {
         replay_writes w = {writes, db};
-        core_overlay_each(ov, db, before, core_overlay_writes(ov),
+        core_overlay_each(ov, db, before, core_overlay_stamp(ov),
                           describe_write, &w);
       }
       if (rc)

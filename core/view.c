@@ -20,6 +20,7 @@ typedef struct entry {
   size_t koff, voff;
   uint32_t klen, vlen;
   uint32_t hash;
+  uint32_t stamp; /* when last staged (a replacement restamps it) */
   uint8_t db, op;
 } entry;
 
@@ -44,14 +45,15 @@ struct core_overlay {
   size_t nev, evcap;
   /* While a savepoint is live: entries it replaced, to restore on rollback */
   struct undo {
-    uint32_t index, vlen;
+    uint32_t index, vlen, stamp;
     size_t voff;
     uint8_t op;
   } * undo;
   size_t nundo, undocap;
   int sp_live;
   size_t sp_n;
-  uint64_t gen; /* bumped on every change, so scans notice */
+  uint32_t stamp; /* counts stagings since the last clear */
+  uint64_t gen;   /* bumped on every change, so scans notice */
 };
 
 core_overlay *core_overlay_new(void)
@@ -83,6 +85,7 @@ void core_overlay_clear(core_overlay *ov)
   ov->nev = 0;
   ov->nundo = 0;
   ov->sp_live = 0;
+  ov->stamp = 0;
   ov->gen++;
 }
 
@@ -199,8 +202,9 @@ static int stage(core_overlay *ov, int op, int db, const void *key, size_t klen,
                 sizeof *ov->undo))
         return TWIN_ERR_NOMEM;
       ov->undo[ov->nundo++] =
-          (struct undo){(uint32_t)idx, e->vlen, e->voff, e->op};
+          (struct undo){(uint32_t)idx, e->vlen, e->stamp, e->voff, e->op};
     }
+    e->stamp = ++ov->stamp;
     e->op = (uint8_t)op;
     e->voff = voff;
     e->vlen = (uint32_t)vlen;
@@ -220,6 +224,7 @@ static int stage(core_overlay *ov, int op, int db, const void *key, size_t klen,
   e->voff = voff;
   e->vlen = (uint32_t)vlen;
   e->hash = h;
+  e->stamp = ++ov->stamp;
   e->db = (uint8_t)db;
   e->op = (uint8_t)op;
   size_t i = h & (ov->nslots - 1);
@@ -253,6 +258,7 @@ void core_overlay_rollback(core_overlay *ov, const core_savepoint *sp)
     e->op = u->op;
     e->voff = u->voff;
     e->vlen = u->vlen;
+    e->stamp = u->stamp;
   }
   if (ov->n > sp->n) { /* forget the new entries and their hash slots */
     ov->n = sp->n;
@@ -271,14 +277,20 @@ void core_overlay_rollback(core_overlay *ov, const core_savepoint *sp)
   ov->gen++;
 }
 
-int core_overlay_each(const core_overlay *ov, int db, size_t from, size_t to,
+uint32_t core_overlay_stamp(const core_overlay *ov)
+{
+  return ov->stamp;
+}
+
+int core_overlay_each(const core_overlay *ov, int db, uint32_t after,
+                      uint32_t upto,
                       int (*cb)(void *ud, int op, const uint8_t *key,
                                 size_t klen, const uint8_t *val, size_t vlen),
                       void *ud)
 {
-  for (size_t i = from; i < to && i < ov->n; i++) {
+  for (size_t i = 0; i < ov->n; i++) {
     const entry *e = &ov->e[i];
-    if (e->db != db)
+    if (e->db != db || e->stamp <= after || e->stamp > upto)
       continue;
     int rc = cb(ud, e->op, ov->arena + e->koff, e->klen, ov->arena + e->voff,
                 e->vlen);

@@ -47,10 +47,16 @@ void core_overlay_savepoint(core_overlay *ov, core_savepoint *sp);
 void core_overlay_rollback(core_overlay *ov, const core_savepoint *sp);
 void core_overlay_release(core_overlay *ov);
 
-/* Call cb for the staged puts and deletes of db with insertion index in
- * [from, to) (to: core_overlay_writes), in insertion order. op is 1 for a
- * put, 2 for a delete. Stops at a callback's non-zero return. */
-int core_overlay_each(const core_overlay *ov, int db, size_t from, size_t to,
+/* Every staging (a put or delete, new or replacing) is stamped with a
+ * number counting up from the last clear; this is the latest. */
+uint32_t core_overlay_stamp(const core_overlay *ov);
+
+/* Call cb for the puts and deletes of db staged with after < stamp <= upto
+ * (what was staged between two core_overlay_stamp readings), in insertion
+ * order of their keys. op is 1 for a put, 2 for a delete. The callback may
+ * stage more (they are stamped later); it stops at a non-zero return. */
+int core_overlay_each(const core_overlay *ov, int db, uint32_t after,
+                      uint32_t upto,
                       int (*cb)(void *ud, int op, const uint8_t *key,
                                 size_t klen, const uint8_t *val, size_t vlen),
                       void *ud);

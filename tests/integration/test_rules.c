@@ -307,15 +307,18 @@ static void replay_reports_what_rules_would_do_and_changes_nothing(void **state)
                  "\"attr\":\"level\",\"time\":\"2026-11-15T06:00:00Z\","
                  "\"value\":512}\n"
                  "{\"plugin\":\"probe\",\"type\":\"Gauge\",\"id\":\"g1\","
-                 "\"attr\":\"level\",\"time\":1000,\"value\":100}\n",
+                 "\"attr\":\"level\",\"time\":1000,\"value\":100}\n"
+                 "{\"plugin\":\"probe\",\"type\":\"Gauge\",\"id\":\"g1\","
+                 "\"attr\":\"level\",\"time\":2000,\"value\":530}\n",
                  "replay", "alpha", "-");
   if (r.exit_code != 0)
     fail_msg("replay exited %d: %s", r.exit_code, r.err);
   json_t *j = json_loads(r.out, 0, NULL);
   assert_non_null(j);
-  assert_int_equal(json_integer_value(json_object_get(j, "observations")), 2);
-  assert_int_equal(json_array_size(json_object_get(j, "events")), 1);
-  assert_int_equal(json_array_size(json_object_get(j, "writes")), 1);
+  assert_int_equal(json_integer_value(json_object_get(j, "observations")), 3);
+  assert_int_equal(json_array_size(json_object_get(j, "events")), 2);
+  /* The second write to the same key is reported too. */
+  assert_int_equal(json_array_size(json_object_get(j, "writes")), 2);
   json_decref(j);
   tu_run_free(&r);
   /* Nothing reached the store. */
