@@ -117,6 +117,17 @@ static void describe_value(const json_t *v, char *buf, size_t size)
   free(s);
 }
 
+/* v must be an object; else "<jpath>: expected <what>, got <v>". */
+static int want_object(const parse_ctx *c, const char *jpath, const json_t *v,
+                       const char *what)
+{
+  if (json_is_object(v))
+    return TWIN_OK;
+  char got[64];
+  describe_value(v, got, sizeof got);
+  return fail(c, jpath, "expected %s, got %s", what, got);
+}
+
 /* Every key of obj must be one of known; a typo is an error, not a silent
  * default. */
 static int check_keys(const parse_ctx *c, const char *jpath, json_t *obj,
@@ -299,15 +310,10 @@ static int parse_degrees(const parse_ctx *c, const char *parent, json_t *loc,
 static int parse_location(const parse_ctx *c, const char *jpath, json_t *v,
                           core_town *t)
 {
-  char got[64];
-  if (!json_is_object(v)) {
-    describe_value(v, got, sizeof got);
-    return fail(c, jpath,
-                "expected an object such as {\"lat\": 48.83, \"lon\": 12.96}, "
-                "got %s",
-                got);
-  }
-  int rc = check_keys(c, jpath, v, location_keys, N_OF(location_keys));
+  int rc = want_object(c, jpath, v,
+                       "an object such as {\"lat\": 48.83, \"lon\": 12.96}");
+  if (!rc)
+    rc = check_keys(c, jpath, v, location_keys, N_OF(location_keys));
   if (!rc)
     rc = parse_degrees(c, jpath, v, "lat", 90, "north", &t->lat);
   if (!rc)
@@ -341,15 +347,11 @@ static int opt_int(const parse_ctx *c, const char *jpath, json_t *obj,
 static int parse_rules(const parse_ctx *c, const char *jpath, json_t *v,
                        core_town *t)
 {
-  char got[64];
-  if (!json_is_object(v)) {
-    describe_value(v, got, sizeof got);
-    return fail(c, jpath,
-                "expected an object such as {\"instructions\": 5000000, "
-                "\"wall_ms\": 50, \"memory_mib\": 32}, got %s",
-                got);
-  }
-  int rc = check_keys(c, jpath, v, rules_keys, N_OF(rules_keys));
+  int rc = want_object(c, jpath, v,
+                       "an object such as {\"instructions\": 5000000, "
+                       "\"wall_ms\": 50, \"memory_mib\": 32}");
+  if (!rc)
+    rc = check_keys(c, jpath, v, rules_keys, N_OF(rules_keys));
   json_int_t n = 0, ms = 0, mib = 0;
   if (!rc)
     rc = opt_int(c, jpath, v, "instructions", 1000, 1000000000, "instructions",
@@ -368,14 +370,11 @@ static int parse_plugin(const parse_ctx *c, const char *jpath, json_t *v,
                         core_town_plugin *p)
 {
   char kp[JPATH_MAX], got[64];
-  if (!json_is_object(v)) {
-    describe_value(v, got, sizeof got);
-    return fail(c, jpath,
-                "expected an object such as {\"config\": {...}, \"tick_s\": "
-                "60, \"enabled\": true}, got %s",
-                got);
-  }
-  int rc = check_keys(c, jpath, v, plugin_keys, N_OF(plugin_keys));
+  int rc = want_object(c, jpath, v,
+                       "an object such as {\"config\": {...}, \"tick_s\": 60, "
+                       "\"enabled\": true}");
+  if (!rc)
+    rc = check_keys(c, jpath, v, plugin_keys, N_OF(plugin_keys));
   if (rc)
     return rc;
 
@@ -423,14 +422,11 @@ static int parse_plugin(const parse_ctx *c, const char *jpath, json_t *v,
 static int parse_plugins(const parse_ctx *c, const char *jpath, json_t *v,
                          core_town *t)
 {
-  char kp[JPATH_MAX], got[64];
-  if (!json_is_object(v)) {
-    describe_value(v, got, sizeof got);
-    return fail(c, jpath,
-                "expected an object mapping plugin names to their settings, "
-                "got %s",
-                got);
-  }
+  char kp[JPATH_MAX];
+  int rc = want_object(c, jpath, v,
+                       "an object mapping plugin names to their settings");
+  if (rc)
+    return rc;
   size_t n = json_object_size(v);
   if (!n)
     return TWIN_OK;
@@ -599,12 +595,9 @@ static int parse_pack(const parse_ctx *c, const char *jpath, const json_t *v,
     goto done;
   }
   parse_ctx pc = {file, dir, c->err};
-  if (!json_is_object(root)) {
-    char got[64];
-    describe_value(root, got, sizeof got);
-    rc = fail(&pc, "", "expected a town object at the top level, got %s", got);
+  rc = want_object(&pc, "", root, "a town object at the top level");
+  if (rc)
     goto done;
-  }
   rc = parse_town(&pc, "", root, dir, data_root, t);
 done:
   json_decref(root);
@@ -718,18 +711,13 @@ static int parse_plugin_path(const parse_ctx *c, json_t *v, core_config *cfg)
 
 static int parse_root(const parse_ctx *c, json_t *root, core_config *cfg)
 {
-  char got[64];
   cfg->path = strdup(c->file);
   if (!cfg->path)
     return nomem(c);
-  if (!json_is_object(root)) {
-    describe_value(root, got, sizeof got);
-    return fail(c, "",
-                "expected an object such as {\"towns\": [...]} at the top "
-                "level, got %s",
-                got);
-  }
-  int rc = check_keys(c, "", root, root_keys, N_OF(root_keys));
+  int rc = want_object(c, "", root,
+                       "an object such as {\"towns\": [...]} at the top level");
+  if (!rc)
+    rc = check_keys(c, "", root, root_keys, N_OF(root_keys));
   if (!rc)
     rc = opt_path(c, "", root, "data_dir", "a folder name", &cfg->data_dir);
   if (!rc && !cfg->data_dir) {
