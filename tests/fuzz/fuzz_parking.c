@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "drive.h"
 #include "host.h"
 #include "view.h"
 
@@ -142,34 +143,11 @@ static void setup(void)
   remove_dir();
 }
 
-/* Ingest into ci in a write transaction that is always aborted. */
-static void ingest(core_instance *ci, const char *doc, size_t len)
-{
-  MDB_txn *txn;
-  core_err err;
-  if (core_store_begin_write(fz.h->store, &txn, &err))
-    die("begin write", err.msg);
-  if (core_host_run_ingest(fz.h, ci, txn, fz.ov, doc, len, &err) == TWIN_OK)
-    core_overlay_flush(fz.ov, fz.h->store, txn, NULL, &err);
-  mdb_txn_abort(txn);
-  core_overlay_clear(fz.ov);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-  const char *doc = (const char *)data;
-  char *reply;
-  core_err err;
   if (!fz.h)
     setup();
-  for (size_t i = 0; i < N_TOWNS; i++) {
-    ingest(fz.ci[i], doc, size);
-    reply = NULL;
-    if (core_host_query(fz.h, fz.ci[i], doc, size, &reply, &err) == TWIN_OK)
-      free(reply);
-    reply = NULL;
-    if (core_host_simulate(fz.h, fz.ci[i], doc, size, &reply, &err) == TWIN_OK)
-      free(reply);
-  }
+  for (size_t i = 0; i < N_TOWNS; i++)
+    fuzz_drive(fz.h, fz.ov, fz.ci[i], data, size);
   return 0;
 }
