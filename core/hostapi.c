@@ -1,12 +1,14 @@
 /*
  * hostapi.c — the host services a plugin calls through twin_host_api:
  * entities, history, plugin kv, events, replies, cross-plugin queries, log,
- * clock. Every call reads through the context's view and stages writes in its
- * overlay; nothing here commits. Arguments from plugins are checked, never
- * trusted: a bad call returns a status, it does not crash the host.
+ * clock, local time. Every call reads through the context's view and stages
+ * writes in its overlay; nothing here commits. Arguments from plugins are
+ * checked, never trusted: a bad call returns a status, it does not crash the
+ * host.
  */
 #include "ctx.h"
 #include "script.h"
+#include "tz.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -551,6 +553,31 @@ static int api_town_info(twin_ctx *ctx, const char **id, const char **name,
   return TWIN_OK;
 }
 
+static int api_local_time(twin_ctx *ctx, twin_time t, twin_local *out)
+{
+  if (!ctx || !out)
+    return TWIN_ERR_INVALID;
+  twin_time sec = t / 1000 - (t % 1000 < 0);
+  struct tm tm;
+  /* Any int64 ms is within core_tz's range and a year of int32. */
+  if (core_tz_local(core_tz_get_or_utc(ctx->town->timezone), sec, &tm) !=
+      TWIN_OK) {
+    ctx_error(ctx, "local_time: %lld ms is out of range", (long long)t);
+    return TWIN_ERR_INVALID;
+  }
+  out->year = tm.tm_year + 1900;
+  out->month = tm.tm_mon + 1;
+  out->day = tm.tm_mday;
+  out->hour = tm.tm_hour;
+  out->minute = tm.tm_min;
+  out->second = tm.tm_sec;
+  out->weekday = tm.tm_wday;
+  out->yday = tm.tm_yday;
+  out->utc_offset_s = (int32_t)tm.tm_gmtoff;
+  out->is_dst = tm.tm_isdst > 0;
+  return TWIN_OK;
+}
+
 static int api_call_script(twin_ctx *ctx, const char *function,
                            const char *args, size_t len, twin_text_cb cb,
                            void *ud)
@@ -590,4 +617,5 @@ void core_api_init(twin_host_api *api)
   api->now = api_now;
   api->town_info = api_town_info;
   api->call_script = api_call_script;
+  api->local_time = api_local_time;
 }

@@ -34,6 +34,7 @@
 
 #include "ctx.h"
 #include "host.h"
+#include "tz.h"
 #include "view.h"
 
 #define DEFAULT_INSTRUCTIONS 5000000u
@@ -317,46 +318,11 @@ static void budget_reset(rt *r, uint64_t now_ns)
 /* ------------------------------------------------------------------------ */
 
 /*
- * glibc keeps one time zone per process (the TZ variable, read by tzset):
- * localtime_r and mktime have no zone argument. A town's local time is
- * computed by switching TZ under one global lock and switching it back.
- * Other code in the process that reads local time while a switch is in
- * progress could see the town's zone for that moment; the host itself
- * works in UTC.
+ * A town's local time comes from core_tz: the zone file read once, no
+ * process-wide TZ switch, so rules and plugin queries on other threads may
+ * convert at the same moment. A zone that cannot be loaded is UTC (logged
+ * once), as it was for the C library.
  */
-static pthread_mutex_t tz_mutex = PTHREAD_MUTEX_INITIALIZER;
-
-typedef struct tz_saved {
-  char *old;
-  int had;
-} tz_saved;
-
-static int tz_enter(const char *tz, tz_saved *sv)
-{
-  pthread_mutex_lock(&tz_mutex);
-  const char *o = getenv("TZ");
-  sv->had = o != NULL;
-  sv->old = o ? strdup(o) : NULL;
-  if ((o && !sv->old) || setenv("TZ", tz, 1)) {
-    free(sv->old);
-    pthread_mutex_unlock(&tz_mutex);
-    return 0;
-  }
-  tzset();
-  return 1;
-}
-
-static void tz_leave(tz_saved *sv)
-{
-  if (sv->had)
-    setenv("TZ", sv->old, 1);
-  else
-    unsetenv("TZ");
-  tzset();
-  free(sv->old);
-  pthread_mutex_unlock(&tz_mutex);
-}
-
 static time_t ms_to_sec(twin_time ms)
 {
   twin_time s = ms / 1000;
@@ -368,26 +334,15 @@ static time_t ms_to_sec(twin_time ms)
 /* ms -> local time in tz. */
 static int tz_local(const char *tz, twin_time ms, struct tm *out)
 {
-  tz_saved sv;
-  if (!tz_enter(tz, &sv))
-    return 0;
-  time_t t = ms_to_sec(ms);
-  int ok = localtime_r(&t, out) != NULL;
-  tz_leave(&sv);
-  return ok;
+  return core_tz_local(core_tz_get_or_utc(tz), ms_to_sec(ms), out) == TWIN_OK;
 }
 
-/* Local time in tz -> ms (tm->tm_isdst -1: let the zone decide). */
+/* Local time in tz -> ms, like mktime with tm_isdst -1 (see tz.h). */
 static int tz_mktime(const char *tz, struct tm *tm, twin_time *out)
 {
-  tz_saved sv;
-  if (!tz_enter(tz, &sv))
-    return 0;
-  errno = 0;
-  time_t t = mktime(tm);
-  int e = errno;
-  tz_leave(&sv);
-  if (t == (time_t)-1 && e) /* -1 is also 1969-12-31T23:59:59Z */
+  int64_t t;
+  if (core_tz_mktime(core_tz_get_or_utc(tz), tm, &t) != TWIN_OK ||
+      t > INT64_MAX / 1000 || t < INT64_MIN / 1000)
     return 0;
   *out = (twin_time)t * 1000;
   return 1;

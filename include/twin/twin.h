@@ -15,7 +15,9 @@
  *    use case, config schema and callbacks.
  *  - The host hands its services to the plugin as a function table
  *    (twin_host_api). A plugin links against no host symbol. A function the
- *    host does not offer is NULL; test before calling anything added after 1.0.
+ *    host does not offer is NULL; test before calling anything added after 1.0:
+ *    offsetof(twin_host_api, f) < api->struct_size && api->f (a host of an
+ *    older minor hands a shorter table).
  *  - No third-party type crosses: documents (configs, requests, scenario
  *    inputs, reports) cross as UTF-8 JSON text with explicit lengths; the hot
  *    path (observations, attributes) crosses as typed twin_value.
@@ -63,7 +65,7 @@ extern "C" {
 #endif
 
 #define TWIN_ABI_MAJOR 1
-#define TWIN_ABI_MINOR 0
+#define TWIN_ABI_MINOR 1
 
 /* The symbol every plugin exports (see twin_plugin_entry_fn). */
 #define TWIN_PLUGIN_ENTRY_SYMBOL "twin_plugin_entry"
@@ -196,6 +198,23 @@ typedef int (*twin_attr_cb)(void *ud, const twin_attr *attr);
 typedef int (*twin_entity_cb)(void *ud, const char *type, const char *id);
 /* A whole document (JSON text), borrowed until the callback returns. */
 typedef int (*twin_text_cb)(void *ud, const char *json, size_t len);
+
+/*
+ * A local date and time in a town's zone (local_time, since ABI 1.1).
+ * Frozen: this struct never grows; a later need gets a new struct.
+ */
+typedef struct twin_local {
+  int32_t year;         /* 2026 */
+  int32_t month;        /* 1-12 */
+  int32_t day;          /* 1-31 */
+  int32_t hour;         /* 0-23 */
+  int32_t minute;       /* 0-59 */
+  int32_t second;       /* 0-59 */
+  int32_t weekday;      /* 0-6, 0 = Sunday */
+  int32_t yday;         /* 0-365, 0 = January 1 */
+  int32_t utc_offset_s; /* local = UTC + utc_offset_s (7200 for CEST) */
+  int32_t is_dst;       /* 1 in daylight saving time, else 0 */
+} twin_local;
 
 typedef struct twin_host_api {
   /* sizeof(twin_host_api) as the host built it. A field lies beyond the
@@ -357,6 +376,20 @@ typedef struct twin_host_api {
    */
   int (*call_script)(twin_ctx *ctx, const char *function, const char *args_json,
                      size_t len, twin_text_cb cb, void *ud);
+
+  /* ---- since ABI 1.1 -------------------------------------------------- *
+   * A host of minor 0 has no such field: call only when
+   * offsetof(twin_host_api, local_time) < api->struct_size.             */
+
+  /*
+   * The local time of instant t (ms; a fraction of a second is dropped,
+   * rounding down) in the town's zone (town_info's timezone), as the
+   * zoneinfo database gives it, also far in the future. Pure and cheap
+   * (no lock, no I/O after the zone's first use): call it once per time.
+   * Any thread, any call. A zone the host cannot load is treated as UTC.
+   * Returns TWIN_OK, TWIN_ERR_INVALID (ctx or out NULL).
+   */
+  int (*local_time)(twin_ctx *ctx, twin_time t, twin_local *out);
 
   /* Fields added in later minors go here, and only here. */
 } twin_host_api;

@@ -10,22 +10,18 @@
  * once in open into an instance that only tick changes afterwards (the feed
  * handle, on the writer thread), so queries and scenarios need no lock.
  *
- * Local time: the C library has one time zone per process (TZ). The plugin
- * converts a whole batch of times under its own mutex with TZ switched to the
- * town's zone and back (see tz_local). The host switches TZ under its own
- * lock for Lua; the two locks are distinct, so a conversion racing a Lua
- * call may see the other zone for that instant. Batching keeps the window
- * to one switch per query.
+ * Local time comes from the host (api->local_time, ABI 1.1) in the town's
+ * zone: pure and thread-safe, so queries on HTTP threads and ingest on the
+ * writer thread convert at once without a lock and without touching TZ.
  */
 #define _DEFAULT_SOURCE
 #include <inttypes.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <jansson.h>
 
@@ -96,8 +92,6 @@ typedef struct parking {
   park_feed *feed; /* tick only (the writer thread) */
 #endif
 } parking;
-
-static pthread_mutex_t tz_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *status_name(int status)
 {
@@ -301,47 +295,26 @@ static json_t *time_to_json(twin_time t)
 }
 
 /* Local weekday (0 = Sunday), hour and a local hour number (local seconds
- * / 3600) of n times in zone tz, all under one TZ switch. */
+ * / 3600) of n times in the town's zone, one host call per time. */
 typedef struct local_hour {
   int wday, hour;
   int64_t key;
 } local_hour;
 
-static int tz_local(const char *tz, const twin_time *t, size_t n,
-                    local_hour *out)
+static int local_hours(const parking *p, twin_ctx *ctx, const twin_time *t,
+                       size_t n, local_hour *out)
 {
-  char *old = NULL;
-  const char *o;
   size_t i;
-  int ok = 1;
-  pthread_mutex_lock(&tz_lock);
-  o = getenv("TZ");
-  if (o && !(old = strdup(o))) {
-    pthread_mutex_unlock(&tz_lock);
-    return 0;
+  for (i = 0; i < n; i++) {
+    twin_local lt;
+    int64_t sec = t[i] >= 0 ? t[i] / 1000 : (t[i] - 999) / 1000;
+    if (p->api->local_time(ctx, t[i], &lt) != TWIN_OK)
+      return 0;
+    out[i].wday = lt.weekday;
+    out[i].hour = lt.hour;
+    out[i].key = (sec + lt.utc_offset_s) / 3600;
   }
-  if (setenv("TZ", tz && *tz ? tz : "UTC", 1) != 0)
-    ok = 0;
-  tzset();
-  for (i = 0; ok && i < n; i++) {
-    time_t sec = (time_t)(t[i] >= 0 ? t[i] / 1000 : (t[i] - 999) / 1000);
-    struct tm tm;
-    if (!localtime_r(&sec, &tm)) {
-      ok = 0;
-      break;
-    }
-    out[i].wday = tm.tm_wday;
-    out[i].hour = tm.tm_hour;
-    out[i].key = ((int64_t)sec + tm.tm_gmtoff) / 3600;
-  }
-  if (old)
-    setenv("TZ", old, 1);
-  else
-    unsetenv("TZ");
-  tzset();
-  free(old);
-  pthread_mutex_unlock(&tz_lock);
-  return ok;
+  return 1;
 }
 
 static const char *town_tz(parking *p, twin_ctx *ctx)
@@ -1114,6 +1087,16 @@ static int parking_open(const twin_host_api *api, twin_ctx *ctx,
   if (!p)
     return TWIN_ERR_NOMEM;
   p->api = api;
+  /* Local hours come from the host: local_time is new in ABI 1.1. */
+  if (offsetof(twin_host_api, local_time) >= api->struct_size ||
+      !api->local_time) {
+    fail(p, ctx, TWIN_ERR_UNSUPPORTED,
+         "this host speaks ABI %u.%u without local_time; the parking plugin "
+         "needs a host of ABI 1.1 or later",
+         (unsigned)api->abi_major, (unsigned)api->abi_minor);
+    free(p);
+    return TWIN_ERR_UNSUPPORTED;
+  }
   p->auto_create = 1;
   p->future_slack_ms = 300000;
   p->almost_full = 0.9;
@@ -1221,9 +1204,8 @@ typedef struct profile {
   size_t samples;
 } profile;
 
-static int profile_build(parking *p, twin_ctx *ctx, const char *tz,
-                         const lot *l, twin_time from, twin_time to,
-                         profile *pr)
+static int profile_build(parking *p, twin_ctx *ctx, const lot *l,
+                         twin_time from, twin_time to, profile *pr)
 {
   series s;
   local_hour *lh = NULL;
@@ -1235,7 +1217,7 @@ static int profile_build(parking *p, twin_ctx *ctx, const char *tz,
     lh = malloc(s.n * sizeof *lh);
     if (!lh)
       rc = TWIN_ERR_NOMEM;
-    else if (!tz_local(tz, s.t, s.n, lh))
+    else if (!local_hours(p, ctx, s.t, s.n, lh))
       rc = TWIN_ERR_INTERNAL;
   }
   for (i = 0; rc == TWIN_OK && i < s.n; i = j) {
@@ -1266,7 +1248,7 @@ typedef struct deviation {
   size_t samples;
 } deviation;
 
-static int deviation_of(parking *p, twin_ctx *ctx, const char *tz, const lot *l,
+static int deviation_of(parking *p, twin_ctx *ctx, const lot *l,
                         const profile *pr, twin_time now, deviation *d)
 {
   series s;
@@ -1280,7 +1262,7 @@ static int deviation_of(parking *p, twin_ctx *ctx, const char *tz, const lot *l,
     lh = malloc(s.n * sizeof *lh);
     if (!lh)
       rc = TWIN_ERR_NOMEM;
-    else if (!tz_local(tz, s.t, s.n, lh))
+    else if (!local_hours(p, ctx, s.t, s.n, lh))
       rc = TWIN_ERR_INTERNAL;
   }
   for (i = 0; rc == TWIN_OK && i < s.n; i++) {
@@ -1311,21 +1293,20 @@ typedef struct forecast {
   const char *basis;
 } forecast;
 
-static int forecast_lot(parking *p, twin_ctx *ctx, const char *tz, const lot *l,
-                        twin_time t, twin_time now, forecast *f)
+static int forecast_lot(parking *p, twin_ctx *ctx, const lot *l, twin_time t,
+                        twin_time now, forecast *f)
 {
   profile pr;
   deviation d;
   local_hour lh;
   int rc;
   memset(f, 0, sizeof *f);
-  rc =
-      profile_build(p, ctx, tz, l, now - 4 * WEEK_MS, now - DEV_WINDOW_MS, &pr);
+  rc = profile_build(p, ctx, l, now - 4 * WEEK_MS, now - DEV_WINDOW_MS, &pr);
   if (rc == TWIN_OK)
-    rc = deviation_of(p, ctx, tz, l, &pr, now, &d);
+    rc = deviation_of(p, ctx, l, &pr, now, &d);
   if (rc != TWIN_OK)
     return rc;
-  if (!tz_local(tz, &t, 1, &lh))
+  if (!local_hours(p, ctx, &t, 1, &lh))
     return TWIN_ERR_INTERNAL;
   f->wday = lh.wday;
   f->hour = lh.hour;
@@ -1531,7 +1512,7 @@ static int query_profile(parking *p, twin_ctx *ctx, const json_t *req,
     return rc;
   if (from >= to)
     return fail(p, ctx, TWIN_ERR_INVALID, "from must be before to");
-  if ((rc = profile_build(p, ctx, tz, l, from, to, &pr)))
+  if ((rc = profile_build(p, ctx, l, from, to, &pr)))
     return fail(p, ctx, rc, "profile of lot '%s': %s", l->id, status_name(rc));
   days = json_array();
   for (w = 0; days && w < 7; w++) {
@@ -1571,7 +1552,7 @@ static int query_forecast(parking *p, twin_ctx *ctx, const json_t *req,
   if ((rc = req_lot(p, ctx, req, ls, &l)) ||
       (rc = req_time(p, ctx, req, "time", 0, 1, &t)))
     return rc;
-  if ((rc = forecast_lot(p, ctx, town_tz(p, ctx), l, t, now, &f)))
+  if ((rc = forecast_lot(p, ctx, l, t, now, &f)))
     return fail(p, ctx, rc, "forecast of lot '%s': %s", l->id, status_name(rc));
   return respond_json(p, ctx, forecast_json(l, t, &f));
 }
@@ -1642,9 +1623,8 @@ static int cand_cmp(const void *a, const void *b)
 static int query_guidance(parking *p, twin_ctx *ctx, const json_t *req,
                           const lots *ls)
 {
-  const char *tz = town_tz(p, ctx);
   twin_time now = p->api->now(ctx), t;
-  double lat, lon;
+  double lat = 0, lon = 0;
   json_int_t limit = 5;
   const json_t *lj = json_object_get(req, "limit");
   cand *cs;
@@ -1664,8 +1644,8 @@ static int query_guidance(parking *p, twin_ctx *ctx, const json_t *req,
     limit = json_integer_value(lj);
   }
   future = t > now + STEP_MS;
-  if (!tz_local(tz, &t, 1, &lh))
-    return fail(p, ctx, TWIN_ERR_INTERNAL, "time zone %s unusable", tz);
+  if (!local_hours(p, ctx, &t, 1, &lh))
+    return fail(p, ctx, TWIN_ERR_INTERNAL, "local time of 'time' unavailable");
   cs = calloc(ls->n ? ls->n : 1, sizeof *cs);
   if (!cs)
     return fail(p, ctx, TWIN_ERR_NOMEM, "out of memory");
@@ -1677,7 +1657,7 @@ static int query_guidance(parking *p, twin_ctx *ctx, const json_t *req,
       continue;
     if (future) {
       forecast f;
-      if ((rc = forecast_lot(p, ctx, tz, l, t, now, &f))) {
+      if ((rc = forecast_lot(p, ctx, l, t, now, &f))) {
         free(cs);
         return fail(p, ctx, rc, "forecast of lot '%s': %s", l->id,
                     status_name(rc));
@@ -1837,7 +1817,6 @@ static int parking_simulate(void *instance, twin_ctx *ctx, const char *scenario,
                             size_t len)
 {
   parking *p = instance;
-  const char *tz = town_tz(p, ctx);
   json_error_t jerr;
   json_t *sc, *reply = NULL, *lots_out = NULL, *after = NULL;
   const char *type;
@@ -1923,8 +1902,8 @@ static int parking_simulate(void *instance, twin_ctx *ctx, const char *scenario,
   }
   for (k = 0; k < steps; k++)
     st[k] = from + (twin_time)k * STEP_MS;
-  if (!tz_local(tz, st, steps, lh)) {
-    rc = fail(p, ctx, TWIN_ERR_INTERNAL, "time zone %s unusable", tz);
+  if (!local_hours(p, ctx, st, steps, lh)) {
+    rc = fail(p, ctx, TWIN_ERR_INTERNAL, "local time of the steps unavailable");
     goto done;
   }
   /* Baseline occupancy: the profile cell of each step, else the current
@@ -1937,7 +1916,7 @@ static int parking_simulate(void *instance, twin_ctx *ctx, const char *scenario,
     sl[i].cap = l->has_total && !(l->status && !strcmp(l->status, "closed"))
                     ? l->total
                     : 0;
-    if ((rc = profile_build(p, ctx, tz, l, now - 4 * WEEK_MS, now + 1, &pr))) {
+    if ((rc = profile_build(p, ctx, l, now - 4 * WEEK_MS, now + 1, &pr))) {
       rc = fail(p, ctx, rc, "profile of lot '%s': %s", l->id, status_name(rc));
       goto done;
     }

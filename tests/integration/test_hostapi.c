@@ -1,20 +1,24 @@
 /*
  * test_hostapi.c — every host service a plugin calls, exercised through the
  * real probe.so loaded by a real host on a real LMDB: entities, history,
- * plugin kv, events, replies, cross-plugin queries, town info, the read-only
+ * plugin kv, events, replies, cross-plugin queries, town info, local time
+ * (also from two threads at once in two zones), the read-only
  * rule of queries, the scenario overlay, town isolation, atomic documents in
  * a batch, group commit, and tick backoff.
  */
 #include "testutil.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "ctx.h"
 #include "host.h"
 #include "pipeline.h"
+#include "tz.h"
 
 typedef struct fx {
   char *dir;
@@ -536,6 +540,174 @@ static void town_info_and_clock_describe_the_calling_town(void **state)
   json_decref(n);
 }
 
+static twin_time at(const char *rfc3339)
+{
+  twin_time t;
+  assert_int_equal(core_parse_time(rfc3339, &t), TWIN_OK);
+  return t;
+}
+
+/* The probe's local_time op: the plugin calls api->local_time through the
+ * ABI and replies with the fields. */
+static void expect_local(fx *f, twin_time t, const char *want)
+{
+  char *req = tu_fmt("{\"op\":\"local_time\",\"t\":%lld}", (long long)t);
+  json_t *got = query_ok(f, "alpha", req);
+  json_t *exp = json_loads(want, 0, NULL);
+  assert_non_null(exp);
+  if (!json_equal(got, exp)) {
+    char *text = json_dumps(got, JSON_COMPACT | JSON_SORT_KEYS);
+    fail_msg("local_time(%lld): got %s, want %s", (long long)t, text, want);
+  }
+  json_decref(exp);
+  json_decref(got);
+  free(req);
+}
+
+static void local_time_gives_the_towns_wall_clock(void **state)
+{
+  fx *f = *state;
+  /* Summer: 10:00Z is 12:00 CEST, a Wednesday, day 181 of 2026. */
+  expect_local(f, at("2026-07-01T10:00:00Z"),
+               "{\"year\":2026,\"month\":7,\"day\":1,\"hour\":12,"
+               "\"minute\":0,\"second\":0,\"weekday\":3,\"yday\":181,"
+               "\"utc_offset_s\":7200,\"is_dst\":true}");
+  /* Winter: 08:30:15.999Z is 09:30:15 CET (the fraction is dropped). */
+  expect_local(f, at("2026-01-15T08:30:15.999Z"),
+               "{\"year\":2026,\"month\":1,\"day\":15,\"hour\":9,"
+               "\"minute\":30,\"second\":15,\"weekday\":4,\"yday\":14,"
+               "\"utc_offset_s\":3600,\"is_dst\":false}");
+  /* -1 ms is the second before the epoch, rounded down. */
+  expect_local(f, -1,
+               "{\"year\":1970,\"month\":1,\"day\":1,\"hour\":0,"
+               "\"minute\":59,\"second\":59,\"weekday\":4,\"yday\":0,"
+               "\"utc_offset_s\":3600,\"is_dst\":false}");
+  /* Beyond the zone file's table: its footer rule (last Sunday of March). */
+  expect_local(f, at("2100-03-28T01:00:00Z"),
+               "{\"year\":2100,\"month\":3,\"day\":28,\"hour\":3,"
+               "\"minute\":0,\"second\":0,\"weekday\":0,\"yday\":86,"
+               "\"utc_offset_s\":7200,\"is_dst\":true}");
+}
+
+static void local_time_leaves_the_process_zone_alone(void **state)
+{
+  fx *f = *state;
+  twin_ctx ctx;
+  twin_local lt;
+  core_ctx_init_town(&ctx, f->h, core_config_town(f->h->cfg, "alpha"), "probe",
+                     CORE_CTX_READ, NULL, NULL);
+  assert_int_equal(setenv("TZ", "America/New_York", 1), 0);
+  tzset();
+  assert_int_equal(f->h->api.local_time(&ctx, at("2026-07-01T10:00:00Z"), &lt),
+                   TWIN_OK);
+  assert_int_equal(lt.hour, 12); /* the town's zone, not TZ */
+  assert_string_equal(getenv("TZ"), "America/New_York");
+  unsetenv("TZ");
+  tzset();
+  assert_int_equal(f->h->api.local_time(&ctx, 0, NULL), TWIN_ERR_INVALID);
+  assert_int_equal(f->h->api.local_time(NULL, 0, &lt), TWIN_ERR_INVALID);
+  core_ctx_done(&ctx);
+}
+
+/*
+ * The race that switching TZ had: two threads converting in two zones at
+ * once. One goes through the host call for a Berlin town, the other through
+ * core_tz in New York; every answer must equal the one computed before, on
+ * one thread.
+ */
+#define STRESS_N 200000
+
+typedef struct stress {
+  core_host *h;
+  const core_town *town; /* NULL: core_tz in zone */
+  const core_tz *zone;
+  const twin_local *want;
+  size_t wrong, first_wrong;
+} stress;
+
+static twin_time stress_time(size_t i)
+{
+  /* ~60 years from 1995 in steps of 2h38m, crossing every change */
+  return (twin_time)(788918400 + (int64_t)i * 9497) * 1000;
+}
+
+static void local_of(const core_tz *z, twin_time t, twin_local *out)
+{
+  struct tm tm;
+  memset(out, 0, sizeof *out);
+  if (core_tz_local(z, t / 1000, &tm) != TWIN_OK)
+    return;
+  out->year = tm.tm_year + 1900;
+  out->month = tm.tm_mon + 1;
+  out->day = tm.tm_mday;
+  out->hour = tm.tm_hour;
+  out->minute = tm.tm_min;
+  out->second = tm.tm_sec;
+  out->weekday = tm.tm_wday;
+  out->yday = tm.tm_yday;
+  out->utc_offset_s = (int32_t)tm.tm_gmtoff;
+  out->is_dst = tm.tm_isdst;
+}
+
+static void *stress_run(void *arg)
+{
+  stress *s = arg;
+  twin_ctx ctx;
+  if (s->town)
+    core_ctx_init_town(&ctx, s->h, s->town, "probe", CORE_CTX_READ, NULL, NULL);
+  for (size_t i = 0; i < STRESS_N; i++) {
+    twin_local got;
+    if (s->town) {
+      if (s->h->api.local_time(&ctx, stress_time(i), &got) != TWIN_OK)
+        memset(&got, 0xff, sizeof got);
+    } else
+      local_of(s->zone, stress_time(i), &got);
+    if (memcmp(&got, &s->want[i], sizeof got) && !s->wrong++)
+      s->first_wrong = i;
+  }
+  if (s->town)
+    core_ctx_done(&ctx);
+  return NULL;
+}
+
+static void two_threads_convert_in_two_zones_at_once(void **state)
+{
+  fx *f = *state;
+  core_err err;
+  const core_tz *berlin = core_tz_get("Europe/Berlin", &err);
+  const core_tz *ny = core_tz_get("America/New_York", &err);
+  assert_non_null(berlin);
+  assert_non_null(ny);
+  twin_local *want_b = calloc(STRESS_N, sizeof *want_b);
+  twin_local *want_n = calloc(STRESS_N, sizeof *want_n);
+  assert_non_null(want_b);
+  assert_non_null(want_n);
+  for (size_t i = 0; i < STRESS_N; i++) {
+    local_of(berlin, stress_time(i), &want_b[i]);
+    local_of(ny, stress_time(i), &want_n[i]);
+  }
+  /* The expectations themselves, at the sample nearest 2026-07-01T10:00Z. */
+  size_t k = (size_t)((at("2026-07-01T10:00:00Z") / 1000 - 788918400) / 9497);
+  assert_true(stress_time(k) <= at("2026-07-01T10:00:00Z") &&
+              stress_time(k + 1) > at("2026-07-01T10:00:00Z"));
+  assert_int_equal(want_b[k].utc_offset_s, 7200);
+  assert_int_equal(want_n[k].utc_offset_s, -14400);
+  assert_int_equal((want_b[k].hour - want_n[k].hour + 24) % 24, 6);
+  stress a = {f->h, core_config_town(f->h->cfg, "alpha"), NULL, want_b, 0, 0};
+  stress b = {f->h, NULL, ny, want_n, 0, 0};
+  pthread_t ta, tb;
+  assert_int_equal(pthread_create(&ta, NULL, stress_run, &a), 0);
+  assert_int_equal(pthread_create(&tb, NULL, stress_run, &b), 0);
+  pthread_join(ta, NULL);
+  pthread_join(tb, NULL);
+  if (a.wrong || b.wrong)
+    fail_msg("wrong answers: Berlin %zu (first at %zu), New York %zu (first "
+             "at %zu)",
+             a.wrong, a.first_wrong, b.wrong, b.first_wrong);
+  free(want_b);
+  free(want_n);
+}
+
 static void query_plugin_asks_another_plugin_of_the_same_town(void **state)
 {
   fx *f = *state;
@@ -692,6 +864,9 @@ int main(void)
       T(a_scenario_sees_its_writes_and_changes_nothing_live),
       T(towns_never_see_each_other),
       T(town_info_and_clock_describe_the_calling_town),
+      T(local_time_gives_the_towns_wall_clock),
+      T(local_time_leaves_the_process_zone_alone),
+      T(two_threads_convert_in_two_zones_at_once),
       T(query_plugin_asks_another_plugin_of_the_same_town),
       T(call_script_finds_nothing_in_a_town_without_rules),
       T(bad_names_are_refused_not_stored),

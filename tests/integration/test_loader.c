@@ -542,6 +542,41 @@ static void host_runs_a_newer_minor_plugin(void **state)
   tu_run_free(&r);
 }
 
+/* ---- an older minor ------------------------------------------------------ */
+
+/* Built against 1.0 (before local_time): loads, runs, and sees a host table
+ * that reaches local_time. */
+static void host_runs_a_plugin_built_against_abi_1_0(void **state)
+{
+  fx *f = *state;
+  char *path = fixture_file("old_minor.so");
+  core_plugin p;
+  core_err err = {{0}};
+  if (core_plugin_load(path, &p, &err))
+    fail_msg("old_minor.so was refused: %s", err.msg);
+  assert_int_equal(p.desc.abi_minor, 0);
+  assert_true(TWIN_ABI_MINOR >= 1);
+  core_plugin_unload(&p);
+  free(path);
+  add_plugin(f, "old_minor.so");
+  write_config(f, 1,
+               "{\"id\": \"alpha\", \"timezone\": \"UTC\", "
+               "\"plugins\": {\"older\": {}}}");
+  tu_run r = tu_twinhost(NULL, "--config", f->config, "plugins", "info",
+                         "older", "--town", "alpha", NULL);
+  if (r.exit_code != 0)
+    fail_msg("plugins info exited %d: %s", r.exit_code, r.err);
+  json_t *info = json_loads(r.out, 0, NULL);
+  assert_non_null(info);
+  json_t *inst = json_object_get(info, "instance");
+  assert_true(json_is_true(json_object_get(inst, "older")));
+  assert_int_equal(json_integer_value(json_object_get(inst, "host_minor")),
+                   TWIN_ABI_MINOR);
+  assert_true(json_is_true(json_object_get(inst, "host_has_local_time")));
+  json_decref(info);
+  tu_run_free(&r);
+}
+
 /* ---- a town config the plugin's schema refuses --------------------------- */
 
 static const char two_towns_beta_over_limit[] =
@@ -784,6 +819,7 @@ int main(void)
       T(load_accepts_a_newer_minor_with_a_bigger_descriptor),
       T(check_accepts_a_newer_minor),
       T(host_runs_a_newer_minor_plugin),
+      T(host_runs_a_plugin_built_against_abi_1_0),
       T(a_config_over_the_schema_maximum_disables_that_instance),
       T(a_town_whose_config_fails_the_schema_leaves_others_running),
       T(a_failing_open_disables_the_instance_with_its_set_error_text),

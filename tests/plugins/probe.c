@@ -13,11 +13,13 @@
  *
  * Write ops: put, obs, delete, kv_put, kv_delete, emit. Control ops (any
  * call): fail, respond, log. Read ops (query, simulate "then"): get, attrs,
- * list, history, kv_get, query_plugin, now, town, call_script, config,
- * calls (how many times ingest ran).
+ * list, history, kv_get, query_plugin, now, town, local_time ("t": ms;
+ * the fields of twin_local, or {"status": "ERR_UNSUPPORTED"} from a host
+ * without it), call_script, config, calls (how many times ingest ran).
  */
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -701,6 +703,27 @@ static int read_op(probe *p, twin_ctx *ctx, const char *name, const json_t *op)
         p, ctx,
         json_pack("{s:s?,s:s?,s:s?}", "id", id, "name", tname, "timezone", tz));
   }
+  if (!strcmp(name, "local_time")) {
+    const json_t *t = json_object_get(op, "t");
+    twin_local lt;
+    if (!json_is_integer(t))
+      return bad_request(p, ctx, "local_time needs an integer \"t\" (ms)");
+    /* Added in ABI 1.1: a host of 1.0 hands a table without it. */
+    if (offsetof(twin_host_api, local_time) >= api->struct_size ||
+        !api->local_time)
+      return respond_json(p, ctx,
+                          json_pack("{s:s}", "status", "ERR_UNSUPPORTED"));
+    rc = api->local_time(ctx, (twin_time)json_integer_value(t), &lt);
+    if (rc != TWIN_OK)
+      return read_failed(p, ctx, "local_time", rc);
+    return respond_json(p, ctx,
+                        json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:b}",
+                                  "year", lt.year, "month", lt.month, "day",
+                                  lt.day, "hour", lt.hour, "minute", lt.minute,
+                                  "second", lt.second, "weekday", lt.weekday,
+                                  "yday", lt.yday, "utc_offset_s",
+                                  lt.utc_offset_s, "is_dst", lt.is_dst));
+  }
   if (!strcmp(name, "calls"))
     return respond_json(p, ctx,
                         json_pack("{s:I}", "ingest",
@@ -714,7 +737,8 @@ static int read_op(probe *p, twin_ctx *ctx, const char *name, const json_t *op)
     char msg[MSG_MAX];
     fmt(msg, sizeof msg,
         "unknown op '%s' (known: get, attrs, list, history, kv_get, "
-        "query_plugin, now, town, call_script, config, calls, put, obs, "
+        "query_plugin, now, town, local_time, call_script, config, calls, "
+        "put, obs, "
         "delete, "
         "kv_put, kv_delete, emit, fail, respond, log)",
         name);
