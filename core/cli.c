@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "api.h"
 #include "host.h"
 #include "pipeline.h"
 #include "rules.h"
@@ -47,6 +49,8 @@ static const char *usage_main =
     "replay\n"
     "  backup DIR            online, compacting copy of the state\n"
     "  restore DIR           replace the state with a backup\n"
+    "  token create|list|revoke\n"
+    "                        API tokens of a town (for the HTTP API)\n"
     "\n"
     "The config is --config FILE, else $TWINHOST_CONFIG, else "
     "./twinhost.json.\n"
@@ -71,10 +75,13 @@ static int cmd_restore(cli_opts *o);
 
 static const command commands[] = {
     {"serve", cli_serve,
-     "usage: twinhost serve\n"
+     "usage: twinhost serve [--listen ADDR:PORT]\n"
      "Run the host in the foreground: opens every town's plugins, runs their\n"
-     "ticks on schedule and the ingest writer. Ctrl-C or SIGTERM stops it\n"
-     "after committing what was accepted.\n"},
+     "ticks on schedule, the ingest writer and the HTTP API (docs/api.md).\n"
+     "The API listens where the config's \"http\" says (default\n"
+     "127.0.0.1:8080); --listen overrides it (port 0: any free port; the\n"
+     "port taken is printed). Ctrl-C or SIGTERM stops accepting requests,\n"
+     "finishes those in flight, commits what was accepted and exits 0.\n"},
     {"plugins", cmd_plugins,
      "usage: twinhost plugins list\n"
      "       twinhost plugins info NAME [--town TOWN]\n"
@@ -106,15 +113,27 @@ static const command commands[] = {
      "with the events the scenario would raise.\n"},
     {"entities", cmd_entities,
      "usage: twinhost entities --town TOWN [--plugin P] [--type T] [--id I]\n"
-     "List entities with their current attributes as JSON.\n"},
+     "                         [--filter ATTR<OP>VALUE] [--near LAT,LON]\n"
+     "                         [--radius M]\n"
+     "List entities with their current attributes as JSON, in key order.\n"
+     "--filter keeps those where it holds (OP: == != >= <= > <), e.g.\n"
+     "--filter 'occupancy>=0.5'. --near keeps those whose lat/lon attributes\n"
+     "lie within --radius metres (default 1000), nearest first, each with\n"
+     "its distance_m.\n"},
     {"history", cmd_history,
      "usage: twinhost history --town TOWN --plugin P --type T --id I\n"
      "                        --attr A [--from TIME] [--to TIME] [--limit N]\n"
+     "                        [--every N{s|m|h|d} [--agg "
+     "avg|min|max|sum|count]]\n"
      "Observations of one attribute, oldest first. TIME is RFC 3339\n"
-     "(2026-11-27T10:00:00Z) or milliseconds since 1970.\n"},
+     "(2026-11-27T10:00:00Z) or milliseconds since 1970; --to is exclusive.\n"
+     "--every sums them up per bucket of that size (aligned to the epoch,\n"
+     "UTC) with --agg (default avg); each bucket has its time, value, "
+     "count.\n"},
     {"events", cmd_events,
      "usage: twinhost events --town TOWN [--limit N]\n"
-     "The town's most recent events (default 50), oldest first.\n"},
+     "The town's most recent events (default 50, at most 1000), oldest\n"
+     "first.\n"},
     {"script", cmd_script,
      "usage: twinhost script check TOWN\n"
      "       twinhost script reload TOWN\n"
@@ -141,6 +160,18 @@ static const command commands[] = {
      "usage: twinhost restore DIR\n"
      "Replace the state with the backup in DIR. Stop `twinhost serve` "
      "first.\n"},
+    {"token", cli_token,
+     "usage: twinhost token create --town TOWN --scope SCOPES [--label TEXT]\n"
+     "       twinhost token list [--town TOWN]\n"
+     "       twinhost token revoke ID|TOKEN\n"
+     "Tokens of the HTTP API (Authorization: Bearer TOKEN). Each belongs to\n"
+     "one town; SCOPES is read, write and/or admin, comma-separated (admin\n"
+     "implies read and write).\n"
+     "create: make a token and print it with its id as JSON. Only its hash\n"
+     "       is stored: the token is shown this once.\n"
+     "list:   the tokens (id, town, scopes, label, created; never secrets).\n"
+     "revoke: delete a token, named by its id or by the token itself; it\n"
+     "       stops working at once, also in a running serve.\n"},
 };
 
 /* ---- helpers ------------------------------------------------------------- */
@@ -203,47 +234,6 @@ static void print_json(json_t *j)
     output_failed = 1;
   }
   free(s);
-}
-
-static json_t *time_json(twin_time t)
-{
-  char buf[40];
-  core_format_time(t, buf, sizeof buf);
-  return json_string(buf);
-}
-
-/* A whole number >= min from an option, or a usage error naming it. */
-static int parse_count(const char *cmd, const char *opt, const char *s,
-                       long min, long *out)
-{
-  char *end;
-  errno = 0;
-  long v = strtol(s, &end, 10);
-  if (errno || !*s || *end || v < min) {
-    cli_error(cmd, "%s must be a whole number%s, not '%s'", opt,
-              min > 0 ? " of 1 or more" : " (0: no limit)", s);
-    return 0;
-  }
-  *out = v;
-  return 1;
-}
-
-static int parse_time_arg(const char *cmd, const char *s, twin_time *out)
-{
-  char *end;
-  errno = 0;
-  long long v = strtoll(s, &end, 10);
-  if (!errno && *s && !*end) {
-    *out = v;
-    return 1;
-  }
-  if (!core_parse_time(s, out))
-    return 1;
-  cli_error(cmd,
-            "'%s' is not a time: use RFC 3339 such as "
-            "2026-11-27T10:00:00Z, or milliseconds since 1970",
-            s);
-  return 0;
 }
 
 /* Read FILE, "-" or nothing (standard input). */
@@ -711,49 +701,6 @@ static int cmd_scenario(cli_opts *o)
 
 /* ---- entities, history, events ------------------------------------------ */
 
-typedef struct ent_list {
-  json_t *out;
-  json_t *cur; /* the entity being filled */
-  char last[CORE_KEY_MAX];
-  size_t last_len;
-  size_t town_len;
-  const char *want_id;
-} ent_list;
-
-/* ent keys: town\0plugin\0type\0id\0attr\0 */
-static int ent_visit(void *ud, const uint8_t *key, size_t klen,
-                     const uint8_t *val, size_t vlen)
-{
-  ent_list *l = ud;
-  const char *parts[4];
-  const char *p = (const char *)key + l->town_len,
-             *end = (const char *)key + klen;
-  for (int i = 0; i < 4; i++) {
-    if (p >= end)
-      return TWIN_ERR_STORE;
-    parts[i] = p;
-    p += strnlen(p, (size_t)(end - p)) + 1;
-  }
-  if (l->want_id && strcmp(parts[2], l->want_id))
-    return TWIN_OK;
-  size_t elen = (size_t)(parts[3] - (const char *)key);
-  if (!l->cur || elen != l->last_len || memcmp(l->last, key, elen)) {
-    memcpy(l->last, key, elen);
-    l->last_len = elen;
-    l->cur = json_pack("{s:s,s:s,s:s,s:{}}", "plugin", parts[0], "type",
-                       parts[1], "id", parts[2], "attrs");
-    json_array_append_new(l->out, l->cur);
-  }
-  twin_value v;
-  twin_time t;
-  if (core_value_decode(val, vlen, 1, &v, &t))
-    return TWIN_ERR_STORE;
-  json_object_set_new(json_object_get(l->cur, "attrs"), parts[3],
-                      json_pack("{s:o,s:o}", "value", core_value_json(&v),
-                                "time", time_json(t)));
-  return TWIN_OK;
-}
-
 static int store_read(cli_opts *o, const char *cmd, core_host **h,
                       MDB_txn **txn)
 {
@@ -784,146 +731,152 @@ static void store_done(core_host *h, MDB_txn *txn)
   core_host_close(h);
 }
 
+/* An API error as a CLI error: a bad option is a usage error (exit 2). */
+static int api_cli_error(const char *cmd, int st, const api_error *e)
+{
+  if (e->field[0] && strncmp(e->message, e->field, strlen(e->field)))
+    cli_error(cmd, "--%s: %s", e->field, e->message);
+  else
+    cli_error(cmd, "%s", e->message);
+  return st == 400 ? CLI_USAGE : CLI_FAIL;
+}
+
+static void add_arg(api_arg *v, size_t *n, const char *name, const char *value)
+{
+  if (value)
+    v[(*n)++] = (api_arg){name, value};
+}
+
+/* Every entity (the API's pages followed to the end), or the one --id
+ * names. */
 static int cmd_entities(cli_opts *o)
 {
+  const char *cmd = "entities";
   core_host *h;
   MDB_txn *txn;
-  int rc = store_read(o, "entities", &h, &txn);
+  int rc = store_read(o, cmd, &h, &txn);
   if (rc)
     return rc;
-  if ((o->type && !o->plugin) || (o->id && !o->type)) {
-    cli_error("entities", "--type needs --plugin, and --id needs --type");
-    store_done(h, txn);
-    return CLI_USAGE;
+  const core_town *town = core_config_town(h->cfg, o->town);
+  json_t *list = json_array(), *page = NULL;
+  api_error e;
+  int st = 0;
+  if (o->id) {
+    if (!o->plugin || !o->type) {
+      cli_error(cmd, "--id needs --plugin and --type");
+      json_decref(list);
+      store_done(h, txn);
+      return CLI_USAGE;
+    }
+    st = api_entity(h, txn, town, o->plugin, o->type, o->id, &page, &e);
+    if (!st)
+      json_array_append_new(list, page);
+  } else {
+    char cursor[1100] = "";
+    for (;;) {
+      api_arg v[8];
+      size_t n = 0;
+      add_arg(v, &n, "plugin", o->plugin);
+      add_arg(v, &n, "type", o->type);
+      add_arg(v, &n, "filter", o->filter);
+      add_arg(v, &n, "near", o->near);
+      add_arg(v, &n, "radius_m", o->radius);
+      add_arg(v, &n, "limit", "1000");
+      add_arg(v, &n, "cursor", cursor[0] ? cursor : NULL);
+      api_args q = {v, n};
+      if ((st = api_entities(h, txn, town, &q, &page, &e)))
+        break;
+      json_array_extend(list, json_object_get(page, "entities"));
+      const char *next = json_string_value(json_object_get(page, "next"));
+      if (next)
+        snprintf(cursor, sizeof cursor, "%s", next);
+      json_decref(page);
+      if (!next)
+        break;
+    }
   }
-  core_key lo = {.len = 0}, hi;
-  core_key_part(&lo, o->town);
-  ent_list l = {.out = json_array(), .town_len = lo.len, .want_id = o->id};
-  if ((o->plugin && !core_key_part(&lo, o->plugin)) ||
-      (o->type && !core_key_part(&lo, o->type))) {
-    cli_error("entities", "name too long");
-    store_done(h, txn);
-    return CLI_USAGE;
-  }
-  hi = lo;
-  core_key_prefix_end(&hi);
-  core_view v = {h->store, txn, NULL};
-  rc = core_view_scan(&v, CORE_DB_ENT, &lo, &hi, ent_visit, &l);
-  if (rc)
-    cli_error("entities", "%s", core_status_message(rc));
-  else if (o->id && !json_array_size(l.out))
-    cli_error("entities", "no entity %s/%s/%s in %s", o->plugin, o->type, o->id,
-              o->town);
+  if (st)
+    rc = api_cli_error(cmd, st, &e);
   else
-    print_json(l.out);
-  int failed = rc || (o->id && !json_array_size(l.out));
-  json_decref(l.out);
+    print_json(list);
+  json_decref(list);
   store_done(h, txn);
-  return failed ? CLI_FAIL : CLI_OK;
+  return rc;
 }
 
-typedef struct hist_list {
-  json_t *out;
-  size_t limit;
-} hist_list;
-
-static int hist_visit(void *ud, const uint8_t *key, size_t klen,
-                      const uint8_t *val, size_t vlen)
-{
-  hist_list *l = ud;
-  twin_value v;
-  if (klen < 8 || core_value_decode(val, vlen, 0, &v, NULL))
-    return TWIN_ERR_STORE;
-  json_array_append_new(l->out,
-                        json_pack("{s:o,s:o}", "time",
-                                  time_json(core_key_get_time(key + klen - 8)),
-                                  "value", core_value_json(&v)));
-  return l->limit && json_array_size(l->out) >= l->limit ? TWIN_STOP : TWIN_OK;
-}
-
+/* An attribute's history, following the API's pages up to --limit (0 or
+ * none: all of it). */
 static int cmd_history(cli_opts *o)
 {
   const char *cmd = "history";
   if (!need(cmd, o->plugin, "--plugin") || !need(cmd, o->type, "--type") ||
       !need(cmd, o->id, "--id") || !need(cmd, o->attr, "--attr"))
     return CLI_USAGE;
-  twin_time from = INT64_MIN, to = INT64_MAX;
-  if ((o->from && !parse_time_arg(cmd, o->from, &from)) ||
-      (o->to && !parse_time_arg(cmd, o->to, &to)))
-    return CLI_USAGE;
+  api_error e;
   long limit = 0;
-  if (o->limit && !parse_count(cmd, "--limit", o->limit, 0, &limit))
-    return CLI_USAGE;
+  if (o->limit && api_parse_count("--limit", o->limit, 0, LONG_MAX, &limit, &e))
+    return api_cli_error(cmd, 400, &e);
   core_host *h;
   MDB_txn *txn;
   int rc = store_read(o, cmd, &h, &txn);
   if (rc)
     return rc;
-  core_key lo = {.len = 0}, hi;
-  if (!core_key_part(&lo, o->town) || !core_key_part(&lo, o->plugin) ||
-      !core_key_part(&lo, o->type) || !core_key_part(&lo, o->id) ||
-      !core_key_part(&lo, o->attr)) {
-    cli_error(cmd, "names too long");
-    store_done(h, txn);
-    return CLI_USAGE;
+  const core_town *town = core_config_town(h->cfg, o->town);
+  json_t *list = json_array(), *page;
+  char from[64] = "", count[32];
+  int st;
+  for (;;) {
+    long want = limit ? limit - (long)json_array_size(list) : 100000;
+    snprintf(count, sizeof count, "%ld", want < 100000 ? want : 100000);
+    api_arg v[6];
+    size_t n = 0;
+    add_arg(v, &n, "from", from[0] ? from : o->from);
+    add_arg(v, &n, "to", o->to);
+    add_arg(v, &n, "limit", count);
+    add_arg(v, &n, "every", o->every);
+    add_arg(v, &n, "agg", o->agg);
+    api_args q = {v, n};
+    if ((st = api_history(h, txn, town, o->plugin, o->type, o->id, o->attr, &q,
+                          &page, &e)))
+      break;
+    json_array_extend(list, json_object_get(page, "points"));
+    const char *next = json_string_value(json_object_get(page, "next"));
+    if (next)
+      snprintf(from, sizeof from, "%s", next);
+    json_decref(page);
+    if (!next || (limit && (long)json_array_size(list) >= limit))
+      break;
   }
-  hi = lo;
-  core_key_time(&lo, from);
-  if (to == INT64_MAX)
-    core_key_prefix_end(&hi);
+  if (st)
+    rc = api_cli_error(cmd, st, &e);
   else
-    core_key_time(&hi, to);
-  hist_list l = {json_array(), (size_t)limit};
-  core_view v = {h->store, txn, NULL};
-  rc = core_view_scan(&v, CORE_DB_OBS, &lo, &hi, hist_visit, &l);
-  if (rc)
-    cli_error(cmd, "%s", core_status_message(rc));
-  else
-    print_json(l.out);
-  json_decref(l.out);
+    print_json(list);
+  json_decref(list);
   store_done(h, txn);
-  return rc ? CLI_FAIL : CLI_OK;
+  return rc;
 }
 
 static int cmd_events(cli_opts *o)
 {
-  long limit = 50;
-  if (o->limit && !parse_count("events", "--limit", o->limit, 1, &limit))
-    return CLI_USAGE;
   core_host *h;
   MDB_txn *txn;
   int rc = store_read(o, "events", &h, &txn);
   if (rc)
     return rc;
-  /* Newest first with a cursor walking back from the town's end. */
-  core_key lo = {.len = 0}, hi;
-  core_key_part(&lo, o->town);
-  hi = lo;
-  core_key_prefix_end(&hi);
-  MDB_cursor *cur;
-  json_t *out = json_array();
-  if (!mdb_cursor_open(txn, h->store->dbi[CORE_DB_EVT], &cur)) {
-    MDB_val k = {hi.len, hi.b}, v;
-    int m = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    m = m ? mdb_cursor_get(cur, &k, &v, MDB_LAST)
-          : mdb_cursor_get(cur, &k, &v, MDB_PREV);
-    while (!m && (long)json_array_size(out) < limit && k.mv_size > lo.len &&
-           !memcmp(k.mv_data, lo.b, lo.len)) {
-      json_t *ev = json_loadb(v.mv_data, v.mv_size, 0, NULL);
-      if (ev) {
-        json_object_set_new(ev, "seq",
-                            json_integer(core_key_get_time(
-                                (const uint8_t *)k.mv_data + lo.len)));
-        json_array_insert_new(out, 0, ev);
-      }
-      m = mdb_cursor_get(cur, &k, &v, MDB_PREV);
-    }
-    mdb_cursor_close(cur);
-  }
-  print_json(out);
+  api_arg v[1];
+  size_t n = 0;
+  add_arg(v, &n, "limit", o->limit);
+  api_args q = {v, n};
+  api_error e;
+  json_t *out;
+  int st = api_events(h, txn, core_config_town(h->cfg, o->town), &q, &out, &e);
+  if (st)
+    rc = api_cli_error("events", st, &e);
+  else
+    print_json(json_object_get(out, "events"));
   json_decref(out);
   store_done(h, txn);
-  return CLI_OK;
+  return rc;
 }
 
 /* ---- town rules ---------------------------------------------------------- */
@@ -1188,6 +1141,14 @@ static int parse_opts(const char *cmd, int argc, char **argv, cli_opts *o)
       {"--from", offsetof(cli_opts, from)},
       {"--to", offsetof(cli_opts, to)},
       {"--limit", offsetof(cli_opts, limit)},
+      {"--filter", offsetof(cli_opts, filter)},
+      {"--near", offsetof(cli_opts, near)},
+      {"--radius", offsetof(cli_opts, radius)},
+      {"--every", offsetof(cli_opts, every)},
+      {"--agg", offsetof(cli_opts, agg)},
+      {"--listen", offsetof(cli_opts, listen)},
+      {"--scope", offsetof(cli_opts, scope)},
+      {"--label", offsetof(cli_opts, label)},
   };
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];

@@ -16,6 +16,9 @@ typedef struct cli_opts {
   const char *config;
   const char *town, *plugin, *type, *id, *attr;
   const char *from, *to, *limit;
+  const char *filter, *near, *radius, *every, *agg;
+  const char *listen; /* serve: ADDR:PORT overriding the config's http */
+  const char *scope, *label; /* token create */
   int ack, whole, help, json;
   const char *pos[8]; /* positional arguments */
   int npos;
@@ -23,6 +26,7 @@ typedef struct cli_opts {
 
 /* Subcommands (cli.c and serve.c). */
 int cli_serve(cli_opts *o);
+int cli_token(cli_opts *o); /* cli_token.c */
 
 /* Shared helpers. */
 void cli_error(const char *what, const char *fmt, ...)

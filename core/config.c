@@ -5,7 +5,9 @@
  * and the problem. Nothing half-built ever reaches the caller.
  */
 #include "config.h"
+#include "tz.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -26,10 +28,15 @@ typedef struct parse_ctx {
   core_err *err;
 } parse_ctx;
 
-static const char *const root_keys[] = {"data_dir", "plugin_path", "towns"};
+static const char *const root_keys[] = {"data_dir", "plugin_path", "http",
+                                        "towns"};
 static const char *const town_keys[] = {"id",       "name",    "timezone",
                                         "location", "scripts", "data",
-                                        "plugins",  "rules"};
+                                        "plugins",  "rules",   "api"};
+static const char *const http_keys[] = {"listen",           "port",
+                                        "threads",          "max_body_bytes",
+                                        "max_header_bytes", "max_connections"};
+static const char *const api_keys[] = {"anonymous_read"};
 static const char *const rules_keys[] = {"instructions", "wall_ms",
                                          "memory_mib"};
 static const char *const location_keys[] = {"lat", "lon"};
@@ -193,29 +200,6 @@ static int opt_path(const parse_ctx *c, const char *parent, json_t *obj,
   return *out ? TWIN_OK : nomem(c);
 }
 
-static const char *zoneinfo_dir(void)
-{
-  const char *dir = getenv("TZDIR");
-  return dir && *dir ? dir : "/usr/share/zoneinfo";
-}
-
-/* IANA names use letters, digits, '/', '_', '+' and '-'; nothing that could
- * walk out of the zoneinfo folder. */
-static int tz_safe(const char *tz)
-{
-  if (!*tz || tz[0] == '/' || strstr(tz, "..") || strstr(tz, "//") ||
-      tz[strlen(tz) - 1] == '/' || strlen(tz) > 64)
-    return 0;
-  for (const char *p = tz; *p; p++) {
-    char ch = *p;
-    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-          (ch >= '0' && ch <= '9') || ch == '/' || ch == '_' || ch == '+' ||
-          ch == '-'))
-      return 0;
-  }
-  return 1;
-}
-
 /* Area/City: at least two parts, each starting with a letter. */
 static int tz_shaped(const char *tz)
 {
@@ -232,27 +216,6 @@ static int tz_shaped(const char *tz)
   return 1;
 }
 
-/* The zone file must exist and be a compiled zone ("TZif"), so that
- * zone.tab and friends are not mistaken for zones. */
-static int tz_in_database(const char *dir, const char *tz)
-{
-  char *path = core_path_join(dir, tz);
-  if (!path)
-    return 0;
-  int ok = 0, fd = open(path, O_RDONLY | O_NONBLOCK);
-  free(path);
-  if (fd < 0)
-    return 0;
-  struct stat st;
-  char magic[4];
-  if (!fstat(fd, &st) && S_ISREG(st.st_mode) &&
-      read(fd, magic, sizeof magic) == (ssize_t)sizeof magic &&
-      !memcmp(magic, "TZif", 4))
-    ok = 1;
-  close(fd);
-  return ok;
-}
-
 static int parse_timezone(const parse_ctx *c, const char *jpath,
                           const json_t *v, char **out)
 {
@@ -262,12 +225,12 @@ static int parse_timezone(const parse_ctx *c, const char *jpath,
     return rc;
   char shown[64];
   describe_value(v, shown, sizeof shown);
-  if (!tz_safe(tz))
+  if (!core_tz_name_safe(tz))
     return fail(c, jpath,
                 "%s is not a timezone name; use an IANA name such as "
                 "\"Europe/Berlin\"",
                 shown);
-  const char *dir = zoneinfo_dir();
+  const char *dir = core_tz_dir();
   struct stat st;
   if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
     if (!tz_shaped(tz))
@@ -275,7 +238,7 @@ static int parse_timezone(const parse_ctx *c, const char *jpath,
                   "%s is not a timezone name shaped Area/City, such as "
                   "\"Europe/Berlin\"",
                   shown);
-  } else if (!tz_in_database(dir, tz)) {
+  } else if (!core_tz_in_database(dir, tz)) {
     return fail(c, jpath,
                 "%s is not in the timezone database (%s); use an IANA name "
                 "such as \"Europe/Berlin\"",
@@ -323,10 +286,11 @@ static int parse_location(const parse_ctx *c, const char *jpath, json_t *v,
   return rc;
 }
 
-/* A whole number in [lo, hi] at key of obj, or *out untouched if absent. */
+/* A whole number in [lo, hi] at key of obj, or *out untouched if absent;
+ * what is the expectation in words ("a whole number of milliseconds"). */
 static int opt_int(const parse_ctx *c, const char *jpath, json_t *obj,
                    const char *key, json_int_t lo, json_int_t hi,
-                   const char *unit, json_int_t *out)
+                   const char *what, json_int_t *out)
 {
   json_t *v = json_object_get(obj, key);
   if (!v)
@@ -336,10 +300,33 @@ static int opt_int(const parse_ctx *c, const char *jpath, json_t *obj,
   describe_value(v, got, sizeof got);
   if (!json_is_integer(v) || json_integer_value(v) < lo ||
       json_integer_value(v) > hi)
-    return fail(c, kp,
-                "expected a whole number of %s from %lld to %lld, got %s", unit,
+    return fail(c, kp, "expected %s from %lld to %lld, got %s", what,
                 (long long)lo, (long long)hi, got);
   *out = json_integer_value(v);
+  return TWIN_OK;
+}
+
+/* "api": how the HTTP API treats the town (token only when absent). */
+static int parse_api(const parse_ctx *c, const char *jpath, json_t *v,
+                     core_town *t)
+{
+  int rc =
+      want_object(c, jpath, v, "an object such as {\"anonymous_read\": true}");
+  if (!rc)
+    rc = check_keys(c, jpath, v, api_keys, N_OF(api_keys));
+  if (rc)
+    return rc;
+  json_t *anon = json_object_get(v, "anonymous_read");
+  if (anon && !json_is_boolean(anon)) {
+    char kp[JPATH_MAX], got[64];
+    core_jpath_key(kp, sizeof kp, jpath, "anonymous_read");
+    describe_value(anon, got, sizeof got);
+    return fail(c, kp,
+                "expected true (read routes need no token) or false (every "
+                "route needs a token), got %s",
+                got);
+  }
+  t->anonymous_read = json_is_true(anon);
   return TWIN_OK;
 }
 
@@ -354,12 +341,14 @@ static int parse_rules(const parse_ctx *c, const char *jpath, json_t *v,
     rc = check_keys(c, jpath, v, rules_keys, N_OF(rules_keys));
   json_int_t n = 0, ms = 0, mib = 0;
   if (!rc)
-    rc = opt_int(c, jpath, v, "instructions", 1000, 1000000000, "instructions",
-                 &n);
+    rc = opt_int(c, jpath, v, "instructions", 1000, 1000000000,
+                 "a whole number of instructions", &n);
   if (!rc)
-    rc = opt_int(c, jpath, v, "wall_ms", 1, 10000, "milliseconds", &ms);
+    rc = opt_int(c, jpath, v, "wall_ms", 1, 10000,
+                 "a whole number of milliseconds", &ms);
   if (!rc)
-    rc = opt_int(c, jpath, v, "memory_mib", 1, 1024, "MiB", &mib);
+    rc = opt_int(c, jpath, v, "memory_mib", 1, 1024, "a whole number of MiB",
+                 &mib);
   t->rule_instructions = (uint64_t)n;
   t->rule_wall_ms = (uint32_t)ms;
   t->rule_memory_mib = (uint32_t)mib;
@@ -547,6 +536,14 @@ static int parse_town(const parse_ctx *c, const char *jpath, json_t *obj,
       return rc;
   }
 
+  v = json_object_get(obj, "api");
+  if (v) {
+    core_jpath_key(kp, sizeof kp, jpath, "api");
+    rc = parse_api(c, kp, v, t);
+    if (rc)
+      return rc;
+  }
+
   v = json_object_get(obj, "plugins");
   if (v) {
     core_jpath_key(kp, sizeof kp, jpath, "plugins");
@@ -709,6 +706,67 @@ static int parse_plugin_path(const parse_ctx *c, json_t *v, core_config *cfg)
   return TWIN_OK;
 }
 
+/* "http": the API listener. Every field is optional; the defaults are set
+ * before, so a config without "http" gets them too. */
+static int parse_http(const parse_ctx *c, json_t *v, core_http_config *h)
+{
+  int rc = want_object(c, "http", v,
+                       "an object such as {\"listen\": \"127.0.0.1\", "
+                       "\"port\": 8080}");
+  if (!rc)
+    rc = check_keys(c, "http", v, http_keys, N_OF(http_keys));
+  if (rc)
+    return rc;
+  json_t *listen = json_object_get(v, "listen");
+  if (listen) {
+    const char *s = NULL;
+    rc =
+        want_string(c, "http.listen", listen,
+                    "a numeric IP address such as \"127.0.0.1\" or \"::\"", &s);
+    if (rc)
+      return rc;
+    unsigned char addr[sizeof(struct in6_addr)];
+    if (inet_pton(AF_INET, s, addr) != 1 && inet_pton(AF_INET6, s, addr) != 1) {
+      char shown[64];
+      describe_value(listen, shown, sizeof shown);
+      return fail(c, "http.listen",
+                  "%s is not a numeric IPv4 or IPv6 address; use e.g. "
+                  "\"127.0.0.1\" (this machine only), \"0.0.0.0\" (every "
+                  "IPv4 interface) or \"::\" (every interface)",
+                  shown);
+    }
+    char *copy = strdup(s);
+    if (!copy)
+      return nomem(c);
+    free(h->listen);
+    h->listen = copy;
+  }
+  json_int_t port = h->port, threads = h->threads,
+             body = (json_int_t)h->max_body_bytes,
+             header = (json_int_t)h->max_header_bytes,
+             conns = h->max_connections;
+  rc = opt_int(c, "http", v, "port", 0, 65535,
+               "a TCP port number (0: any free port)", &port);
+  if (!rc)
+    rc = opt_int(c, "http", v, "threads", 0, 64,
+                 "a number of threads (0: one per CPU)", &threads);
+  if (!rc)
+    rc = opt_int(c, "http", v, "max_body_bytes", 1, (json_int_t)1 << 30,
+                 "a whole number of bytes", &body);
+  if (!rc)
+    rc = opt_int(c, "http", v, "max_header_bytes", 1024, (json_int_t)1 << 20,
+                 "a whole number of bytes", &header);
+  if (!rc)
+    rc = opt_int(c, "http", v, "max_connections", 1, 10000,
+                 "a whole number of connections", &conns);
+  h->port = (int)port;
+  h->threads = (int)threads;
+  h->max_body_bytes = (size_t)body;
+  h->max_header_bytes = (size_t)header;
+  h->max_connections = (int)conns;
+  return rc;
+}
+
 static int parse_root(const parse_ctx *c, json_t *root, core_config *cfg)
 {
   cfg->path = strdup(c->file);
@@ -728,6 +786,17 @@ static int parse_root(const parse_ctx *c, json_t *root, core_config *cfg)
   json_t *pp = json_object_get(root, "plugin_path");
   if (!rc && pp)
     rc = parse_plugin_path(c, pp, cfg);
+  cfg->http = (core_http_config){.listen = strdup("127.0.0.1"),
+                                 .port = 8080,
+                                 .threads = 0,
+                                 .max_body_bytes = 1 << 20,
+                                 .max_header_bytes = 16 << 10,
+                                 .max_connections = 256};
+  if (!rc && !cfg->http.listen)
+    rc = nomem(c);
+  json_t *http = json_object_get(root, "http");
+  if (!rc && http)
+    rc = parse_http(c, http, &cfg->http);
   if (!rc)
     rc = parse_towns(c, json_object_get(root, "towns"), cfg);
   return rc;
@@ -821,6 +890,7 @@ void core_config_free(core_config *cfg)
   for (size_t i = 0; i < cfg->n_plugin_path; i++)
     free(cfg->plugin_path[i]);
   free(cfg->plugin_path);
+  free(cfg->http.listen);
   free(cfg->data_dir);
   free(cfg->path);
   free(cfg);

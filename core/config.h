@@ -9,6 +9,12 @@
  *     "data_dir": "../data",                    // default "data"
  *     "plugin_path": ["/opt/twin/plugins"],     // optional, searched after
  *                                               //  the build tree and prefix
+ *     "http": { "listen": "127.0.0.1",          // the HTTP API of serve; all
+ *               "port": 8080,                   //  optional. port 0: any
+ *               "threads": 0,                   //  free port. threads 0: one
+ *               "max_body_bytes": 1048576,      //  per CPU, at least 2
+ *               "max_header_bytes": 16384,
+ *               "max_connections": 256 },
  *     "towns": [
  *       "deggendorf",                           // a town pack folder holding
  *                                               //  town.json (relative to
@@ -22,8 +28,11 @@
  *         "plugins": { "sensors": { "config": { ... }, "tick_s": 60,
  *                                   "enabled": true } },
  *         "rules": { "instructions": 5000000, "wall_ms": 50,
- *                    "memory_mib": 32 } }       // limits of the town's Lua
+ *                    "memory_mib": 32 },        // limits of the town's Lua
  *                                               //  rules; all optional
+ *         "api": { "anonymous_read": true } }   // requests without a token
+ *                                               //  may use the town's read
+ *                                               //  routes (default false)
  *     ]
  *   }
  *
@@ -59,7 +68,19 @@ typedef struct core_town {
   /* "rules": limits of the town's Lua rules; 0 = the default */
   uint64_t rule_instructions;
   uint32_t rule_wall_ms, rule_memory_mib;
+  /* "api": requests without a token may use the town's read routes */
+  int anonymous_read;
 } core_town;
+
+/* "http": the HTTP API's listener and limits (defaults when absent). */
+typedef struct core_http_config {
+  char *listen;            /* numeric IPv4/IPv6 address; default "127.0.0.1" */
+  int port;                /* default 8080; 0 = any free port */
+  int threads;             /* default 0 = one per CPU, at least 2 */
+  size_t max_body_bytes;   /* default 1 MiB */
+  size_t max_header_bytes; /* default 16 KiB */
+  int max_connections;     /* default 256 */
+} core_http_config;
 
 typedef struct core_config {
   char *path;     /* the config file as given */
@@ -68,6 +89,7 @@ typedef struct core_config {
   size_t n_plugin_path;
   core_town *towns;
   size_t n_towns;
+  core_http_config http;
 } core_config;
 
 /*

@@ -648,6 +648,52 @@ static void history_with_a_limit_that_is_not_a_number_exits_2(void **state)
   tu_run_free(&r);
 }
 
+static void history_every_and_agg_sum_up_buckets(void **state)
+{
+  fx *f = *state;
+  ingest_ok(f, obs_doc);
+  /* 2 s buckets from 1970: [0,2) holds 1, [2,4) holds 2 and 3, [4,6) 4 */
+  tu_run r = cli(f, NULL, "history", "--town", "alpha", "--plugin", "probe",
+                 "--type", "Lot", "--id", "p1", "--attr", "free", "--every",
+                 "2s", "--agg", "sum", NULL);
+  if (r.exit_code != 0)
+    fail_msg("history exited %d: %s", r.exit_code, r.err);
+  json_t *list = parse(r.out);
+  assert_int_equal(json_array_size(list), 3);
+  json_t *b = json_array_get(list, 1);
+  assert_string_equal(json_string_value(json_object_get(b, "time")),
+                      "1970-01-01T00:00:02Z");
+  assert_true(json_real_value(json_object_get(b, "value")) == 5);
+  assert_int_equal(json_integer_value(json_object_get(b, "count")), 2);
+  json_decref(list);
+  tu_run_free(&r);
+  r = cli(f, NULL, "history", "--town", "alpha", "--plugin", "probe",
+          "--type", "Lot", "--id", "p1", "--attr", "free", "--agg", "sum",
+          NULL);
+  assert_usage_error(&r, "agg needs every");
+  tu_run_free(&r);
+}
+
+static void entities_filter_keeps_those_where_it_holds(void **state)
+{
+  fx *f = *state;
+  ingest_put(f, "p1", 3);
+  ingest_put(f, "p2", 8);
+  tu_run r = cli(f, NULL, "entities", "--town", "alpha", "--filter", "free>5",
+                 NULL);
+  if (r.exit_code != 0)
+    fail_msg("entities exited %d: %s", r.exit_code, r.err);
+  json_t *list = parse(r.out);
+  assert_int_equal(json_array_size(list), 1);
+  assert_string_equal(
+      json_string_value(json_object_get(json_array_get(list, 0), "id")), "p2");
+  json_decref(list);
+  tu_run_free(&r);
+  r = cli(f, NULL, "entities", "--town", "alpha", "--filter", "free", NULL);
+  assert_usage_error(&r, "e.g. filter=");
+  tu_run_free(&r);
+}
+
 static void events_shows_an_emitted_event(void **state)
 {
   fx *f = *state;
@@ -814,6 +860,8 @@ int main(void)
       T(history_stops_after_limit_oldest_first),
       T(history_with_a_from_that_is_not_a_time_exits_2),
       T(history_with_a_limit_that_is_not_a_number_exits_2),
+      T(history_every_and_agg_sum_up_buckets),
+      T(entities_filter_keeps_those_where_it_holds),
       T(events_shows_an_emitted_event),
       T(restore_brings_back_the_state_of_the_backup),
       T(restore_refuses_while_the_serve_lock_is_held),

@@ -338,6 +338,168 @@ static void town_rule_limits_out_of_range_are_refused(void **state)
   expect_error(f, TOWN(", \"rules\": 5"), "towns[0].rules: expected an object");
 }
 
+static void town_api_anonymous_read_is_read_and_defaults_off(void **state)
+{
+  fixture *f = *state;
+  core_config *cfg = parse_ok(f, TOWN(", \"api\": {\"anonymous_read\": true}"));
+  assert_int_equal(cfg->towns[0].anonymous_read, 1);
+  core_config_free(cfg);
+  cfg = parse_ok(f, TOWN(", \"api\": {\"anonymous_read\": false}"));
+  assert_int_equal(cfg->towns[0].anonymous_read, 0);
+  core_config_free(cfg);
+  cfg = parse_ok(f, TOWN(", \"api\": {}"));
+  assert_int_equal(cfg->towns[0].anonymous_read, 0);
+  core_config_free(cfg);
+  cfg = parse_ok(f, TOWN(""));
+  assert_int_equal(cfg->towns[0].anonymous_read, 0);
+  core_config_free(cfg);
+}
+
+static void town_api_must_be_an_object_of_known_keys(void **state)
+{
+  fixture *f = *state;
+  expect_error(f, TOWN(", \"api\": true"),
+               "demo.json: towns[0].api: expected an object such as "
+               "{\"anonymous_read\": true}, got true");
+  expect_error(f, TOWN(", \"api\": {\"anonymous_reads\": true}"),
+               "towns[0].api.anonymous_reads: unknown key (known: "
+               "anonymous_read); did you mean \"anonymous_read\"?");
+  expect_error(f, TOWN(", \"api\": {\"anonymous_read\": \"yes\"}"),
+               "towns[0].api.anonymous_read: expected true (read routes need "
+               "no token) or false (every route needs a token), got \"yes\"");
+  expect_error(f, TOWN(", \"api\": {\"anonymous_read\": 1}"),
+               "towns[0].api.anonymous_read: expected true");
+}
+
+static void town_pack_api_is_read_from_town_json(void **state)
+{
+  fixture *f = *state;
+  char *pack = tu_fmt("%s/open", f->dir);
+  assert_int_equal(mkdir(pack, 0755), 0);
+  free(tu_write_file(pack, "town.json",
+                     "{\"id\": \"open\", \"timezone\": \"UTC\",\n"
+                     " \"api\": {\"anonymous_read\": true}}\n"));
+  core_config *cfg = parse_ok(f, "{\"towns\": [\"open\"]}");
+  assert_int_equal(cfg->towns[0].anonymous_read, 1);
+  core_config_free(cfg);
+  free(tu_write_file(pack, "town.json",
+                     "{\"id\": \"open\", \"timezone\": \"UTC\",\n"
+                     " \"api\": {\"anonymous_read\": null}}\n"));
+  char *want =
+      tu_fmt("%s/open/town.json: api.anonymous_read: expected true", f->dir);
+  expect_error(f, "{\"towns\": [\"open\"]}", want);
+  free(want);
+  free(pack);
+}
+
+/* ---- http ------------------------------------------------------------- */
+
+static void http_defaults_without_an_http_object(void **state)
+{
+  core_config *cfg = parse_ok(*state, TOWN(""));
+  assert_str(cfg->http.listen, "127.0.0.1");
+  assert_int_equal(cfg->http.port, 8080);
+  assert_int_equal(cfg->http.threads, 0);
+  assert_int_equal(cfg->http.max_body_bytes, 1048576);
+  assert_int_equal(cfg->http.max_header_bytes, 16384);
+  assert_int_equal(cfg->http.max_connections, 256);
+  core_config_free(cfg);
+}
+
+static void http_fields_are_read(void **state)
+{
+  fixture *f = *state;
+  core_config *cfg = parse_ok(
+      f, "{\"http\": {\"listen\": \"::1\", \"port\": 0, \"threads\": 4,\n"
+         " \"max_body_bytes\": 1073741824, \"max_header_bytes\": 1024,\n"
+         " \"max_connections\": 10000},\n"
+         " \"towns\": [{\"id\": \"a\", \"timezone\": \"UTC\"}]}");
+  assert_str(cfg->http.listen, "::1");
+  assert_int_equal(cfg->http.port, 0);
+  assert_int_equal(cfg->http.threads, 4);
+  assert_int_equal(cfg->http.max_body_bytes, (size_t)1 << 30);
+  assert_int_equal(cfg->http.max_header_bytes, 1024);
+  assert_int_equal(cfg->http.max_connections, 10000);
+  core_config_free(cfg);
+  /* Fields left out keep their defaults. */
+  cfg = parse_ok(f, "{\"http\": {\"port\": 65535}, \"towns\": [{\"id\": "
+                    "\"a\", \"timezone\": \"UTC\"}]}");
+  assert_int_equal(cfg->http.port, 65535);
+  assert_str(cfg->http.listen, "127.0.0.1");
+  assert_int_equal(cfg->http.max_connections, 256);
+  core_config_free(cfg);
+  cfg = parse_ok(f, "{\"http\": {\"listen\": \"0.0.0.0\"}, \"towns\": "
+                    "[{\"id\": \"a\", \"timezone\": \"UTC\"}]}");
+  assert_str(cfg->http.listen, "0.0.0.0");
+  core_config_free(cfg);
+}
+
+/* A config with "http": <http> and one town. */
+#define HTTP(http)                                                             \
+  "{\"http\": " http ", \"towns\": [{\"id\": \"a\", \"timezone\": \"UTC\"}]}"
+
+static void http_must_be_an_object_of_known_keys(void **state)
+{
+  fixture *f = *state;
+  expect_error(f, HTTP("8080"),
+               "demo.json: http: expected an object such as {\"listen\": "
+               "\"127.0.0.1\", \"port\": 8080}, got 8080");
+  expect_error(f, HTTP("{\"prot\": 80}"),
+               "demo.json: http.prot: unknown key (known: listen, port, "
+               "threads, max_body_bytes, max_header_bytes, max_connections); "
+               "did you mean \"port\"?");
+  expect_error(f, HTTP("{\"max_body\": 80}"), "http.max_body: unknown key");
+}
+
+static void http_listen_must_be_a_numeric_address(void **state)
+{
+  fixture *f = *state;
+  expect_error(f, HTTP("{\"listen\": \"localhost\"}"),
+               "demo.json: http.listen: \"localhost\" is not a numeric IPv4 "
+               "or IPv6 address; use e.g. \"127.0.0.1\"");
+  expect_error(f, HTTP("{\"listen\": \"127.0.0.1:8080\"}"),
+               "http.listen: \"127.0.0.1:8080\" is not a numeric");
+  expect_error(f, HTTP("{\"listen\": \"256.0.0.1\"}"),
+               "http.listen: \"256.0.0.1\" is not a numeric");
+  expect_error(f, HTTP("{\"listen\": \"\"}"), "http.listen: must not be empty");
+  expect_error(f, HTTP("{\"listen\": 127}"),
+               "http.listen: expected a numeric IP address such as "
+               "\"127.0.0.1\" or \"::\", got 127");
+}
+
+static void http_numbers_out_of_range_are_refused(void **state)
+{
+  fixture *f = *state;
+  expect_error(f, HTTP("{\"port\": 65536}"),
+               "demo.json: http.port: expected a TCP port number (0: any free "
+               "port) from 0 to 65535, got 65536");
+  expect_error(f, HTTP("{\"port\": -1}"), "http.port: expected a TCP port");
+  expect_error(f, HTTP("{\"port\": \"8080\"}"),
+               "http.port: expected a TCP port number (0: any free port) from "
+               "0 to 65535, got \"8080\"");
+  expect_error(f, HTTP("{\"port\": 80.5}"), "http.port: expected a TCP port");
+  expect_error(f, HTTP("{\"threads\": 65}"),
+               "http.threads: expected a number of threads (0: one per CPU) "
+               "from 0 to 64, got 65");
+  expect_error(f, HTTP("{\"threads\": -2}"), "http.threads: expected");
+  expect_error(f, HTTP("{\"max_body_bytes\": 0}"),
+               "http.max_body_bytes: expected a whole number of bytes from 1 "
+               "to 1073741824, got 0");
+  expect_error(f, HTTP("{\"max_body_bytes\": 1073741825}"),
+               "http.max_body_bytes: expected a whole number of bytes");
+  expect_error(f, HTTP("{\"max_header_bytes\": 1023}"),
+               "http.max_header_bytes: expected a whole number of bytes from "
+               "1024 to 1048576, got 1023");
+  expect_error(f, HTTP("{\"max_connections\": 0}"),
+               "http.max_connections: expected a whole number of connections "
+               "from 1 to 10000, got 0");
+  expect_error(f, HTTP("{\"max_connections\": 10001}"),
+               "http.max_connections: expected");
+  expect_error(f, HTTP("{\"max_connections\": true}"),
+               "http.max_connections: expected a whole number of connections "
+               "from 1 to 10000, got true");
+}
+
 static void town_name_defaults_to_its_id(void **state)
 {
   core_config *cfg = parse_ok(*state, TOWN(""));
@@ -683,7 +845,7 @@ static void unknown_top_level_key_lists_the_known_ones(void **state)
 {
   expect_error(*state, "{\"town\": [], \"towns\": []}",
                "demo.json: town: unknown key (known: data_dir, plugin_path, "
-               "towns); did you mean \"towns\"?");
+               "http, towns); did you mean \"towns\"?");
 }
 
 static void unknown_town_key_lists_the_known_ones(void **state)
@@ -691,8 +853,8 @@ static void unknown_town_key_lists_the_known_ones(void **state)
   expect_error(*state,
                "{\"towns\": [{\"id\": \"a\", \"timzone\": \"Europe/Berlin\"}]}",
                "demo.json: towns[0].timzone: unknown key (known: id, name, "
-               "timezone, location, scripts, data, plugins, rules); did you mean "
-               "\"timezone\"?");
+               "timezone, location, scripts, data, plugins, rules, api); did "
+               "you mean \"timezone\"?");
 }
 
 static void unknown_location_key_is_refused(void **state)
@@ -1043,6 +1205,14 @@ int main(void)
       T(town_data_defaults_to_data_dir_and_id),
       T(town_scripts_and_data_resolve_against_the_config),
       T(town_name_defaults_to_its_id),
+      T(town_api_anonymous_read_is_read_and_defaults_off),
+      T(town_api_must_be_an_object_of_known_keys),
+      T(town_pack_api_is_read_from_town_json),
+      T(http_defaults_without_an_http_object),
+      T(http_fields_are_read),
+      T(http_must_be_an_object_of_known_keys),
+      T(http_listen_must_be_a_numeric_address),
+      T(http_numbers_out_of_range_are_refused),
       T(town_rule_limits_are_read_and_default_to_zero),
       T(town_rule_limits_out_of_range_are_refused),
       T(location_is_optional),
