@@ -621,7 +621,8 @@ int core_host_simulate(core_host *h, core_instance *ci, const char *scenario,
         "{s:s,s:s,s:o,s:o,s:I}", "town", ci->town->id, "plugin",
         ci->plugin->desc.name, "report", report ? report : json_null(),
         "events", events, "staged_writes", (json_int_t)core_overlay_writes(ov));
-    *reply = out ? json_dumps(out, JSON_COMPACT) : NULL;
+    *reply = out ? json_dumps(out, JSON_COMPACT | JSON_REAL_PRECISION(15))
+                 : NULL;
     json_decref(out);
     if (!*reply)
       st = core_err_set(err, TWIN_ERR_NOMEM, "out of memory");

@@ -49,6 +49,9 @@ typedef struct core_instance {
   int failures; /* consecutive failed ticks */
   twin_time next_tick;
   uint64_t ticks, tick_errors;
+  /* documents given to ingest, and how many it rejected (written by the
+   * writer thread, read anywhere, with __atomic builtins) */
+  uint64_t docs, docs_rejected;
   char reason[512];
 } core_instance;
 

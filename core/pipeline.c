@@ -230,6 +230,9 @@ static void *writer(void *arg)
       } else if (j->kind == JOB_INGEST) {
         docs++;
         rejected += j->status != 0;
+        __atomic_add_fetch(&j->ci->docs, 1, __ATOMIC_RELAXED);
+        if (j->status)
+          __atomic_add_fetch(&j->ci->docs_rejected, 1, __ATOMIC_RELAXED);
       }
       if (j->done)
         j->done(j->ud, j->status, j->status ? j->err.msg : NULL);
@@ -244,6 +247,12 @@ static void *writer(void *arg)
     p->stats.commit_ns_total += ns;
     if (ns > p->stats.commit_ns_max)
       p->stats.commit_ns_max = ns;
+    static const double bounds_ms[] = CORE_COMMIT_BUCKETS_MS;
+    for (size_t b = 0; b < CORE_COMMIT_BUCKETS; b++)
+      if ((double)ns <= bounds_ms[b] * 1e6) {
+        p->stats.commit_buckets[b]++;
+        break;
+      }
     p->tail = to;
     pthread_cond_broadcast(&p->not_full);
     pthread_cond_broadcast(&p->drained);

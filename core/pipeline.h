@@ -20,8 +20,15 @@
  * TWIN_OK), or with the job's error. reason is borrowed for the call. */
 typedef void (*core_done_fn)(void *ud, int status, const char *reason);
 
+/* Upper bounds (ms) of the commit latency buckets; a batch slower than the
+ * last one counts only in batches. */
+#define CORE_COMMIT_BUCKETS_MS {1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000}
+#define CORE_COMMIT_BUCKETS 10
+
 typedef struct core_pipeline_stats {
   uint64_t docs, docs_rejected, ticks, batches, commit_ns_total, commit_ns_max;
+  /* batches whose commit took at most the bucket's bound (not cumulative) */
+  uint64_t commit_buckets[CORE_COMMIT_BUCKETS];
 } core_pipeline_stats;
 
 int core_pipeline_start(core_host *h, core_pipeline **out, core_err *err);

@@ -17,6 +17,7 @@
 
 #include "cli.h"
 #include "host.h"
+#include "http.h"
 #include "pipeline.h"
 #include "rules.h"
 
@@ -41,6 +42,32 @@ static void tick_done(void *ud, int status, const char *reason)
   (void)reason;
   tick_slot *s = ud;
   __atomic_store_n(&s->pending, 0, __ATOMIC_RELEASE);
+}
+
+/* "ADDR:PORT", "[v6]:PORT" or ":PORT" (address from the config). */
+static int parse_listen(const char *s, char *addr, size_t size, int *port)
+{
+  const char *colon = strrchr(s, ':');
+  if (!colon)
+    return -1;
+  const char *a = s, *ae = colon;
+  if (*a == '[') {
+    a++;
+    if (ae == a || ae[-1] != ']')
+      return -1;
+    ae--;
+  }
+  size_t n = (size_t)(ae - a);
+  if (n >= size)
+    return -1;
+  char *end;
+  long p = strtol(colon + 1, &end, 10);
+  if (!colon[1] || *end || p < 0 || p > 65535)
+    return -1;
+  memcpy(addr, a, n);
+  addr[n] = 0;
+  *port = (int)p;
+  return 0;
 }
 
 int cli_serve(cli_opts *o)
@@ -103,6 +130,32 @@ int cli_serve(cli_opts *o)
   core_rules *rules = core_rules_start(h, p);
   signal(SIGPIPE, SIG_IGN);
 
+  core_http_config hc = h->cfg->http;
+  char listen_buf[64];
+  if (o->listen && parse_listen(o->listen, listen_buf, sizeof listen_buf,
+                                &hc.port)) {
+    cli_error("serve",
+              "--listen '%s': expected ADDR:PORT such as 127.0.0.1:8080 or "
+              "[::1]:8080 (port 0: any free port)",
+              o->listen);
+    core_pipeline_stop(p);
+    core_rules_stop(rules);
+    core_host_close(h);
+    close(lock);
+    return CLI_USAGE;
+  }
+  if (o->listen && listen_buf[0])
+    hc.listen = listen_buf;
+  core_http *api;
+  if (core_http_start(h, p, &hc, &api, &err)) {
+    cli_error("serve", "%s", err.msg);
+    core_pipeline_stop(p);
+    core_rules_stop(rules);
+    core_host_close(h);
+    close(lock);
+    return CLI_FAIL;
+  }
+
   tick_slot *slots = calloc(h->n_inst ? h->n_inst : 1, sizeof *slots);
   size_t running = 0;
   for (size_t i = 0; i < h->n_inst; i++) {
@@ -131,6 +184,11 @@ int cli_serve(cli_opts *o)
                                    : "none");
   }
   free(shown_dir);
+  const char *shown_addr = hc.listen ? hc.listen : "127.0.0.1";
+  int v6 = strchr(shown_addr, ':') != NULL;
+  fprintf(stderr, "twinhost: API on http://%s%s%s:%u/v1 (docs/api.md)\n",
+          v6 ? "[" : "", shown_addr, v6 ? "]" : "",
+          (unsigned)core_http_port(api));
   fprintf(stderr, "twinhost: press Ctrl-C to stop\n");
 
   while (!stop_requested) {
@@ -160,6 +218,8 @@ int cli_serve(cli_opts *o)
     struct timespec ts = {0, 100 * 1000 * 1000};
     nanosleep(&ts, NULL);
   }
+  fprintf(stderr, "twinhost: stopping: finishing requests in flight\n");
+  core_http_stop(api);
   fprintf(stderr, "twinhost: stopping: committing accepted work\n");
   if (rules) /* a last status record, then the writer finishes */
     core_rules_store_status(rules);

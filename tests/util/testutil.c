@@ -8,10 +8,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 char *tu_tempdir(void)
@@ -183,4 +185,109 @@ void tu_run_free(tu_run *r)
   free(r->out);
   free(r->err);
   r->out = r->err = NULL;
+}
+
+char *tu_read_file(const char *path)
+{
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return NULL;
+  char *buf = NULL;
+  size_t len = 0, cap = 0;
+  char chunk[8192];
+  size_t n;
+  append(&buf, &len, &cap, "", 0);
+  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+    append(&buf, &len, &cap, chunk, n);
+  fclose(f);
+  return buf;
+}
+
+long long tu_mono_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void tu_sleep_ms(long ms)
+{
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) && errno == EINTR)
+    ;
+}
+
+#define SERVER_START_MS 20000
+#define SERVER_STOP_MS 60000
+
+void tu_server_start(tu_server *s, const char *config, const char *log_path)
+{
+  const char *bin = tu_env("TWIN_BIN");
+  s->pid = -1;
+  s->port = 0;
+  s->log = log_path;
+  int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0)
+    fail_msg("cannot write %s: %s", log_path, strerror(errno));
+  pid_t pid = fork();
+  if (pid < 0)
+    fail_msg("fork: %s", strerror(errno));
+  if (pid == 0) {
+    int null = open("/dev/null", O_RDWR);
+    dup2(null, 0);
+    dup2(null, 1);
+    dup2(fd, 2);
+    execl(bin, bin, "--config", config, "serve", "--listen", "127.0.0.1:0",
+          (char *)NULL);
+    _exit(127);
+  }
+  close(fd);
+  s->pid = pid;
+  static const char banner[] = "API on http://127.0.0.1:";
+  for (long long deadline = tu_mono_ms() + SERVER_START_MS;;) {
+    char *log = tu_read_file(log_path);
+    const char *at = log ? strstr(log, banner) : NULL;
+    if (at && strchr(at, '\n')) {
+      s->port = atoi(at + strlen(banner));
+      free(log);
+      if (s->port <= 0 || s->port > 65535)
+        fail_msg("the serve banner names no port");
+      return;
+    }
+    int status;
+    int gone = waitpid(pid, &status, WNOHANG) == pid;
+    if (gone || tu_mono_ms() > deadline) {
+      if (!gone) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+      }
+      s->pid = -1;
+      fail_msg("twinhost serve %s before saying \"%s...\"; its stderr:\n%s",
+               gone ? "exited" : "took over 20 s", banner, log ? log : "");
+    }
+    free(log);
+    tu_sleep_ms(20);
+  }
+}
+
+int tu_server_stop(tu_server *s, int sig)
+{
+  int rc = -1;
+  if (s->pid > 0) {
+    kill(s->pid, sig);
+    int status = 0;
+    long long deadline = tu_mono_ms() + SERVER_STOP_MS;
+    pid_t got;
+    while ((got = waitpid(s->pid, &status, WNOHANG)) == 0 &&
+           tu_mono_ms() < deadline)
+      tu_sleep_ms(10);
+    if (got == s->pid) {
+      rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    } else {
+      kill(s->pid, SIGKILL);
+      waitpid(s->pid, NULL, 0);
+    }
+  }
+  s->pid = -1;
+  return rc;
 }

@@ -8,6 +8,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <cmocka.h>
 
 /* A fresh empty folder under $TMPDIR (or /tmp); removed by tu_rmtree. Caller
@@ -38,5 +39,34 @@ typedef struct tu_run {
 tu_run tu_twinhost(const char *stdin_text, const char *arg, ...);
 tu_run tu_twinhost_argv(const char *stdin_text, const char *const *argv);
 void tu_run_free(tu_run *r);
+
+/* The whole file at path as a NUL-terminated string (caller frees), or NULL
+ * when it cannot be read. */
+char *tu_read_file(const char *path);
+
+/* A `twinhost serve` child with its HTTP API on 127.0.0.1. */
+typedef struct tu_server {
+  pid_t pid;       /* -1 once stopped */
+  int port;        /* the port the API listens on */
+  const char *log; /* the file holding its stderr (the caller's string) */
+} tu_server;
+
+/*
+ * Start `twinhost --config config serve --listen 127.0.0.1:0` with its
+ * stderr in log_path and wait (up to 20 s) for its "API on http://..." line;
+ * fills s. Fails the test, showing the log, when the line does not come or
+ * the child exits first.
+ */
+void tu_server_start(tu_server *s, const char *config, const char *log_path);
+/*
+ * Send sig to the server and wait (up to 60 s, then SIGKILL) for it to exit.
+ * Returns its exit status, or 128+signal when a signal ended it; -1 when it
+ * had to be killed (or was not running). s->pid becomes -1.
+ */
+int tu_server_stop(tu_server *s, int sig);
+
+/* Monotonic milliseconds, and a sleep that resumes after signals. */
+long long tu_mono_ms(void);
+void tu_sleep_ms(long ms);
 
 #endif

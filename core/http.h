@@ -1,0 +1,57 @@
+/*
+ * http.h — the HTTP API of a running host (libmicrohttpd, its own thread
+ * pool): JSON under /v1, per-town tokens and anonymous read, batch ingest
+ * acknowledged after the commit, Server-Sent Events, /healthz and /metrics.
+ * docs/api.md and docs/openapi.json describe the routes; GET /v1 lists
+ * them as the server has them.
+ */
+#ifndef CORE_HTTP_H
+#define CORE_HTTP_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "host.h"
+#include "pipeline.h"
+
+struct api_error;
+
+typedef struct core_http core_http;
+
+/*
+ * Start serving h (documents go through p) as cfg says: listen address and
+ * port (0: any free port), threads, body, header and connection limits.
+ */
+int core_http_start(core_host *h, core_pipeline *p,
+                    const core_http_config *cfg, core_http **out,
+                    core_err *err);
+/* The port actually bound (useful when cfg->port was 0). */
+uint16_t core_http_port(const core_http *s);
+/*
+ * Stop gracefully: stop accepting connections, end event streams, let the
+ * requests in flight finish (an ingest waits for its commit), then close
+ * everything and free. The pipeline must still run while this waits.
+ */
+void core_http_stop(core_http *s);
+
+/*
+ * The documents of an ingest body: a JSON array, {"documents": [...]}, or
+ * (ndjson) one JSON document per line, blank lines skipped. The whole body
+ * is checked first: on error nothing is returned and e says where the body
+ * breaks. Slices point into body or into owned copies.
+ */
+typedef struct core_http_docs {
+  size_t n, cap;
+  const char **start;
+  size_t *len;
+  char **owned;
+} core_http_docs;
+int core_http_split_docs(const char *body, size_t len, int ndjson,
+                         core_http_docs *out, struct api_error *e);
+void core_http_docs_free(core_http_docs *d);
+
+/* The routes: [{"method","path","scope"}] (new reference). */
+json_t *core_http_routes(void);
+
+#endif
