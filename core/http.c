@@ -82,6 +82,7 @@ struct core_http {
   int stopping;         /* atomic */
   long connections;     /* atomic: open connections */
   long in_flight;       /* atomic: requests between headers and completion */
+  long committing;      /* atomic: ingests suspended until their commit */
   /* event streams */
   pthread_mutex_t sse_mu;
   pthread_cond_t sse_cv;
@@ -125,6 +126,7 @@ struct req {
   /* ingest */
   pthread_mutex_t mu;
   int pending, suspended, submitted;
+  int counted_committing; /* in srv->committing until completed */
   struct doc_result *results;
   size_t n_docs;
 };
@@ -307,8 +309,7 @@ static enum MHD_Result send_text(req *r, int status, const char *type,
     MHD_add_response_header(resp, "Allow", allow);
   }
   if (__atomic_load_n(&r->srv->stopping, __ATOMIC_ACQUIRE) ||
-      status == 413 || status == 431 ||
-      (status == 503 && r->route_idx == (int)N_ROUTES))
+      status == 413 || status == 431)
     MHD_add_response_header(resp, "Connection", "close");
   enum MHD_Result rc = MHD_queue_response(r->conn, (unsigned)status, resp);
   MHD_destroy_response(resp);
@@ -765,12 +766,24 @@ static void ingest_done(void *ud, int status, const char *reason)
   d->status = status;
   if (status)
     d->reason = strdup(reason && *reason ? reason : core_status_message(status));
+  /* Resume only after unlocking: once resumed, a pool thread may answer
+   * and free r (and r->mu) at once. A suspended connection stays until
+   * resumed, so conn is still valid here. */
+  struct MHD_Connection *resume = NULL;
+  core_http *srv = r->srv;
+  int counted = 0;
   pthread_mutex_lock(&r->mu);
   if (--r->pending == 0 && r->suspended) {
     r->suspended = 0;
-    MHD_resume_connection(r->conn);
+    resume = r->conn;
+    counted = r->counted_committing;
+    r->counted_committing = 0;
   }
   pthread_mutex_unlock(&r->mu);
+  if (resume)
+    MHD_resume_connection(resume);
+  if (counted) /* only now may core_http_stop stop the daemon */
+    __atomic_sub_fetch(&srv->committing, 1, __ATOMIC_ACQ_REL);
 }
 
 static enum MHD_Result ingest_reply(req *r)
@@ -1023,16 +1036,22 @@ static enum MHD_Result h_ingest(req *r)
   r->submitted = 1;
   for (size_t i = 0; i < d.n; i++) {
     r->results[i].r = r;
-    if (core_pipeline_submit(r->srv->p, r->ci, d.start[i], d.len[i],
-                             ingest_done, &r->results[i]))
-      ingest_done(&r->results[i], TWIN_ERR_UNAVAILABLE,
-                  "the host is stopping; send this document again later");
+    int st = core_pipeline_submit(r->srv->p, r->ci, d.start[i], d.len[i],
+                                  ingest_done, &r->results[i]);
+    if (st)
+      ingest_done(&r->results[i], st,
+                  st == TWIN_ERR_UNAVAILABLE
+                      ? "the host is stopping; send this document again later"
+                      : "the document could not be queued (out of memory); "
+                        "send it again later");
   }
   core_http_docs_free(&d);
   pthread_mutex_lock(&r->mu);
   int wait = r->pending > 0;
   if (wait) {
     r->suspended = 1;
+    r->counted_committing = 1;
+    __atomic_add_fetch(&r->srv->committing, 1, __ATOMIC_ACQ_REL);
     MHD_suspend_connection(r->conn);
   }
   pthread_mutex_unlock(&r->mu);
@@ -1155,6 +1174,9 @@ static enum MHD_Result h_stream(req *r)
   api_error e;
   if (api_args_check(&r->args, known, &e))
     return send_error(r, &e);
+  if (r->args.n > 1) /* only "after" is known: it is there twice or more */
+    return fail(r, 400, "bad_parameter", "after",
+                "after is given more than once; give it once");
   core_http *srv = r->srv;
   sse *s = calloc(1, sizeof *s);
   if (!s)
@@ -1548,10 +1570,18 @@ static int authorize(req *r, enum MHD_Result *rc)
     r->txn = txn;
   else
     core_store_end_read(r->srv->h->store, txn);
-  if (st) {
+  if (st == TWIN_ERR_NOT_FOUND) {
     *rc = fail(r, 401, "unauthorized", "Authorization",
                "the token is not valid: it is mistyped, revoked or from "
                "another host; ask the town's admin for a new one");
+    return -1;
+  }
+  if (st) {
+    /* a damaged token record or a crypto failure is the host's fault */
+    *rc = fail(r, 500, "internal", NULL,
+               "cannot check the token: %s; see the host log, and revoke "
+               "and recreate the token if this persists",
+               core_status_message(st));
     return -1;
   }
   if (strcmp(info.town, town)) {
@@ -1600,15 +1630,6 @@ static int admit(req *r, enum MHD_Result *rc)
                "the request line and headers are %zu bytes; the limit is "
                "%zu",
                hdr, s->cfg.max_header_bytes);
-    return -1;
-  }
-  /* Routes without query parameters refuse any, like the others refuse
-   * unknown ones: a misspelt ?limt should not pass silently. */
-  handler_fn fn = r->rt->fn;
-  api_error ae;
-  if (fn != h_entities && fn != h_history && fn != h_events &&
-      fn != h_stream && api_args_check(&r->args, no_args, &ae)) {
-    *rc = send_error(r, &ae);
     return -1;
   }
   const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
@@ -1681,6 +1702,16 @@ static int admit(req *r, enum MHD_Result *rc)
                  "characters");
       return -1;
     }
+  /* Routes without query parameters refuse any, like the others refuse
+   * unknown ones: a misspelt ?limt should not pass silently.
+   * Checked last, after town, token and path (docs/api.md). */
+  handler_fn fn = r->rt->fn;
+  api_error ae;
+  if (fn != h_entities && fn != h_history && fn != h_events &&
+      fn != h_stream && api_args_check(&r->args, no_args, &ae)) {
+    *rc = send_error(r, &ae);
+    return -1;
+  }
   return 0;
 }
 
@@ -1935,9 +1966,14 @@ void core_http_stop(core_http *s)
     pthread_mutex_unlock(&s->sse_mu);
     /* Let requests in flight finish: an ingest waits for its commit. */
     uint64_t t0 = core_mono_ns();
+    /* A slow client gets STOP_WAIT_MS; an ingest waiting for its commit
+     * is waited for however long the writer takes: its documents may be
+     * committed already, and stopping the daemon with a connection
+     * suspended is not allowed. */
     while ((__atomic_load_n(&s->in_flight, __ATOMIC_ACQUIRE) ||
             __atomic_load_n(&s->n_streams, __ATOMIC_ACQUIRE)) &&
-           core_mono_ns() - t0 < (uint64_t)STOP_WAIT_MS * 1000000u) {
+           (core_mono_ns() - t0 < (uint64_t)STOP_WAIT_MS * 1000000u ||
+            __atomic_load_n(&s->committing, __ATOMIC_ACQUIRE))) {
       pthread_mutex_lock(&s->sse_mu);
       wake_streams(s);
       pthread_mutex_unlock(&s->sse_mu);

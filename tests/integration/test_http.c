@@ -1209,6 +1209,8 @@ static void bad_parameters_are_400_naming_the_field(void **state)
       {"/v1/towns/alpha/events?after=-1", "after", "'-1'"},
       {"/v1/towns/alpha/events/stream?after=x", "after", "'x'"},
       {"/v1/towns/alpha/events/stream?since=1", "since", "unknown parameter"},
+      {"/v1/towns/alpha/events/stream?after=1&after=2", "after",
+       "more than once"},
       {"/v1/towns/alpha/rules?x=1", "x", "no parameters"},
       {"/v1/towns/alpha/tokens?x=1", "x", "no parameters"},
       {"/v1/towns/alpha/plugins/sensors?x=1", "x", "no parameters"},
@@ -1409,6 +1411,32 @@ static void public_routes_ignore_tokens_but_town_routes_check_them(void **state)
   /* a read token on a write route names both scopes */
   r = ingest(f, "alpha", f->a_read, "[]", NULL);
   expect_error(&r, 403, "forbidden", "scope", "needs write", "read ingests");
+  resp_free(&r);
+}
+
+/* docs/api.md: town, token and path are checked before the parameters. */
+static void parameters_are_checked_after_town_and_token(void **state)
+{
+  fx *f = *state;
+  resp r = get(f, "/v1/towns/gotham?x=1", NULL);
+  expect_error(&r, 404, "unknown_town", "town", "'gotham'", "town first");
+  resp_free(&r);
+  r = get(f, "/v1/towns/alpha?x=1", NULL);
+  expect_error(&r, 401, "unauthorized", "Authorization", NULL,
+               "token before parameters");
+  resp_free(&r);
+  r = get(f, "/v1/towns/alpha/rules?x=1", f->b_write);
+  expect_error(&r, 403, "forbidden", "town", NULL, "town of the token first");
+  resp_free(&r);
+  r = get(f, "/v1/towns/alpha/tokens?x=1", f->a_read);
+  expect_error(&r, 403, "forbidden", "scope", NULL, "scope first");
+  resp_free(&r);
+  r = get(f, "/v1/towns/alpha/plugins/nope?x=1", f->a_read);
+  expect_error(&r, 404, "unknown_plugin", "plugin", NULL, "plugin first");
+  resp_free(&r);
+  r = get(f, "/v1/towns/alpha?x=1", f->a_read);
+  expect_error(&r, 400, "bad_parameter", "x", "no parameters",
+               "then the parameter");
   resp_free(&r);
 }
 
@@ -1910,6 +1938,7 @@ int main(void)
       cmocka_unit_test(oversized_headers_are_431_json),
       cmocka_unit_test(access_matrix_follows_the_spec),
       cmocka_unit_test(public_routes_ignore_tokens_but_town_routes_check_them),
+      cmocka_unit_test(parameters_are_checked_after_town_and_token),
       cmocka_unit_test(a_token_revoked_while_serving_is_refused_next_time),
       cmocka_unit_test(the_stream_delivers_rule_events_and_resumes),
       cmocka_unit_test(metrics_count_requests_by_route),
