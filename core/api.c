@@ -1399,11 +1399,13 @@ static int evt_visit(void *ud, const uint8_t *key, size_t klen,
   evt_scan *s = ud;
   MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
   json_t *ev = event_json(&k, &v, s->town_len);
-  if (ev) {
-    s->last = (uint64_t)json_integer_value(json_object_get(ev, "seq"));
+  /* a damaged event is passed over, not read again on every call */
+  if (klen >= s->town_len + 8) {
+    s->last = (uint64_t)core_key_get_time(key + s->town_len);
     s->any = 1;
-    json_array_append_new(s->out, ev);
   }
+  if (ev)
+    json_array_append_new(s->out, ev);
   return json_array_size(s->out) >= s->max ? TWIN_STOP : TWIN_OK;
 }
 

@@ -1088,8 +1088,10 @@ static int sse_fill(sse *s)
   json_t *evs = NULL;
   uint64_t last = s->last;
   int added = 0;
-  if (!api_events_since(h, txn, s->town, s->last, 100, &evs, &last) &&
-      json_array_size(evs)) {
+  int st = api_events_since(h, txn, s->town, s->last, 100, &evs, &last);
+  if (!st && !json_array_size(evs))
+    s->last = last; /* only damaged events, passed over */
+  if (!st && json_array_size(evs)) {
     size_t i;
     json_t *ev;
     free(s->out);
