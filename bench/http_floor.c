@@ -72,11 +72,12 @@ int main(int argc, char **argv)
                     "at least 2\n");
     return 2;
   }
-  /* {"pad":"xxx...x"} plus a newline, as the host ends its bodies. */
+  /* {"pad":"...."} of the given size, ending in a newline as the host's
+   * bodies do. */
   body = malloc(body_len + 1);
   if (!body)
     return 1;
-  memset(body, 'x', body_len);
+  memset(body, '.', body_len);
   if (body_len >= 12)
     memcpy(body, "{\"pad\":\"", 8);
   if (body_len >= 12)
