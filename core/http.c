@@ -848,10 +848,6 @@ static int docs_reserve(core_http_docs *d, size_t n)
 
 void core_http_docs_free(core_http_docs *d)
 {
-  if (d->owned)
-    for (size_t i = 0; i < d->n; i++)
-      free(d->owned[i]);
-  free(d->owned);
   free(d->start);
   free(d->len);
   memset(d, 0, sizeof *d);
@@ -886,6 +882,44 @@ static int add_doc(core_http_docs *d, const char *start, size_t len,
   d->len[d->n] = len;
   d->n++;
   return 0;
+}
+
+/* The elements of the JSON array at body[i] ('[') into d; *end is just
+ * past it. 0; -1 with se filled when the text is not JSON; or the HTTP
+ * status of e (out of memory). */
+static int split_array(const char *body, size_t blen, size_t i, size_t *end,
+                       core_http_docs *d, core_json_scan_err *se, api_error *e)
+{
+  i = core_json_ws(body, blen, i + 1);
+  if (i < blen && body[i] == ']') {
+    *end = i + 1;
+    return 0;
+  }
+  for (;;) {
+    size_t vend;
+    if (core_json_scan(body, blen, i, &vend, se))
+      return -1;
+    if (add_doc(d, body + i, vend - i, e))
+      return e->http;
+    i = core_json_ws(body, blen, vend);
+    if (i < blen && body[i] == ']') {
+      *end = i + 1;
+      return 0;
+    }
+    if (i >= blen || body[i] != ',') {
+      se->at = i;
+      se->why = i >= blen ? "the array is not closed" : "expected ',' or ']'";
+      return -1;
+    }
+    i = core_json_ws(body, blen, i + 1);
+  }
+}
+
+static int scan_bad(api_error *e, const char *body, core_http_docs *d,
+                    const core_json_scan_err *se)
+{
+  core_http_docs_free(d);
+  return scan_fail(e, body, 0, se, 0);
 }
 
 int core_http_split_docs(const char *body, size_t blen, int ndjson,
@@ -931,80 +965,60 @@ int core_http_split_docs(const char *body, size_t blen, int ndjson,
   } else if (body[i] == '[') {
     /* The usual batch: validate and split in one pass, nothing built;
      * the documents go to the plugin as sent. */
-    i = core_json_ws(body, blen, i + 1);
-    if (i < blen && body[i] == ']') {
-      i++;
-    } else {
-      for (;;) {
-        if (core_json_scan(body, blen, i, &end, &se))
-          goto bad;
-        if (add_doc(d, body + i, end - i, e))
-          return e->http;
-        i = core_json_ws(body, blen, end);
-        if (i < blen && body[i] == ']') {
-          i++;
-          break;
-        }
-        if (i >= blen || body[i] != ',') {
-          se.at = i;
-          se.why = i >= blen ? "the array is not closed"
-                             : "expected ',' or ']'";
-          goto bad;
-        }
-        i = core_json_ws(body, blen, i + 1);
-      }
-    }
-    i = core_json_ws(body, blen, i);
+    int st = split_array(body, blen, i, &end, d, &se, e);
+    if (st)
+      return st < 0 ? scan_bad(e, body, d, &se) : st;
+    i = core_json_ws(body, blen, end);
     if (i < blen) {
       se.at = i;
       se.why = "more text after the array";
-      goto bad;
+      return scan_bad(e, body, d, &se);
     }
   } else {
-    json_error_t je;
-    /* any JSON value, so that a string or number is named below */
-    json_t *root = json_loadb(body, blen, JSON_DECODE_ANY, &je);
-    if (!root)
-      return api_fail(e, 400, "bad_json", "body",
-                      "the body is not JSON: %s (line %d, column %d); "
-                      "nothing was ingested. Send a JSON array of "
-                      "documents, or JSON Lines with Content-Type: "
-                      "application/x-ndjson",
-                      je.text, je.line, je.column);
-    json_t *docs = json_object_get(root, "documents");
-    if (!json_is_object(root) || !json_is_array(docs)) {
-      const char *kind = json_is_object(root)   ? "an object without a "
-                                                  "\"documents\" array"
-                         : json_is_string(root) ? "a string"
-                         : json_is_number(root) ? "a number"
-                                                : "a literal";
-      json_decref(root);
-      return api_fail(e, 400, "bad_request",
-                      kind[0] == 'a' && kind[1] == 'n' ? "documents" : "body",
+    /* {"documents": [...]} (other members are ignored; of two
+     * "documents" the last counts, as with any JSON object), or a
+     * value that is not a batch: checked whole first. */
+    if (core_json_scan(body, blen, i, &end, &se))
+      return scan_bad(e, body, d, &se);
+    size_t after = core_json_ws(body, blen, end);
+    if (after < blen) {
+      se.at = after;
+      se.why = "more text after the value";
+      return scan_bad(e, body, d, &se);
+    }
+    if (body[i] != '{')
+      return api_fail(e, 400, "bad_request", "body",
                       "expected a JSON array of documents or {\"documents\": "
                       "[...]}, got %s",
-                      kind);
+                      body[i] == '"'   ? "a string"
+                      : body[i] == 't' ? "true"
+                      : body[i] == 'f' ? "false"
+                      : body[i] == 'n' ? "null"
+                                       : "a number");
+    size_t docs_at = 0, k = core_json_ws(body, blen, i + 1);
+    int found = 0;
+    while (k < blen && body[k] == '"') { /* the text is valid JSON */
+      size_t kend, vend;
+      core_json_scan(body, blen, k, &kend, &se);
+      int is_docs = kend - k == 11 && !memcmp(body + k, "\"documents\"", 11);
+      k = core_json_ws(body, blen, core_json_ws(body, blen, kend) + 1);
+      core_json_scan(body, blen, k, &vend, &se);
+      if (is_docs) {
+        found = 1;
+        docs_at = k;
+      }
+      k = core_json_ws(body, blen, vend);
+      if (k < blen && body[k] == ',')
+        k = core_json_ws(body, blen, k + 1);
     }
-    size_t n = json_array_size(docs);
-    if (docs_reserve(d, n) || !(d->owned = calloc(n ? n : 1, sizeof *d->owned))) {
-      json_decref(root);
-      core_http_docs_free(d);
-      return api_fail(e, 500, "internal", NULL, "out of memory");
-    }
-    for (size_t k = 0; k < n; k++) {
-      d->owned[k] =
-          json_dumps(json_array_get(docs, k), JSON_COMPACT | JSON_ENCODE_ANY);
-      if (!d->owned[k])
-        break;
-      d->start[k] = d->owned[k];
-      d->len[k] = strlen(d->owned[k]);
-      d->n = k + 1;
-    }
-    json_decref(root);
-    if (d->n != n) {
-      core_http_docs_free(d);
-      return api_fail(e, 500, "internal", NULL, "out of memory");
-    }
+    if (!found || body[docs_at] != '[')
+      return api_fail(e, 400, "bad_request", "documents",
+                      "expected a JSON array of documents or an object "
+                      "{\"documents\": [...]}; this object has no "
+                      "\"documents\" array");
+    int st = split_array(body, blen, docs_at, &end, d, &se, e);
+    if (st)
+      return st < 0 ? scan_bad(e, body, d, &se) : st;
   }
   if (!d->n) {
     core_http_docs_free(d);
@@ -1012,9 +1026,6 @@ int core_http_split_docs(const char *body, size_t blen, int ndjson,
                     "no documents in the body; nothing was ingested");
   }
   return 0;
-bad:
-  core_http_docs_free(d);
-  return scan_fail(e, body, 0, &se, 0);
 }
 
 static enum MHD_Result h_ingest(req *r)

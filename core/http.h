@@ -38,14 +38,13 @@ void core_http_stop(core_http *s);
 /*
  * The documents of an ingest body: a JSON array, {"documents": [...]}, or
  * (ndjson) one JSON document per line, blank lines skipped. The whole body
- * is checked first: on error nothing is returned and e says where the body
- * breaks. Slices point into body or into owned copies.
+ * is checked first (core/jsonscan.c; nothing is built): on error nothing
+ * is returned and e says where the body breaks. Slices point into body.
  */
 typedef struct core_http_docs {
   size_t n, cap;
   const char **start;
   size_t *len;
-  char **owned;
 } core_http_docs;
 int core_http_split_docs(const char *body, size_t len, int ndjson,
                          core_http_docs *out, struct api_error *e);

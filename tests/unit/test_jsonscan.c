@@ -96,10 +96,12 @@ static void a_batch_splits_into_its_documents(void **state)
   assert_memory_equal(d.start[3], "\"s\"", d.len[3]);
   core_http_docs_free(&d);
 
-  const char *obj = "{\"documents\": [{\"b\": 1}, 2]}";
+  /* other members are passed over; of two "documents" the last counts */
+  const char *obj = "{\"x\": [\"]\"], \"documents\": [0], \"y\": {},"
+                    " \"documents\": [{\"b\": 1}, 2]}";
   assert_int_equal(core_http_split_docs(obj, strlen(obj), 0, &d, &e), 0);
   assert_int_equal(d.n, 2);
-  assert_memory_equal(d.start[0], "{\"b\":1}", d.len[0]);
+  assert_memory_equal(d.start[0], "{\"b\": 1}", d.len[0]); /* as sent */
   core_http_docs_free(&d);
 
   const char *lines = "{\"a\":1}\r\n\n  [2]  \n\"three\"";
@@ -126,8 +128,10 @@ static void a_bad_batch_is_refused_whole_naming_the_place(void **state)
   assert_non_null(strstr(e.message, "line 2"));
   assert_non_null(strstr(e.message, "one document per line"));
 
-  static const char *const refused[] = {"", "  ", "[]", "[1] x", "[1",
-                                        "\"str\"", "{\"docs\": []}", "7"};
+  static const char *const refused[] = {
+      "",  "  ", "[]", "[1] x", "[1", "\"str\"", "{\"docs\": []}", "7",
+      "{\"documents\": {}}", "{\"documents\": []}", "{\"documents\": [1,]}",
+      "{\"documents\": [1]} x", "{\"documents\": [1], \"documents\": 2}"};
   for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
     int st = core_http_split_docs(refused[i], strlen(refused[i]), 0, &d, &e);
     assert_int_equal(st, 400);
