@@ -164,61 +164,13 @@ int api_parse_count(const char *name, const char *s, long min, long max,
              name, min, max, s);
 }
 
-static char *put_digits(char *p, int64_t v, int width)
-{
-  for (int i = width - 1; i >= 0; i--, v /= 10)
-    p[i] = (char)('0' + v % 10);
-  return p + width;
-}
-
-/* Without gmtime_r and snprintf: the entity and history routes print a
- * time per attribute and row, and glibc's gmtime_r takes a process-wide
- * lock. The date is H. Hinnant's civil_from_days; years outside 0..9999
- * go the slow way. */
+/* core_format_time without a ".000" of whole seconds. */
 void api_format_time(twin_time t, char *buf, size_t len)
 {
-  int64_t secs = t / 1000, ms = t % 1000;
-  if (ms < 0) {
-    ms += 1000;
-    secs -= 1;
-  }
-  int64_t days = secs / 86400, sod = secs % 86400;
-  if (sod < 0) {
-    sod += 86400;
-    days -= 1;
-  }
-  int64_t z = days + 719468;
-  int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  int64_t doe = z - era * 146097;
-  int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  int64_t mp = (5 * doy + 2) / 153;
-  int64_t day = doy - (153 * mp + 2) / 5 + 1;
-  int64_t mon = mp < 10 ? mp + 3 : mp - 9;
-  int64_t year = yoe + era * 400 + (mon <= 2);
-  if (year < 0 || year > 9999 || len < 25) {
-    core_format_time(t, buf, len);
-    size_t n = strlen(buf);
-    if (n >= 5 && !strcmp(buf + n - 5, ".000Z"))
-      memcpy(buf + n - 5, "Z", 2);
-    return;
-  }
-  char *p = put_digits(buf, year, 4);
-  *p++ = '-';
-  p = put_digits(p, mon, 2);
-  *p++ = '-';
-  p = put_digits(p, day, 2);
-  *p++ = 'T';
-  p = put_digits(p, sod / 3600, 2);
-  *p++ = ':';
-  p = put_digits(p, sod / 60 % 60, 2);
-  *p++ = ':';
-  p = put_digits(p, sod % 60, 2);
-  if (ms) {
-    *p++ = '.';
-    p = put_digits(p, ms, 3);
-  }
-  memcpy(p, "Z", 2);
+  core_format_time(t, buf, len);
+  size_t n = strlen(buf);
+  if (n >= 5 && !strcmp(buf + n - 5, ".000Z"))
+    memcpy(buf + n - 5, "Z", 2);
 }
 
 json_t *api_time_json(twin_time t)

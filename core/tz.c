@@ -111,7 +111,7 @@ static int64_t days_from_civil(int64_t y, int m, int64_t d)
   return era * 146097 + doe - 719468;
 }
 
-static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
+void core_civil_from_days(int64_t z, int64_t *y, int *m, int *d)
 {
   z += 719468;
   int64_t era = floor_div(z, 146097);
@@ -280,7 +280,7 @@ static void rule_seg(const tz_rule *r, int64_t t, tz_seg *s)
     return;
   int64_t y, at[10];
   int m, d, dst[10], n = 0;
-  civil_from_days(floor_div(t, DAY), &y, &m, &d);
+  core_civil_from_days(floor_div(t, DAY), &y, &m, &d);
   for (int64_t yy = y - 2; yy <= y + 2; yy++) {
     at[n] = date_local(&r->start, yy) - r->std_off;
     dst[n++] = 1;
@@ -359,7 +359,7 @@ static int fill_tm(int64_t t, const tz_seg *s, struct tm *tm)
   int64_t lt = t + s->off, days = floor_div(lt, DAY), rem = lt - days * DAY;
   int64_t y;
   int m, d;
-  civil_from_days(days, &y, &m, &d);
+  core_civil_from_days(days, &y, &m, &d);
   if (y - 1900 < INT_MIN || y - 1900 > INT_MAX)
     return TWIN_ERR_INVALID;
   tm->tm_year = (int)(y - 1900);

@@ -101,4 +101,8 @@ int core_tz_name_safe(const char *name);
  * ("TZif"), so zone.tab and friends are not mistaken for zones. */
 int core_tz_in_database(const char *dir, const char *name);
 
+/* The proleptic Gregorian date of day z since 1970-01-01 (H. Hinnant's
+ * civil_from_days): any int64 day, month 1..12, day 1..31. */
+void core_civil_from_days(int64_t z, int64_t *y, int *m, int *d);
+
 #endif

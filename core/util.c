@@ -4,6 +4,8 @@
  */
 #include "util.h"
 
+#include "tz.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -469,6 +471,16 @@ int core_parse_time(const char *s, twin_time *out)
   return TWIN_OK;
 }
 
+static char *put_digits(char *p, int64_t v, int width)
+{
+  for (int i = width - 1; i >= 0; i--, v /= 10)
+    p[i] = (char)('0' + v % 10);
+  return p + width;
+}
+
+/* Without gmtime_r and snprintf in the usual case: the HTTP API prints a
+ * time per attribute and history row, and glibc's gmtime_r takes a
+ * process-wide lock. Years outside 0..9999 go through snprintf. */
 void core_format_time(twin_time t, char *buf, size_t len)
 {
   int64_t secs = t / 1000, ms = t % 1000;
@@ -476,12 +488,34 @@ void core_format_time(twin_time t, char *buf, size_t len)
     ms += 1000;
     secs -= 1;
   }
-  time_t tt = (time_t)secs;
-  struct tm tm;
-  gmtime_r(&tt, &tm);
-  snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-           tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-           (int)ms);
+  int64_t days = secs / 86400, sod = secs % 86400;
+  if (sod < 0) {
+    sod += 86400;
+    days -= 1;
+  }
+  int64_t year;
+  int mon, day;
+  core_civil_from_days(days, &year, &mon, &day);
+  if (year < 0 || year > 9999 || len < 25) {
+    snprintf(buf, len, "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ",
+             (long long)year, mon, day, (int)(sod / 3600),
+             (int)(sod / 60 % 60), (int)(sod % 60), (int)ms);
+    return;
+  }
+  char *p = put_digits(buf, year, 4);
+  *p++ = '-';
+  p = put_digits(p, mon, 2);
+  *p++ = '-';
+  p = put_digits(p, day, 2);
+  *p++ = 'T';
+  p = put_digits(p, sod / 3600, 2);
+  *p++ = ':';
+  p = put_digits(p, sod / 60 % 60, 2);
+  *p++ = ':';
+  p = put_digits(p, sod % 60, 2);
+  *p++ = '.';
+  p = put_digits(p, ms, 3);
+  memcpy(p, "Z", 2);
 }
 
 static twin_level log_level = TWIN_LEVEL_INFO;
