@@ -884,11 +884,15 @@ static int cmd_events(cli_opts *o)
 static const core_town *script_town(const char *cmd, core_config *cfg,
                                     const char *id)
 {
-  const core_town *t = id ? core_config_town(cfg, id) : NULL;
+  if (!id) {
+    cli_error(cmd, "name a town: twinhost script "
+                   "<check|reload|status|replay> TOWN");
+    return NULL;
+  }
+  core_err err;
+  const core_town *t = core_config_town_or_err(cfg, id, &err);
   if (!t)
-    cli_error(cmd, "%s%s%s", id ? "unknown town '" : "name a town: ",
-              id ? id : "twinhost script <check|reload|status|replay> TOWN",
-              id ? "'" : "");
+    cli_error(cmd, "%s", err.msg);
   return t;
 }
 

@@ -905,3 +905,22 @@ const core_town *core_config_town(const core_config *cfg, const char *id)
       return &cfg->towns[i];
   return NULL;
 }
+
+const core_town *core_config_town_or_err(const core_config *cfg,
+                                         const char *id, core_err *err)
+{
+  const core_town *t = core_config_town(cfg, id);
+  if (t || !cfg)
+    return t;
+  const char *ids[64] = {0};
+  size_t n = 0;
+  for (; n < cfg->n_towns && n < 64; n++)
+    ids[n] = cfg->towns[n].id;
+  char known[512], hint[160];
+  core_join_names(ids, n, known, sizeof known);
+  core_suggest(id ? id : "", ids, n, hint, sizeof hint);
+  core_err_set(err, TWIN_ERR_NOT_FOUND,
+               "unknown town '%.60s' (this host serves: %s)%s", id ? id : "",
+               n ? known : "no towns", hint);
+  return NULL;
+}

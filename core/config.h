@@ -111,5 +111,11 @@ void core_config_free(core_config *cfg);
 
 /* The town with this id, or NULL. */
 const core_town *core_config_town(const core_config *cfg, const char *id);
+/* The same, or NULL with err (TWIN_ERR_NOT_FOUND) saying so, with the
+ * towns there are and the closest id:
+ *   unknown town 'plattlin' (this host serves: deggendorf, plattling); did
+ *   you mean "plattling"? */
+const core_town *core_config_town_or_err(const core_config *cfg,
+                                         const char *id, core_err *err);
 
 #endif

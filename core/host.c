@@ -272,16 +272,9 @@ int core_host_find(core_host *h, const char *town, const char *plugin,
                    core_instance **out, core_err *err)
 {
   *out = NULL;
-  const core_town *t = core_config_town(h->cfg, town);
-  if (!t) {
-    char known[512] = "";
-    for (size_t i = 0; i < h->cfg->n_towns; i++)
-      snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s",
-               i ? ", " : "", h->cfg->towns[i].id);
-    return core_err_set(err, TWIN_ERR_NOT_FOUND,
-                        "unknown town '%s' (this host serves: %s)", town,
-                        known);
-  }
+  const core_town *t = core_config_town_or_err(h->cfg, town, err);
+  if (!t)
+    return TWIN_ERR_NOT_FOUND;
   core_instance *ci = core_host_instance(h, town, plugin);
   if (!ci) {
     int enabled = 0;

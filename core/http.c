@@ -1666,18 +1666,10 @@ static int admit(req *r, enum MHD_Result *rc)
   /* Path parameters: the town first, then the plugin. */
   const char *town = param(r, "town");
   if (town) {
-    r->town = core_config_town(s->h->cfg, town);
+    core_err err;
+    r->town = core_config_town_or_err(s->h->cfg, town, &err);
     if (!r->town) {
-      const char *names[64] = {0};
-      size_t n = 0;
-      for (size_t i = 0; i < s->h->cfg->n_towns && n < 64; i++)
-        names[n++] = s->h->cfg->towns[i].id;
-      char hint[160], known[256];
-      core_suggest(town, names, n, hint, sizeof hint);
-      core_join_names(names, n, known, sizeof known);
-      *rc = fail(r, 404, "unknown_town", "town",
-                 "no town '%s' on this host%s (towns: %s)", town, hint,
-                 known);
+      *rc = fail(r, 404, "unknown_town", "town", "%s", err.msg);
       return -1;
     }
     if (authorize(r, rc))

@@ -632,18 +632,8 @@ int core_token_create(core_store *s, const core_config *cfg, const char *town,
   if (!sodium_up())
     return core_err_set(err, TWIN_ERR_INTERNAL,
                         "token: libsodium cannot start (no random source?)");
-  if (!core_config_town(cfg, town)) {
-    const char *ids[32];
-    size_t n = 0;
-    for (; n < cfg->n_towns && n < 32; n++)
-      ids[n] = cfg->towns[n].id;
-    char list[256], hint[128];
-    core_join_names(ids, n, list, sizeof list);
-    core_suggest(town, ids, n, hint, sizeof hint);
-    return core_err_set(err, TWIN_ERR_NOT_FOUND,
-                        "unknown town \"%.60s\"; %s has: %s%s", town,
-                        cfg->path ? cfg->path : "the config", list, hint);
-  }
+  if (!core_config_town_or_err(cfg, town, err))
+    return TWIN_ERR_NOT_FOUND;
   if (!scopes || (scopes & ~(unsigned)CORE_SCOPE_ALL))
     return core_err_set(err, TWIN_ERR_INVALID,
                         "a token needs one or more of the scopes read, write "

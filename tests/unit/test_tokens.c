@@ -318,7 +318,7 @@ static void create_for_an_unknown_town_is_refused(void **state)
   assert_int_equal(core_token_create(f->store, f->cfg, "plattlin",
                                      CORE_SCOPE_READ, NULL, token, &info, &err),
                    TWIN_ERR_NOT_FOUND);
-  assert_contains(err.msg, "unknown town \"plattlin\"");
+  assert_contains(err.msg, "unknown town 'plattlin'");
   assert_contains(err.msg, "deggendorf, plattling");
   assert_contains(err.msg, "did you mean \"plattling\"?");
   assert_string_equal(token, "");
