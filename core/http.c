@@ -1758,6 +1758,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     enum MHD_Result rc = MHD_YES;
     if (route_request(r, r->url, &rc) || admit(r, &rc))
       return rc;
+    /* a body of known size (admit checked it against the limit) is read
+     * into one buffer of that size, not grown as it arrives */
+    unsigned long long want = cl ? strtoull(cl, NULL, 10) : 0;
+    if (want && want <= s->cfg.max_body_bytes) {
+      r->body = malloc((size_t)want + 1);
+      r->body_cap = r->body ? (size_t)want + 1 : 0;
+    }
     return MHD_YES;
   }
   if (r->responded)

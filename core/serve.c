@@ -58,7 +58,7 @@ static int parse_listen(const char *s, char *addr, size_t size, int *port)
     ae--;
   }
   size_t n = (size_t)(ae - a);
-  if (n >= size)
+  if (n >= size || memchr(a, '[', n) || memchr(a, ']', n))
     return -1;
   char *end;
   long p = strtol(colon + 1, &end, 10);
@@ -72,6 +72,17 @@ static int parse_listen(const char *s, char *addr, size_t size, int *port)
 
 int cli_serve(cli_opts *o)
 {
+  /* A malformed --listen is a usage error, found before anything starts. */
+  char listen_buf[64] = "";
+  int listen_port = 0;
+  if (o->listen && parse_listen(o->listen, listen_buf, sizeof listen_buf,
+                                &listen_port)) {
+    cli_error("serve",
+              "--listen '%s': expected ADDR:PORT such as 127.0.0.1:8080 or "
+              "[::1]:8080 (port 0: any free port)",
+              o->listen);
+    return CLI_USAGE;
+  }
   core_config *cfg;
   core_err err;
   if (core_config_load(cli_config_path(o), &cfg, &err)) {
@@ -131,21 +142,11 @@ int cli_serve(cli_opts *o)
   signal(SIGPIPE, SIG_IGN);
 
   core_http_config hc = h->cfg->http;
-  char listen_buf[64];
-  if (o->listen && parse_listen(o->listen, listen_buf, sizeof listen_buf,
-                                &hc.port)) {
-    cli_error("serve",
-              "--listen '%s': expected ADDR:PORT such as 127.0.0.1:8080 or "
-              "[::1]:8080 (port 0: any free port)",
-              o->listen);
-    core_pipeline_stop(p);
-    core_rules_stop(rules);
-    core_host_close(h);
-    close(lock);
-    return CLI_USAGE;
+  if (o->listen) {
+    hc.port = listen_port;
+    if (listen_buf[0])
+      hc.listen = listen_buf;
   }
-  if (o->listen && listen_buf[0])
-    hc.listen = listen_buf;
   core_http *api;
   if (core_http_start(h, p, &hc, &api, &err)) {
     cli_error("serve", "%s", err.msg);

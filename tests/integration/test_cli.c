@@ -268,7 +268,9 @@ static void start_serve(fx *f)
     dup2(null, 1);
     dup2(p[1], 2);
     close(p[0]);
-    execl(bin, bin, "--config", f->config, "serve", (char *)NULL);
+    /* any free port: 8080 may be taken (the demo, another test) */
+    execl(bin, bin, "--config", f->config, "serve", "--listen", "127.0.0.1:0",
+          (char *)NULL);
     _exit(127);
   }
   close(p[1]);
@@ -796,6 +798,26 @@ static void a_second_serve_on_the_same_data_folder_exits_1(void **state)
   assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+static void serve_refuses_a_malformed_listen_address(void **state)
+{
+  fx *f = *state;
+  static const char *const bad[] = {"nonsense", "127.0.0.1",
+                                    "127.0.0.1:",    "127.0.0.1:65536",
+                                    "127.0.0.1:-1",  "127.0.0.1:80x",
+                                    "[::1:8080",     "::1]:8080"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    tu_run r = cli(f, NULL, "serve", "--listen", bad[i], NULL);
+    assert_usage_error(&r, "--listen");
+    assert_contains(r.err, bad[i]);
+    tu_run_free(&r);
+  }
+  /* a well-formed address that is not a numeric IP fails, naming it */
+  tu_run r = cli(f, NULL, "serve", "--listen", "localhost:0", NULL);
+  assert_int_equal(r.exit_code, 1);
+  assert_contains(r.err, "'localhost' is not a numeric IPv4 or IPv6");
+  tu_run_free(&r);
+}
+
 static void
 serve_records_a_plugin_that_failed_to_open_for_plugins_list(void **state)
 {
@@ -867,6 +889,7 @@ int main(void)
       T(restore_refuses_while_the_serve_lock_is_held),
       T(serve_runs_until_sigterm_and_exits_0),
       T(a_second_serve_on_the_same_data_folder_exits_1),
+      T(serve_refuses_a_malformed_listen_address),
       T(serve_records_a_plugin_that_failed_to_open_for_plugins_list),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -401,7 +401,8 @@ static pid_t start_serve(fx *f, int *err_fd)
     dup2(p[1], 2);
     close(p[0]);
     const char *bin = tu_env("TWIN_BIN");
-    execl(bin, bin, "--config", f->config, "serve", (char *)NULL);
+    execl(bin, bin, "--config", f->config, "serve", "--listen", "127.0.0.1:0",
+          (char *)NULL);
     _exit(127);
   }
   close(p[1]);
