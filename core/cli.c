@@ -271,16 +271,6 @@ static char *read_input(const char *cmd, const char *arg, size_t *len)
 
 /* ---- plugins ------------------------------------------------------------- */
 
-static json_t *plugin_json(const core_plugin *p)
-{
-  const twin_plugin *d = &p->desc;
-  return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:i}", "name", d->name, "version",
-                   d->version, "use_case", d->use_case, "summary",
-                   d->summary ? d->summary : "", "file", p->path, "abi",
-                   d->abi_minor == TWIN_ABI_MINOR ? "1.0" : "1.x",
-                   "tick_interval_s", (int)d->tick_interval_s);
-}
-
 static int plugins_list(cli_opts *o)
 {
   core_host *h;
@@ -293,7 +283,7 @@ static int plugins_list(cli_opts *o)
   for (size_t i = 0; i < nd; i++)
     json_array_append_new(path, json_string(dirs[i]));
   for (size_t i = 0; i < h->n_plugins; i++)
-    json_array_append_new(loaded, plugin_json(&h->plugins[i]));
+    json_array_append_new(loaded, core_plugin_json(&h->plugins[i], 1, 0));
   for (size_t i = 0; i < h->n_refused; i++)
     json_array_append_new(refused,
                           json_pack("{s:s,s:s}", "file", h->refused[i].path,
@@ -369,11 +359,7 @@ static int plugins_info(cli_opts *o)
               name);
     goto out;
   }
-  json_t *j = plugin_json(p);
-  json_t *schema = p->desc.config_schema
-                       ? json_loads(p->desc.config_schema, 0, NULL)
-                       : json_null();
-  json_object_set_new(j, "config_schema", schema ? schema : json_null());
+  json_t *j = core_plugin_json(p, 1, 1);
   char *described = core_schema_describe(p->desc.config_schema);
   if (described)
     json_object_set_new(j, "config_help", json_string(described));

@@ -250,6 +250,25 @@ static void load_dir(core_host *h, const char *dir)
   free(names);
 }
 
+json_t *core_plugin_json(const core_plugin *p, int full_path, int with_schema)
+{
+  const twin_plugin *d = &p->desc;
+  const char *file = strrchr(p->path, '/');
+  char abi[16];
+  snprintf(abi, sizeof abi, "%u.%u", d->abi_major, d->abi_minor);
+  json_t *o = json_pack(
+      "{s:s,s:s,s:s,s:s,s:s,s:s,s:i}", "name", d->name, "version", d->version,
+      "use_case", d->use_case, "summary", d->summary ? d->summary : "", "file",
+      full_path || !file ? p->path : file + 1, "abi", abi, "tick_interval_s",
+      (int)d->tick_interval_s);
+  if (o && with_schema) {
+    json_t *schema =
+        d->config_schema ? json_loads(d->config_schema, 0, NULL) : NULL;
+    json_object_set_new(o, "config_schema", schema ? schema : json_null());
+  }
+  return o;
+}
+
 core_plugin *core_host_plugin(core_host *h, const char *name)
 {
   for (size_t i = 0; i < h->n_plugins; i++)

@@ -7,6 +7,7 @@
 #ifndef CORE_HOST_H
 #define CORE_HOST_H
 
+#include <jansson.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -116,6 +117,11 @@ size_t core_host_plugin_dirs(const core_config *cfg, const char **dirs,
 int core_plugin_load(const char *path, core_plugin *out, core_err *err);
 void core_plugin_unload(core_plugin *p);
 
+/* A loaded plugin's descriptor as JSON (new reference): name, version,
+ * use_case, summary, file (its path, or with full_path 0 only its name),
+ * abi "major.minor" it was built for, tick_interval_s; with_schema adds
+ * config_schema. */
+json_t *core_plugin_json(const core_plugin *p, int full_path, int with_schema);
 core_plugin *core_host_plugin(core_host *h, const char *name);
 core_instance *core_host_instance(core_host *h, const char *town,
                                   const char *plugin);

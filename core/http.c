@@ -435,25 +435,6 @@ static enum MHD_Result h_healthz(req *r)
                 (json_int_t)(st.docs - st.docs_rejected)));
 }
 
-static json_t *plugin_json(const core_plugin *p, int with_schema)
-{
-  const twin_plugin *d = &p->desc;
-  const char *file = strrchr(p->path, '/');
-  char abi[16];
-  snprintf(abi, sizeof abi, "%u.%u", d->abi_major, d->abi_minor);
-  json_t *o = json_pack(
-      "{s:s,s:s,s:s,s:s,s:s,s:s,s:i}", "name", d->name, "version", d->version,
-      "use_case", d->use_case, "summary", d->summary ? d->summary : "", "file",
-      file ? file + 1 : p->path, "abi", abi, "tick_interval_s",
-      (int)d->tick_interval_s);
-  if (with_schema)
-    json_object_set_new(o, "config_schema",
-                        d->config_schema
-                            ? json_loads(d->config_schema, 0, NULL)
-                            : json_null());
-  return o;
-}
-
 static enum MHD_Result h_root(req *r)
 {
   core_host *h = r->srv->h;
@@ -477,7 +458,7 @@ static enum MHD_Result h_plugins(req *r)
   core_host *h = r->srv->h;
   json_t *loaded = json_array(), *refused = json_array();
   for (size_t i = 0; i < h->n_plugins; i++)
-    json_array_append_new(loaded, plugin_json(&h->plugins[i], 0));
+    json_array_append_new(loaded, core_plugin_json(&h->plugins[i], 0, 0));
   for (size_t i = 0; i < h->n_refused; i++) {
     const char *file = strrchr(h->refused[i].path, '/');
     json_array_append_new(
@@ -511,7 +492,7 @@ static enum MHD_Result h_plugin(req *r)
   core_plugin *p = core_host_plugin(r->srv->h, name);
   if (!p)
     return unknown_plugin(r, name);
-  return send_json(r, 200, plugin_json(p, 1));
+  return send_json(r, 200, core_plugin_json(p, 0, 1));
 }
 
 static enum MHD_Result h_towns(req *r)
@@ -687,7 +668,7 @@ static enum MHD_Result h_town_plugin(req *r)
   api_error e;
   if (api_args_check(&r->args, no_args, &e))
     return send_error(r, &e);
-  json_t *o = plugin_json(r->ci->plugin, 0);
+  json_t *o = core_plugin_json(r->ci->plugin, 0, 0);
   json_object_set_new(o, "health", instance_health(h, r->ci));
   json_object_set_new(o, "config",
                       json_loads(r->ci->config_json, 0, NULL));
