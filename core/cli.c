@@ -196,7 +196,7 @@ const char *cli_config_path(const cli_opts *o)
 
 /* Bring up the host a command needs; at CORE_HOST_INSTANCES only the
  * plugins of the town the command is about (--town) are opened. */
-static int open_host(cli_opts *o, int level, core_host **h)
+int cli_open_host(cli_opts *o, int level, core_host **h)
 {
   core_err err;
   int st = level == CORE_HOST_INSTANCES && o->town
@@ -221,13 +221,16 @@ static int need(const char *cmd, const char *value, const char *opt)
  * then fails (exit 1) rather than print nothing and claim success. */
 static int output_failed;
 
-static void print_json(json_t *j)
+void cli_print_json(json_t *j)
 {
   char *s = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
                                   JSON_REAL_PRECISION(15))
               : NULL;
   if (s) {
-    puts(s);
+    if (puts(s) == EOF || fflush(stdout)) {
+      cli_error("output", "cannot write to standard output");
+      output_failed = 1;
+    }
   } else {
     cli_error("output", "cannot write the result as JSON (out of memory, or "
                         "stored text that is not UTF-8)");
@@ -274,7 +277,7 @@ static char *read_input(const char *cmd, const char *arg, size_t *len)
 static int plugins_list(cli_opts *o)
 {
   core_host *h;
-  if (open_host(o, CORE_HOST_STORE, &h))
+  if (cli_open_host(o, CORE_HOST_STORE, &h))
     return CLI_FAIL;
   json_t *out = json_object(), *loaded = json_array(), *refused = json_array(),
          *towns = json_array(), *path = json_array();
@@ -334,7 +337,7 @@ static int plugins_list(cli_opts *o)
   json_object_set_new(out, "plugins", loaded);
   json_object_set_new(out, "refused", refused);
   json_object_set_new(out, "towns", towns);
-  print_json(out);
+  cli_print_json(out);
   json_decref(out);
   core_host_close(h);
   return CLI_OK;
@@ -348,7 +351,7 @@ static int plugins_info(cli_opts *o)
     return CLI_USAGE;
   }
   core_host *h;
-  if (open_host(o, o->town ? CORE_HOST_INSTANCES : CORE_HOST_LOAD, &h))
+  if (cli_open_host(o, o->town ? CORE_HOST_INSTANCES : CORE_HOST_LOAD, &h))
     return CLI_FAIL;
   int rc = CLI_FAIL;
   core_plugin *p = core_host_plugin(h, name);
@@ -384,7 +387,7 @@ static int plugins_info(cli_opts *o)
     json_object_set_new(j, "instance", d ? d : json_null());
     free(reply);
   }
-  print_json(j);
+  cli_print_json(j);
   json_decref(j);
   rc = CLI_OK;
 out:
@@ -542,7 +545,7 @@ static int cmd_ingest(cli_opts *o)
   if (!input)
     return CLI_FAIL;
   core_host *h;
-  if (open_host(o, CORE_HOST_INSTANCES, &h)) {
+  if (cli_open_host(o, CORE_HOST_INSTANCES, &h)) {
     free(input);
     return CLI_FAIL;
   }
@@ -604,7 +607,7 @@ static int cmd_ingest(cli_opts *o)
                           "accepted", (json_int_t)st.accepted, "rejected",
                           (json_int_t)st.rejected, "rejections", st.rejections);
   if (!o->ack)
-    print_json(sum);
+    cli_print_json(sum);
   else if (st.rejected)
     fprintf(stderr, "twinhost: ingest: %llu of %zu documents rejected\n",
             (unsigned long long)st.rejected, ndocs);
@@ -650,7 +653,7 @@ static int ask(cli_opts *o, const char *cmd, int scenario)
   }
   json_decref(parsed);
   core_host *h;
-  if (open_host(o, CORE_HOST_INSTANCES, &h)) {
+  if (cli_open_host(o, CORE_HOST_INSTANCES, &h)) {
     free(req);
     return CLI_FAIL;
   }
@@ -666,7 +669,7 @@ static int ask(cli_opts *o, const char *cmd, int scenario)
   } else {
     json_t *j = json_loads(reply, JSON_DECODE_ANY, NULL);
     if (j)
-      print_json(j);
+      cli_print_json(j);
     json_decref(j);
   }
   free(reply);
@@ -692,7 +695,7 @@ static int store_read(cli_opts *o, const char *cmd, core_host **h,
 {
   if (!need(cmd, o->town, "--town"))
     return CLI_USAGE;
-  if (open_host(o, CORE_HOST_STORE, h))
+  if (cli_open_host(o, CORE_HOST_STORE, h))
     return CLI_FAIL;
   if (!core_config_town((*h)->cfg, o->town)) {
     core_instance *ci;
@@ -784,7 +787,7 @@ static int cmd_entities(cli_opts *o)
   if (st)
     rc = api_cli_error(cmd, st, &e);
   else
-    print_json(list);
+    cli_print_json(list);
   json_decref(list);
   store_done(h, txn);
   return rc;
@@ -836,7 +839,7 @@ static int cmd_history(cli_opts *o)
   if (st)
     rc = api_cli_error(cmd, st, &e);
   else
-    print_json(list);
+    cli_print_json(list);
   json_decref(list);
   store_done(h, txn);
   return rc;
@@ -859,7 +862,7 @@ static int cmd_events(cli_opts *o)
   if (st)
     rc = api_cli_error("events", st, &e);
   else
-    print_json(json_object_get(out, "events"));
+    cli_print_json(json_object_get(out, "events"));
   json_decref(out);
   store_done(h, txn);
   return rc;
@@ -908,7 +911,7 @@ static int script_check(cli_opts *o, const char *cmd, int print)
     } else {
       if (print) {
         json_t *j = json_loads(report, 0, NULL);
-        print_json(j);
+        cli_print_json(j);
         json_decref(j);
       }
       free(report);
@@ -960,7 +963,7 @@ static int script_reload(cli_opts *o)
     }
   }
   if (!rc)
-    print_json(out);
+    cli_print_json(out);
   json_decref(out);
   if (fd >= 0)
     close(fd);
@@ -972,7 +975,7 @@ static int script_reload(cli_opts *o)
 static int script_status(cli_opts *o)
 {
   core_host *h;
-  if (open_host(o, CORE_HOST_STORE, &h))
+  if (cli_open_host(o, CORE_HOST_STORE, &h))
     return CLI_FAIL;
   const core_town *t =
       script_town("script status", h->cfg, o->npos > 1 ? o->pos[1] : NULL);
@@ -985,7 +988,7 @@ static int script_status(cli_opts *o)
     json_t *j = st ? json_loads(st, 0, NULL) : NULL;
     free(st);
     if (j) {
-      print_json(j);
+      cli_print_json(j);
       rc = CLI_OK;
     } else {
       cli_error("script status",
@@ -1013,7 +1016,7 @@ static int script_replay(cli_opts *o)
     return CLI_FAIL;
   o->town = town;
   core_host *h;
-  if (open_host(o, CORE_HOST_INSTANCES, &h)) {
+  if (cli_open_host(o, CORE_HOST_INSTANCES, &h)) {
     free(input);
     return CLI_FAIL;
   }
@@ -1025,7 +1028,7 @@ static int script_replay(cli_opts *o)
     cli_error("script replay", "%s", err.msg);
   else if (report) {
     json_t *j = json_loads(report, 0, NULL);
-    print_json(j);
+    cli_print_json(j);
     rc = json_array_size(json_object_get(j, "rejected")) ? CLI_FAIL : CLI_OK;
     json_decref(j);
   }
@@ -1061,7 +1064,7 @@ static int cmd_backup(cli_opts *o)
     return CLI_USAGE;
   }
   core_host *h;
-  if (open_host(o, CORE_HOST_STORE, &h))
+  if (cli_open_host(o, CORE_HOST_STORE, &h))
     return CLI_FAIL;
   core_err err;
   int rc = core_store_backup(h->store, o->pos[0], &err);
@@ -1069,7 +1072,7 @@ static int cmd_backup(cli_opts *o)
     cli_error("backup", "%s", err.msg);
   else {
     json_t *j = json_pack("{s:s,s:s}", "backup", o->pos[0], "status", "ok");
-    print_json(j);
+    cli_print_json(j);
     json_decref(j);
   }
   core_host_close(h);
@@ -1103,7 +1106,7 @@ static int cmd_restore(cli_opts *o)
   }
   json_t *done = json_pack("{s:s,s:s,s:s}", "restored", o->pos[0], "into",
                            cfg->data_dir, "status", "ok");
-  print_json(done);
+  cli_print_json(done);
   json_decref(done);
   rc = CLI_OK;
 out:

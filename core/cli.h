@@ -6,6 +6,10 @@
 #ifndef CORE_CLI_H
 #define CORE_CLI_H
 
+#include <jansson.h>
+
+struct core_host;
+
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 
 /* Run the command line; returns the process exit code. */
@@ -32,5 +36,11 @@ int cli_token(cli_opts *o); /* cli_token.c */
 void cli_error(const char *what, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 const char *cli_config_path(const cli_opts *o);
+/* Bring up the host a command needs (CORE_HOST_*); at CORE_HOST_INSTANCES
+ * only the plugins of --town. CLI_OK, or CLI_FAIL after saying why. */
+int cli_open_host(cli_opts *o, int level, struct core_host **h);
+/* Print j as indented JSON on stdout; when it cannot be written the
+ * command exits 1 (cli_main checks). */
+void cli_print_json(json_t *j);
 
 #endif

@@ -11,39 +11,20 @@
 #include "host.h"
 #include "tokens.h"
 
-/* The host with its store (plugins are not opened), or CLI_FAIL. */
-static int open_store(cli_opts *o, core_host **h)
-{
-  core_err err;
-  if (core_host_open(cli_config_path(o), CORE_HOST_STORE, h, &err)) {
-    cli_error("config", "%s", err.msg);
-    return CLI_FAIL;
-  }
-  return CLI_OK;
-}
-
-/* Print j (and drop it); CLI_FAIL when it cannot be written. */
+/* Print j (and drop it). */
 static int print_new(json_t *j)
 {
-  char *s = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+  cli_print_json(j);
   json_decref(j);
-  if (!s) {
-    cli_error("token", "cannot write the result as JSON (out of memory)");
-    return CLI_FAIL;
-  }
-  puts(s);
-  free(s);
-  return fflush(stdout) ? CLI_FAIL : CLI_OK;
+  return CLI_OK;
 }
 
 /* The town must be in the config; else name the ones that are. */
 static int known_town(core_host *h, const char *cmd, const char *town)
 {
-  if (core_config_town(h->cfg, town))
-    return 1;
-  core_instance *ci;
   core_err err;
-  core_host_find(h, town, "", &ci, &err);
+  if (core_config_town_or_err(h->cfg, town, &err))
+    return 1;
   cli_error(cmd, "%s", err.msg);
   return 0;
 }
@@ -70,7 +51,7 @@ static int token_create(cli_opts *o)
     return CLI_USAGE;
   }
   core_host *h;
-  if (open_store(o, &h))
+  if (cli_open_host(o, CORE_HOST_STORE, &h))
     return CLI_FAIL;
   int rc = CLI_FAIL;
   char token[CORE_TOKEN_MAX];
@@ -118,7 +99,7 @@ static int token_list(cli_opts *o)
     return CLI_USAGE;
   }
   core_host *h;
-  if (open_store(o, &h))
+  if (cli_open_host(o, CORE_HOST_STORE, &h))
     return CLI_FAIL;
   int rc = CLI_FAIL;
   json_t *list = NULL;
@@ -146,7 +127,7 @@ static int token_revoke(cli_opts *o)
     return CLI_USAGE;
   }
   core_host *h;
-  if (open_store(o, &h))
+  if (cli_open_host(o, CORE_HOST_STORE, &h))
     return CLI_FAIL;
   core_err err;
   int st = core_token_revoke(h->store, o->pos[1], &err);
