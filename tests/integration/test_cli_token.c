@@ -25,11 +25,7 @@ static int setup(void **state)
 {
   fx *f = calloc(1, sizeof *f);
   f->dir = tu_tempdir();
-  char *zoneinfo = tu_fmt("%s/zoneinfo", f->dir);
-  assert_int_equal(mkdir(zoneinfo, 0755), 0);
-  free(tu_write_file(zoneinfo, "UTC", "TZif2 fake zone"));
-  setenv("TZDIR", zoneinfo, 1);
-  free(zoneinfo);
+  tu_utc_zoneinfo(f->dir);
   unsetenv("TWINHOST_CONFIG");
   f->config = tu_write_file(f->dir, "twinhost.json",
                             "{\"data_dir\": \"data\", \"towns\": [\n"

@@ -39,11 +39,7 @@ static int setup(void **state)
   f->cwd = getcwd(NULL, 0);
   assert_non_null(f->cwd);
   assert_int_equal(mkdir(f->plugins, 0755), 0);
-  char *zoneinfo = tu_fmt("%s/zoneinfo", f->dir);
-  assert_int_equal(mkdir(zoneinfo, 0755), 0);
-  free(tu_write_file(zoneinfo, "UTC", "TZif2 fake zone"));
-  setenv("TZDIR", zoneinfo, 1);
-  free(zoneinfo);
+  tu_utc_zoneinfo(f->dir);
   unsetenv("TWINHOST_PLUGIN_PATH");
   *state = f;
   return 0;

@@ -31,11 +31,7 @@ static int setup(void **state)
   f->dir = tu_tempdir();
   f->plugins = tu_fmt("%s/plugins", f->dir);
   assert_int_equal(mkdir(f->plugins, 0755), 0);
-  char *zoneinfo = tu_fmt("%s/zoneinfo", f->dir);
-  assert_int_equal(mkdir(zoneinfo, 0755), 0);
-  free(tu_write_file(zoneinfo, "UTC", "TZif2 fake zone"));
-  setenv("TZDIR", zoneinfo, 1);
-  free(zoneinfo);
+  tu_utc_zoneinfo(f->dir);
   unsetenv("TWINHOST_PLUGIN_PATH");
   f->config =
       tu_write_file(f->dir, "twinhost.json",

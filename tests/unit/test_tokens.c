@@ -26,11 +26,7 @@ static int setup(void **state)
 {
   fixture *f = calloc(1, sizeof *f);
   f->dir = tu_tempdir();
-  char *zoneinfo = tu_fmt("%s/zoneinfo", f->dir);
-  assert_int_equal(mkdir(zoneinfo, 0755), 0);
-  free(tu_write_file(zoneinfo, "UTC", "TZif2 fake zone"));
-  setenv("TZDIR", zoneinfo, 1);
-  free(zoneinfo);
+  tu_utc_zoneinfo(f->dir);
   const char *text = "{\"towns\": [{\"id\": \"deggendorf\", \"timezone\": "
                      "\"UTC\"}, {\"id\": \"plattling\", \"timezone\": "
                      "\"UTC\"}]}";

@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -201,6 +202,15 @@ char *tu_read_file(const char *path)
     append(&buf, &len, &cap, chunk, n);
   fclose(f);
   return buf;
+}
+
+void tu_utc_zoneinfo(const char *dir)
+{
+  char *zoneinfo = tu_fmt("%s/zoneinfo", dir);
+  assert_int_equal(mkdir(zoneinfo, 0755), 0);
+  free(tu_write_file(zoneinfo, "UTC", "TZif2 fake zone"));
+  setenv("TZDIR", zoneinfo, 1);
+  free(zoneinfo);
 }
 
 long long tu_mono_ms(void)

@@ -65,6 +65,11 @@ void tu_server_start(tu_server *s, const char *config, const char *log_path);
  */
 int tu_server_stop(tu_server *s, int sig);
 
+/* dir/zoneinfo holding only a "UTC" zone, made $TZDIR: configs naming
+ * "UTC" load whatever zones the machine has (the host reads UTC without
+ * its file). */
+void tu_utc_zoneinfo(const char *dir);
+
 /* Monotonic milliseconds, and a sleep that resumes after signals. */
 long long tu_mono_ms(void);
 void tu_sleep_ms(long ms);
