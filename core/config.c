@@ -32,7 +32,8 @@ static const char *const root_keys[] = {"data_dir", "plugin_path", "http",
                                         "towns"};
 static const char *const town_keys[] = {"id",       "name",    "timezone",
                                         "location", "scripts", "data",
-                                        "plugins",  "rules",   "api"};
+                                        "plugins",  "rules",   "api",
+                                        "deadlines"};
 static const char *const http_keys[] = {"listen",           "port",
                                         "threads",          "max_body_bytes",
                                         "max_header_bytes", "max_connections"};
@@ -40,7 +41,9 @@ static const char *const api_keys[] = {"anonymous_read"};
 static const char *const rules_keys[] = {"instructions", "wall_ms",
                                          "memory_mib"};
 static const char *const location_keys[] = {"lat", "lon"};
-static const char *const plugin_keys[] = {"config", "tick_s", "enabled"};
+static const char *const plugin_keys[] = {"config", "tick_s", "enabled",
+                                          "fetch_s", "fetch_timeout_s"};
+static const char *const deadline_keys[] = {"query_ms", "scenario_ms"};
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -355,6 +358,29 @@ static int parse_rules(const parse_ctx *c, const char *jpath, json_t *v,
   return rc;
 }
 
+/* "deadlines": how long a query or scenario of the town may run. */
+static int parse_deadlines(const parse_ctx *c, const char *jpath, json_t *v,
+                           core_town *t)
+{
+  int rc = want_object(c, jpath, v,
+                       "an object such as {\"query_ms\": 10000, "
+                       "\"scenario_ms\": 60000}");
+  if (!rc)
+    rc = check_keys(c, jpath, v, deadline_keys, N_OF(deadline_keys));
+  json_int_t q = 0, sc = 0;
+  if (!rc)
+    rc = opt_int(c, jpath, v, "query_ms", 10, 3600000,
+                 "a whole number of milliseconds", &q);
+  if (!rc)
+    rc = opt_int(c, jpath, v, "scenario_ms", 10, 3600000,
+                 "a whole number of milliseconds", &sc);
+  if (q)
+    t->query_ms = (uint32_t)q;
+  if (sc)
+    t->scenario_ms = (uint32_t)sc;
+  return rc;
+}
+
 static int parse_plugin(const parse_ctx *c, const char *jpath, json_t *v,
                         core_town_plugin *p)
 {
@@ -394,6 +420,17 @@ static int parse_plugin(const parse_ctx *c, const char *jpath, json_t *v,
                   got, TICK_MAX);
     p->tick_s = (int)s;
   }
+
+  json_int_t fs = 0, ft = 0;
+  rc = opt_int(c, jpath, v, "fetch_s", 1, TICK_MAX,
+               "a whole number of seconds between fetches", &fs);
+  if (!rc)
+    rc = opt_int(c, jpath, v, "fetch_timeout_s", 1, 600,
+                 "a whole number of seconds a fetch may take", &ft);
+  if (rc)
+    return rc;
+  p->fetch_s = fs ? (int)fs : -1;
+  p->fetch_timeout_s = ft ? (int)ft : -1;
 
   json_t *en = json_object_get(v, "enabled");
   p->enabled = 1;
@@ -540,6 +577,16 @@ static int parse_town(const parse_ctx *c, const char *jpath, json_t *obj,
   if (v) {
     core_jpath_key(kp, sizeof kp, jpath, "api");
     rc = parse_api(c, kp, v, t);
+    if (rc)
+      return rc;
+  }
+
+  t->query_ms = CORE_QUERY_MS_DEFAULT;
+  t->scenario_ms = CORE_SCENARIO_MS_DEFAULT;
+  v = json_object_get(obj, "deadlines");
+  if (v) {
+    core_jpath_key(kp, sizeof kp, jpath, "deadlines");
+    rc = parse_deadlines(c, kp, v, t);
     if (rc)
       return rc;
   }

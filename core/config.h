@@ -26,7 +26,11 @@
  *                                               //  folder, else scripts/<id>
  *         "data": "../data/plattling",          // default <data_dir>/<id>
  *         "plugins": { "sensors": { "config": { ... }, "tick_s": 60,
+ *                                   "fetch_s": 300,       // since ABI 1.2:
+ *                                   "fetch_timeout_s": 30, // feed pulls
  *                                   "enabled": true } },
+ *         "deadlines": { "query_ms": 10000,     // how long one query or
+ *                        "scenario_ms": 60000 }, //  scenario may run
  *         "rules": { "instructions": 5000000, "wall_ms": 50,
  *                    "memory_mib": 32 },        // limits of the town's Lua
  *                                               //  rules; all optional
@@ -52,7 +56,14 @@ typedef struct core_town_plugin {
                         when absent); not yet checked against the schema */
   int tick_s;        /* -1: the plugin's own default */
   int enabled;       /* 0 when "enabled": false */
+  int fetch_s;       /* -1: the plugin's own fetch_interval_s */
+  int fetch_timeout_s; /* -1: CORE_FETCH_TIMEOUT_S_DEFAULT */
 } core_town_plugin;
+
+/* How long a query, a scenario and a fetch may run unless the town says. */
+#define CORE_QUERY_MS_DEFAULT 10000
+#define CORE_SCENARIO_MS_DEFAULT 60000
+#define CORE_FETCH_TIMEOUT_S_DEFAULT 30
 
 typedef struct core_town {
   char *id;       /* [a-z0-9_-]{1,40}, unique in the config */
@@ -70,6 +81,8 @@ typedef struct core_town {
   uint32_t rule_wall_ms, rule_memory_mib;
   /* "api": requests without a token may use the town's read routes */
   int anonymous_read;
+  /* "deadlines": of one query and one scenario, in ms */
+  uint32_t query_ms, scenario_ms;
 } core_town;
 
 /* "http": the HTTP API's listener and limits (defaults when absent). */

@@ -10,6 +10,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <jansson.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include <sys/stat.h>
 
 #include "ctx.h"
+#include "media.h"
 #include "schema.h"
 #include "script.h"
 
@@ -27,8 +29,188 @@
 /* Failed ticks in a row before a plugin is disabled for its town. */
 #define MAX_TICK_FAILURES 8
 
-static const char *use_cases[] = {"parking", "events", "clubs", "energy",
-                                  "sensors", "other",  NULL};
+/* The smallest twin_op of ABI 1.2: up to its last field. */
+#define OP_MIN_SIZE                                                            \
+  (offsetof(twin_op, example) + sizeof(((twin_op *)0)->example))
+#define OPS_MAX 256
+
+/* A use case: [a-z0-9-]{1,40} (twin.h lists the conventional ones). */
+static int valid_use_case(const char *s)
+{
+  size_t n = s ? strlen(s) : 0;
+  if (!n || n > 40)
+    return 0;
+  for (size_t i = 0; i < n; i++)
+    if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
+          s[i] == '-'))
+      return 0;
+  return 1;
+}
+
+static const char *kind_name(int kind)
+{
+  return kind == TWIN_OP_SCENARIO ? "scenario" : "query";
+}
+
+static void ops_free(core_plugin *p)
+{
+  for (size_t i = 0; i < p->n_ops; i++)
+    json_decref(p->ops[i].schema);
+  free(p->ops);
+  p->ops = NULL;
+  p->n_ops = 0;
+}
+
+/* The example of op o: a JSON object passing its schema ("op", if there,
+ * naming o). 0, or an error message in why. */
+static int check_example(const core_op *o, char *why, size_t size)
+{
+  json_error_t je;
+  json_t *ex = json_loads(o->op.example, JSON_REJECT_DUPLICATES, &je);
+  if (!json_is_object(ex)) {
+    snprintf(why, size, "is not a JSON object%s%s", ex ? "" : ": ",
+             ex ? "" : je.text);
+    json_decref(ex);
+    return -1;
+  }
+  json_t *opv = json_object_get(ex, "op");
+  if (opv && (!json_is_string(opv) ||
+              strcmp(json_string_value(opv), o->op.name))) {
+    snprintf(why, size, "has an \"op\" other than \"%s\"", o->op.name);
+    json_decref(ex);
+    return -1;
+  }
+  json_object_del(ex, "op");
+  core_err e;
+  int rc = 0;
+  if (o->schema) {
+    if (core_schema_validate(o->schema, ex, &e)) {
+      snprintf(why, size, "does not pass the request schema: %s", e.msg);
+      rc = -1;
+    }
+  } else if (json_object_size(ex)) {
+    snprintf(why, size, "has members, but the op takes no parameters");
+    rc = -1;
+  }
+  json_decref(ex);
+  return rc;
+}
+
+/* Copy and check the op table of descriptor d (ABI 1.2) into out. */
+static int load_ops(const char *path, const twin_plugin *d, core_plugin *out,
+                    core_err *err)
+{
+  if (!d->n_ops)
+    return TWIN_OK;
+  const char *name = d->name;
+  if (!d->ops || d->n_ops > OPS_MAX)
+    return core_err_set(err, TWIN_ERR_INVALID,
+                        "%s: plugin '%s' declares %u ops %s (set them with "
+                        "TWIN_OPS(table))",
+                        path, name, d->n_ops,
+                        d->ops ? "(at most 256)" : "but ops is NULL");
+  if (d->op_size < OP_MIN_SIZE)
+    return core_err_set(err, TWIN_ERR_INVALID,
+                        "%s: plugin '%s': op_size is %u bytes, a twin_op of "
+                        "ABI 1.2 has %zu (set ops with TWIN_OPS(table))",
+                        path, name, d->op_size, OP_MIN_SIZE);
+  out->ops = calloc(d->n_ops, sizeof *out->ops);
+  if (!out->ops)
+    return core_err_set(err, TWIN_ERR_NOMEM, "out of memory");
+  out->n_ops = d->n_ops;
+  for (size_t i = 0; i < d->n_ops; i++) {
+    core_op *o = &out->ops[i];
+    const char *raw = (const char *)d->ops + i * d->op_size;
+    memcpy(&o->op, raw,
+           d->op_size < sizeof o->op ? d->op_size : sizeof o->op);
+    const twin_op *op = &o->op;
+    char at[80];
+    snprintf(at, sizeof at, "ops[%zu]", i);
+    if (!core_valid_id(op->name))
+      return core_err_set(err, TWIN_ERR_INVALID,
+                          "%s: plugin '%s': %s: name '%.40s' is not a valid "
+                          "op name ([a-z0-9_-], 1 to 40 characters)",
+                          path, name, at, op->name ? op->name : "(null)");
+    snprintf(at, sizeof at, "ops[%zu] (\"%s\")", i, op->name);
+    if (op->kind != TWIN_OP_QUERY && op->kind != TWIN_OP_SCENARIO)
+      return core_err_set(err, TWIN_ERR_INVALID,
+                          "%s: plugin '%s': %s: kind %d is neither "
+                          "TWIN_OP_QUERY nor TWIN_OP_SCENARIO",
+                          path, name, at, (int)op->kind);
+    if ((op->kind == TWIN_OP_QUERY && !d->query) ||
+        (op->kind == TWIN_OP_SCENARIO && !d->simulate))
+      return core_err_set(err, TWIN_ERR_INVALID,
+                          "%s: plugin '%s': %s is a %s op but the plugin has "
+                          "no %s callback",
+                          path, name, at, kind_name(op->kind),
+                          op->kind == TWIN_OP_QUERY ? "query" : "simulate");
+    if (op->flags & ~TWIN_OP_SAFE)
+      return core_err_set(err, TWIN_ERR_INVALID,
+                          "%s: plugin '%s': %s: unknown flags 0x%x (only "
+                          "TWIN_OP_SAFE is defined)",
+                          path, name, at, op->flags & ~TWIN_OP_SAFE);
+    if ((op->flags & TWIN_OP_SAFE) && op->kind != TWIN_OP_QUERY)
+      return core_err_set(err, TWIN_ERR_INVALID,
+                          "%s: plugin '%s': %s: only queries can be "
+                          "TWIN_OP_SAFE (scenarios are POST only)",
+                          path, name, at);
+    if (!op->summary || !*op->summary)
+      return core_err_set(err, TWIN_ERR_INVALID,
+                          "%s: plugin '%s': %s has no summary (one line "
+                          "saying what it answers)",
+                          path, name, at);
+    for (size_t j = 0; j < i; j++)
+      if (out->ops[j].op.kind == op->kind &&
+          !strcmp(out->ops[j].op.name, op->name))
+        return core_err_set(err, TWIN_ERR_INVALID,
+                            "%s: plugin '%s': %s: a %s op of this name is "
+                            "declared twice",
+                            path, name, at, kind_name(op->kind));
+    size_t bad;
+    if (op->reply_type && core_media_list_check(op->reply_type, &bad))
+      return core_err_set(err, TWIN_ERR_INVALID,
+                          "%s: plugin '%s': %s: reply_type \"%.100s\": entry "
+                          "%zu is not a media type such as text/calendar",
+                          path, name, at, op->reply_type, bad);
+    o->reply = op->reply_type ? op->reply_type : "application/json";
+    if (op->request_schema) {
+      core_err e;
+      if (core_schema_load(op->request_schema, &o->schema, &e))
+        return core_err_set(err, TWIN_ERR_INVALID,
+                            "%s: plugin '%s': %s: request_schema: %s", path,
+                            name, at, e.msg);
+    }
+    char why[700];
+    if (op->example && check_example(o, why, sizeof why))
+      return core_err_set(err, TWIN_ERR_INVALID,
+                          "%s: plugin '%s': %s: example %s", path, name, at,
+                          why);
+  }
+  return TWIN_OK;
+}
+
+const core_op *core_plugin_op(const core_plugin *p, int kind,
+                              const char *name)
+{
+  for (size_t i = 0; name && i < p->n_ops; i++)
+    if (p->ops[i].op.kind == kind && !strcmp(p->ops[i].op.name, name))
+      return &p->ops[i];
+  return NULL;
+}
+
+size_t core_plugin_op_count(const core_plugin *p, int kind)
+{
+  size_t n = 0;
+  for (size_t i = 0; i < p->n_ops; i++)
+    n += p->ops[i].op.kind == kind;
+  return n;
+}
+
+int core_plugin_takes(const core_plugin *p, const char *type)
+{
+  return !type || !*type || core_media_is_json(type) ||
+         (p->desc.ingest_types && core_media_in_list(p->desc.ingest_types, type));
+}
 
 /* ---- loader -------------------------------------------------------------- */
 
@@ -108,13 +290,10 @@ int core_plugin_load(const char *path, core_plugin *out, core_err *err)
                       path, c->name);
     goto fail;
   }
-  int known = 0;
-  for (int i = 0; c->use_case && use_cases[i]; i++)
-    known |= !strcmp(c->use_case, use_cases[i]);
-  if (!known) {
+  if (!valid_use_case(c->use_case)) {
     st = core_err_set(err, TWIN_ERR_INVALID,
-                      "%s: use_case '%.40s' is not one of parking, events, "
-                      "clubs, energy, sensors, other",
+                      "%s: use_case '%.40s' is not a use case ([a-z0-9-], 1 "
+                      "to 40 characters, such as parking, events, energy)",
                       path, c->use_case ? c->use_case : "(null)");
     goto fail;
   }
@@ -134,10 +313,42 @@ int core_plugin_load(const char *path, core_plugin *out, core_err *err)
       goto fail;
     }
   }
+  if (c->ingest_types) {
+    size_t bad;
+    if (!c->ingest) {
+      st = core_err_set(err, TWIN_ERR_INVALID,
+                        "%s: plugin '%s' declares ingest_types but has no "
+                        "ingest callback",
+                        path, c->name);
+      goto fail;
+    }
+    if (core_media_list_check(c->ingest_types, &bad)) {
+      st = core_err_set(err, TWIN_ERR_INVALID,
+                        "%s: plugin '%s': ingest_types \"%.100s\": entry %zu "
+                        "is not a media type such as text/csv",
+                        path, c->name, c->ingest_types, bad);
+      goto fail;
+    }
+  }
+  if (c->fetch_interval_s && !c->fetch) {
+    st = core_err_set(err, TWIN_ERR_INVALID,
+                      "%s: plugin '%s' has a fetch_interval_s but no fetch "
+                      "callback",
+                      path, c->name);
+    goto fail;
+  }
+  st = load_ops(path, c, out, err);
+  if (st)
+    goto fail;
   out->path = strdup(path);
+  if (!out->path) {
+    st = core_err_set(err, TWIN_ERR_NOMEM, "out of memory");
+    goto fail;
+  }
   out->dl = dl;
   return TWIN_OK;
 fail:
+  ops_free(out);
   dlclose(dl);
   memset(out, 0, sizeof *out);
   return st;
@@ -145,6 +356,7 @@ fail:
 
 void core_plugin_unload(core_plugin *p)
 {
+  ops_free(p);
   if (p->dl)
     dlclose(p->dl);
   free(p->path);
@@ -266,7 +478,46 @@ json_t *core_plugin_json(const core_plugin *p, int full_path, int with_schema)
         d->config_schema ? json_loads(d->config_schema, 0, NULL) : NULL;
     json_object_set_new(o, "config_schema", schema ? schema : json_null());
   }
+  if (o && d->fetch)
+    json_object_set_new(o, "fetch_interval_s",
+                        json_integer(d->fetch_interval_s));
+  if (o && d->ingest) {
+    json_t *types = json_array();
+    json_array_append_new(types, json_string("application/json"));
+    const char *t = d->ingest_types ? d->ingest_types : "";
+    while (*t) { /* the list was checked at load */
+      while (*t == ' ' || *t == ',')
+        t++;
+      size_t n = strcspn(t, ", ");
+      if (n)
+        json_array_append_new(types, json_stringn(t, n));
+      t += n;
+    }
+    json_object_set_new(o, "ingest_types", types);
+  }
+  if (o && p->n_ops) {
+    json_t *ops = json_array();
+    for (size_t i = 0; i < p->n_ops; i++)
+      json_array_append_new(ops, core_op_json(&p->ops[i], with_schema));
+    json_object_set_new(o, "ops", ops);
+  }
   return o;
+}
+
+json_t *core_op_json(const core_op *o, int full)
+{
+  const twin_op *op = &o->op;
+  json_t *j = json_pack("{s:s,s:s,s:s,s:b,s:s}", "name", op->name, "kind",
+                        kind_name(op->kind), "summary", op->summary, "safe",
+                        (op->flags & TWIN_OP_SAFE) != 0, "reply_type",
+                        o->reply);
+  if (j && full) {
+    json_object_set_new(j, "request_schema",
+                        o->schema ? json_deep_copy(o->schema) : json_null());
+    json_t *ex = op->example ? json_loads(op->example, 0, NULL) : NULL;
+    json_object_set_new(j, "example", ex ? ex : json_null());
+  }
+  return j;
 }
 
 core_plugin *core_host_plugin(core_host *h, const char *name)
@@ -347,8 +598,9 @@ static int open_instance(core_host *h, core_instance *ci, core_err *err)
           : TWIN_ERR_NOMEM;
   core_store_end_read(h->store, txn);
   if (st) {
+    char why[1100];
     core_err_set(err, st, "open failed: %s (%s)",
-                 ctx.error[0] ? ctx.error : core_status_message(st),
+                 core_ctx_reason(&ctx, st, why, sizeof why),
                  core_status_name(st));
   } else {
     st = core_overlay_commit(ov, h->store, err);
@@ -387,10 +639,17 @@ static void add_instances(core_host *h, int open, const char *only_town)
         continue;
       }
       core_instance *ci = &h->inst[h->n_inst++];
+      ci->host = h;
       ci->plugin = p;
       ci->town = t;
       ci->tick_s =
           tp->tick_s >= 0 ? (uint32_t)tp->tick_s : p->desc.tick_interval_s;
+      ci->fetch_s = !p->desc.fetch  ? 0
+                    : tp->fetch_s >= 0 ? (uint32_t)tp->fetch_s
+                                       : p->desc.fetch_interval_s;
+      ci->fetch_timeout_s = tp->fetch_timeout_s >= 0
+                                ? (uint32_t)tp->fetch_timeout_s
+                                : CORE_FETCH_TIMEOUT_S_DEFAULT;
       core_err err;
       if (core_schema_apply(p->desc.config_schema, tp->config_json,
                             strlen(tp->config_json), &ci->config_json, &err)) {
@@ -454,6 +713,7 @@ static int host_open(const char *config_path, int level, const char *only_town,
   if (!h)
     return core_err_set(err, TWIN_ERR_NOMEM, "out of memory");
   pthread_mutex_init(&h->lock, NULL);
+  pthread_rwlock_init(&h->pipeline_lock, NULL);
   core_api_init(&h->api);
   int st = core_config_load(config_path, &h->cfg, err);
   if (st)
@@ -498,6 +758,7 @@ void core_host_close(core_host *h)
     if (ci->inst)
       ci->plugin->desc.close(ci->inst);
     free(ci->config_json);
+    free(ci->refused_codes);
   }
   free(h->inst);
   for (size_t i = 0; h->cfg && i < h->cfg->n_towns; i++) {
@@ -519,39 +780,162 @@ void core_host_close(core_host *h)
   core_store_close(h->store);
   core_config_free(h->cfg);
   pthread_mutex_destroy(&h->lock);
+  pthread_rwlock_destroy(&h->pipeline_lock);
   free(h);
+}
+
+/* ---- refused items ------------------------------------------------------- */
+
+void core_items_clear(core_items *it)
+{
+  for (size_t i = 0; i < it->n; i++) {
+    free(it->v[i].item);
+    free(it->v[i].field);
+    free(it->v[i].code);
+    free(it->v[i].reason);
+  }
+  it->n = 0;
+  it->total = 0;
+}
+
+void core_items_free(core_items *it)
+{
+  core_items_clear(it);
+  free(it->v);
+  memset(it, 0, sizeof *it);
+}
+
+int core_items_add(core_items *it, const char *item, const char *field,
+                   const char *code, const char *reason)
+{
+  it->total++;
+  if (it->n >= CORE_ITEMS_KEPT)
+    return TWIN_OK; /* counted only */
+  if (it->n == it->cap) {
+    size_t cap = it->cap ? it->cap * 2 : 8;
+    core_item *v = realloc(it->v, cap * sizeof *v);
+    if (!v)
+      return TWIN_ERR_NOMEM;
+    it->v = v;
+    it->cap = cap;
+  }
+  core_item *x = &it->v[it->n];
+  x->item = strdup(item);
+  x->field = field ? strdup(field) : NULL;
+  x->code = strdup(code);
+  x->reason = strdup(reason);
+  if (!x->item || (field && !x->field) || !x->code || !x->reason) {
+    free(x->item);
+    free(x->field);
+    free(x->code);
+    free(x->reason);
+    return TWIN_ERR_NOMEM;
+  }
+  it->n++;
+  return TWIN_OK;
+}
+
+json_t *core_items_json(const core_items *it)
+{
+  json_t *a = json_array();
+  for (size_t i = 0; a && it && i < it->n; i++) {
+    const core_item *x = &it->v[i];
+    json_t *o = json_pack("{s:s,s:s,s:s}", "item", x->item, "code", x->code,
+                          "reason", x->reason);
+    if (o && x->field)
+      json_object_set_new(o, "field", json_string(x->field));
+    json_array_append_new(a, o);
+  }
+  return a;
+}
+
+void core_instance_count_refused(core_host *h, core_instance *ci,
+                                 const core_items *items)
+{
+  if (!items || !items->total)
+    return;
+  pthread_mutex_lock(&h->lock);
+  for (size_t i = 0; i < items->total; i++) {
+    /* refusals beyond the kept ones count under the last kept code */
+    const char *code = items->n ? items->v[i < items->n ? i : items->n - 1].code
+                                : "other";
+    size_t k = 0;
+    while (k < ci->n_refused_codes && strcmp(ci->refused_codes[k].code, code))
+      k++;
+    if (k == ci->n_refused_codes) {
+      if (k >= 64) { /* a plugin inventing codes: pool the rest */
+        code = "other";
+        for (k = 0; k < ci->n_refused_codes &&
+                    strcmp(ci->refused_codes[k].code, code);
+             k++)
+          ;
+      }
+      if (k == ci->n_refused_codes) {
+        core_code_count *v = realloc(ci->refused_codes, (k + 1) * sizeof *v);
+        if (!v)
+          break;
+        ci->refused_codes = v;
+        snprintf(v[k].code, sizeof v[k].code, "%s", code);
+        v[k].n = 0;
+        ci->n_refused_codes++;
+      }
+    }
+    ci->refused_codes[k].n++;
+  }
+  pthread_mutex_unlock(&h->lock);
 }
 
 /* ---- calls --------------------------------------------------------------- */
 
-static int call_failed(twin_ctx *ctx, int rc, const char *what, core_err *err)
+static int deadline_passed(const twin_ctx *ctx)
 {
-  return core_err_set(err, rc, "%s/%s %s: %s", ctx->town->id, ctx->plugin, what,
-                      ctx->error[0] ? ctx->error : core_status_message(rc));
+  return ctx->deadline_ns && core_mono_ns() >= ctx->deadline_ns;
 }
 
-static int take_reply(twin_ctx *ctx, char **reply)
+/* "query 'forecast'", or "query" for a plugin without declared ops. */
+static void call_label(const char *what, const core_op *op, char *buf,
+                       size_t size)
 {
-  if (ctx->reply) {
-    *reply = ctx->reply;
-    ctx->reply = NULL;
-  } else {
-    *reply = strdup("null");
-  }
-  return *reply ? TWIN_OK : TWIN_ERR_NOMEM;
+  if (op)
+    snprintf(buf, size, "%s '%s'", what, op->op.name);
+  else
+    snprintf(buf, size, "%s", what);
+}
+
+static int call_failed(twin_ctx *ctx, int rc, const char *what, core_err *err)
+{
+  char why[1100];
+  core_ctx_reason(ctx, rc, why, sizeof why);
+  int st = core_err_set(err, rc, "%s/%s %s: %s", ctx->town->id, ctx->plugin,
+                        what, why);
+  core_err_detail(err, ctx->err_code[0] ? ctx->err_code : NULL,
+                  ctx->err_field[0] ? ctx->err_field : NULL);
+  return st;
+}
+
+/* A call that failed after its deadline: the deadline is the reason. */
+static int deadline_failed(twin_ctx *ctx, const char *what, uint32_t ms,
+                           const char *knob, core_err *err)
+{
+  int st = core_err_set(err, TWIN_ERR_DEADLINE,
+                        "%s/%s %s ran out of time: its deadline of %u ms "
+                        "passed. Ask for less (a shorter window, fewer "
+                        "items), or raise %s in the town's config",
+                        ctx->town->id, ctx->plugin, what, ms, knob);
+  core_err_detail(err, "deadline_exceeded", NULL);
+  return st;
 }
 
 typedef int (*read_call)(void *inst, twin_ctx *ctx, const char *doc,
                          size_t len);
 
-static int read_only_call(core_host *h, core_instance *ci, read_call fn,
-                          const char *what, const char *req, size_t len,
-                          char **reply, core_err *err)
+static int describe_call(core_host *h, core_instance *ci, char **reply,
+                         core_err *err)
 {
   *reply = NULL;
-  if (!fn)
+  if (!ci->plugin->desc.describe)
     return core_err_set(err, TWIN_ERR_UNSUPPORTED, "plugin '%s' has no %s",
-                        ci->plugin->desc.name, what);
+                        ci->plugin->desc.name, "describe");
   MDB_txn *txn;
   int st = core_store_begin_read(h->store, &txn, err);
   if (st)
@@ -559,37 +943,175 @@ static int read_only_call(core_host *h, core_instance *ci, read_call fn,
   twin_ctx ctx;
   core_ctx_init(&ctx, h, ci, CORE_CTX_READ, txn, NULL);
   ctx.may_reply = 1;
-  st = fn(ci->inst, &ctx, req, len);
-  if (st)
-    call_failed(&ctx, st, what, err);
-  else
-    st = take_reply(&ctx, reply);
+  ctx.deadline_ns =
+      core_mono_ns() + (uint64_t)(ci->town->query_ms ? ci->town->query_ms
+                                                     : CORE_QUERY_MS_DEFAULT) *
+                           1000000u;
+  st = ci->plugin->desc.describe(ci->inst, &ctx);
+  if (st) {
+    call_failed(&ctx, st, "describe", err);
+  } else if (ctx.reply && ctx.reply_type[0] &&
+             !core_media_is_json(ctx.reply_type)) {
+    st = core_err_set(err, TWIN_ERR_INVALID, "%s/%s describe: reply is not JSON",
+                      ci->town->id, ci->plugin->desc.name);
+  } else {
+    *reply = ctx.reply ? ctx.reply : strdup("null");
+    ctx.reply = NULL;
+    if (!*reply)
+      st = core_err_set(err, TWIN_ERR_NOMEM, "out of memory");
+  }
   core_ctx_done(&ctx);
   core_store_end_read(h->store, txn);
   return st;
 }
 
-int core_host_query(core_host *h, core_instance *ci, const char *req,
-                    size_t len, char **reply, core_err *err)
-{
-  return read_only_call(h, ci, ci->plugin->desc.query, "query", req, len, reply,
-                        err);
-}
-
-static int describe_adapter(void *inst, twin_ctx *ctx, const char *doc,
-                            size_t len)
-{
-  (void)doc;
-  (void)len;
-  return ctx->ci->plugin->desc.describe(inst, ctx);
-}
-
 int core_host_describe(core_host *h, core_instance *ci, char **reply,
                        core_err *err)
 {
-  return read_only_call(h, ci,
-                        ci->plugin->desc.describe ? describe_adapter : NULL,
-                        "describe", "", 0, reply, err);
+  return describe_call(h, ci, reply, err);
+}
+
+/* A request error of the host's own (not the plugin's): code and field. */
+static int req_fail(core_err *err, int st, const char *code,
+                    const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static int req_fail(core_err *err, int st, const char *code,
+                    const char *field, const char *fmt, ...)
+{
+  char msg[sizeof err->msg];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  core_err_set(err, st, "%s", msg);
+  core_err_detail(err, code, field);
+  return st;
+}
+
+/* The names of p's ops of kind, for messages. */
+static size_t op_names(const core_plugin *p, int kind, const char **names,
+                       size_t max)
+{
+  size_t n = 0;
+  for (size_t i = 0; i < p->n_ops && n < max; i++)
+    if (p->ops[i].op.kind == kind)
+      names[n++] = p->ops[i].op.name;
+  return n;
+}
+
+static int blank(const char *s, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n')
+      return 0;
+  return 1;
+}
+
+int core_host_prepare(const core_plugin *p, int kind, const char *op,
+                      const char *req, size_t len, char **text,
+                      size_t *text_len, const core_op **out_op,
+                      core_err *err)
+{
+  *text = NULL;
+  *text_len = 0;
+  *out_op = NULL;
+  const char *pname = p->desc.name, *what = kind_name(kind);
+  size_t declared = core_plugin_op_count(p, kind);
+  if (!declared && !op) { /* a plugin of ABI 1.1 or without a table */
+    *text = malloc(len + 1);
+    if (!*text)
+      return core_err_set(err, TWIN_ERR_NOMEM, "out of memory");
+    memcpy(*text, req, len);
+    (*text)[len] = 0;
+    *text_len = len;
+    return TWIN_OK;
+  }
+  json_error_t je;
+  json_t *r = !req || blank(req, len)
+                  ? json_object()
+                  : json_loadb(req, len, JSON_REJECT_DUPLICATES, &je);
+  if (!r)
+    return req_fail(err, TWIN_ERR_PARSE, "bad_json", "body",
+                    "the %s is not JSON: %s (line %d, column %d)",
+                    kind == TWIN_OP_SCENARIO ? "scenario" : "request",
+                    je.text, je.line, je.column);
+  int st = TWIN_OK;
+  if (!json_is_object(r)) {
+    st = req_fail(err, TWIN_ERR_INVALID, "bad_request", "body",
+                  "the %s must be a JSON object of the op's parameters "
+                  "(see `twinhost plugins info %s`)",
+                  kind == TWIN_OP_SCENARIO ? "scenario" : "request", pname);
+    goto out;
+  }
+  json_t *named = json_object_get(r, "op");
+  if (named && !json_is_string(named)) {
+    st = req_fail(err, TWIN_ERR_INVALID, "bad_request", "op",
+                  "op: expected the name of a %s op as a string", what);
+    goto out;
+  }
+  const char *name = op;
+  if (named && op && strcmp(json_string_value(named), op)) {
+    st = req_fail(err, TWIN_ERR_INVALID, "bad_request", "op",
+                  "op: the path names %s op '%s' but the body says '%s'; "
+                  "leave \"op\" out of the body",
+                  what, op, json_string_value(named));
+    goto out;
+  }
+  if (!name && named)
+    name = json_string_value(named);
+  const char *names[OPS_MAX];
+  size_t nn = op_names(p, kind, names, OPS_MAX);
+  char list[400];
+  core_join_names(names, nn, list, sizeof list);
+  if (!declared) { /* no table: pass on with "op" set, as 1.1 plugins
+                      dispatch on it by convention */
+    json_object_set_new(r, "op", json_string(name));
+  } else {
+    if (!name && declared == 1)
+      name = names[0];
+    if (!name) {
+      st = req_fail(err, TWIN_ERR_INVALID, "bad_request", "op",
+                    "op: missing; plugin '%s' answers the %s ops %s: name "
+                    "one in the path (.../%s/<op>) or as \"op\" in the body",
+                    pname, what, list, what);
+      goto out;
+    }
+    const core_op *o = core_plugin_op(p, kind, name);
+    if (!o) {
+      char hint[160];
+      core_suggest(name, names, nn, hint, sizeof hint);
+      st = req_fail(err, TWIN_ERR_NOT_FOUND, "unknown_op", "op",
+                    "op: plugin '%s' has no %s op '%.60s'%s (its %s ops: "
+                    "%s)",
+                    pname, what, name, hint, what, nn ? list : "none");
+      goto out;
+    }
+    json_object_del(r, "op");
+    core_err e;
+    if (o->schema) {
+      if (core_schema_validate(o->schema, r, &e)) {
+        st = req_fail(err, TWIN_ERR_INVALID, "bad_request", e.field,
+                      "%s %s '%s': %s", pname, what, o->op.name, e.msg);
+        goto out;
+      }
+    } else if (json_object_size(r)) {
+      const char *k = json_object_iter_key(json_object_iter(r));
+      st = req_fail(err, TWIN_ERR_INVALID, "bad_request", k,
+                    "%s: %s %s '%s' takes no parameters", k, pname, what,
+                    o->op.name);
+      goto out;
+    }
+    json_object_set_new(r, "op", json_string(o->op.name));
+    *out_op = o;
+  }
+  *text = json_dumps(r, JSON_COMPACT);
+  if (!*text)
+    st = core_err_set(err, TWIN_ERR_NOMEM, "out of memory");
+  else
+    *text_len = strlen(*text);
+out:
+  json_decref(r);
+  return st;
 }
 
 static int collect_event(void *ud, const char *town, const char *json,
@@ -602,54 +1124,124 @@ static int collect_event(void *ud, const char *town, const char *json,
   return TWIN_OK;
 }
 
-int core_host_simulate(core_host *h, core_instance *ci, const char *scenario,
-                       size_t len, char **reply, core_err *err)
+/* A scenario's JSON report wrapped with what it would have written and
+ * emitted: none of it reaches the store. */
+static int scenario_reply(twin_ctx *ctx, core_overlay *ov, core_reply *out,
+                          core_err *err)
 {
-  *reply = NULL;
-  if (!ci->plugin->desc.simulate)
-    return core_err_set(err, TWIN_ERR_UNSUPPORTED,
-                        "plugin '%s' has no scenarios (simulate)",
-                        ci->plugin->desc.name);
-  MDB_txn *txn;
-  int st = core_store_begin_read(h->store, &txn, err);
+  json_t *report =
+      ctx->reply ? json_loads(ctx->reply, JSON_DECODE_ANY, NULL) : json_null();
+  json_t *events = json_array();
+  core_overlay_each_event(ov, collect_event, events);
+  json_t *o = json_pack(
+      "{s:s,s:s,s:o,s:o,s:I}", "town", ctx->town->id, "plugin", ctx->plugin,
+      "report", report ? report : json_null(), "events", events,
+      "staged_writes", (json_int_t)core_overlay_writes(ov));
+  out->body = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
+  json_decref(o);
+  if (!out->body)
+    return core_err_set(err, TWIN_ERR_NOMEM, "out of memory");
+  out->len = strlen(out->body);
+  return TWIN_OK;
+}
+
+int core_host_request(core_host *h, core_instance *ci, int kind,
+                      const char *op, const char *req, size_t len,
+                      core_reply *out, core_err *err)
+{
+  memset(out, 0, sizeof *out);
+  const twin_plugin *d = &ci->plugin->desc;
+  int scenario = kind == TWIN_OP_SCENARIO;
+  read_call fn = scenario ? d->simulate : d->query;
+  if (!fn)
+    return req_fail(err, TWIN_ERR_UNSUPPORTED, "unsupported", NULL,
+                    scenario ? "plugin '%s' has no scenarios (simulate)"
+                             : "plugin '%s' answers no queries",
+                    d->name);
+  char *text;
+  size_t tlen;
+  const core_op *o;
+  int st = core_host_prepare(ci->plugin, kind, op, req, len, &text, &tlen, &o,
+                             err);
   if (st)
     return st;
-  core_overlay *ov = core_overlay_new();
-  twin_ctx ctx;
-  core_ctx_init(&ctx, h, ci, CORE_CTX_SCENARIO, txn, ov);
-  ctx.may_reply = 1;
-  st = ov ? ci->plugin->desc.simulate(ci->inst, &ctx, scenario, len)
-          : TWIN_ERR_NOMEM;
+  MDB_txn *txn;
+  st = core_store_begin_read(h->store, &txn, err);
   if (st) {
-    call_failed(&ctx, st, "simulate", err);
+    free(text);
+    return st;
+  }
+  core_overlay *ov = scenario ? core_overlay_new() : NULL;
+  twin_ctx ctx;
+  core_ctx_init(&ctx, h, ci, scenario ? CORE_CTX_SCENARIO : CORE_CTX_READ,
+                txn, ov);
+  ctx.may_reply = 1;
+  ctx.op = o;
+  uint32_t ms = scenario ? ci->town->scenario_ms : ci->town->query_ms;
+  if (!ms)
+    ms = scenario ? CORE_SCENARIO_MS_DEFAULT : CORE_QUERY_MS_DEFAULT;
+  ctx.deadline_ns = core_mono_ns() + (uint64_t)ms * 1000000u;
+  char what[80];
+  call_label(scenario ? "scenario" : "query", o, what, sizeof what);
+  st = scenario && !ov ? TWIN_ERR_NOMEM : fn(ci->inst, &ctx, text, tlen);
+  if (st && (st == TWIN_ERR_DEADLINE || deadline_passed(&ctx))) {
+    st = deadline_failed(&ctx, what, ms,
+                         scenario ? "deadlines.scenario_ms"
+                                  : "deadlines.query_ms",
+                         err);
+  } else if (st) {
+    call_failed(&ctx, st, what, err);
   } else {
-    /* The report, plus what the scenario would have written and emitted:
-     * none of it reaches the store; the overlay is dropped below. */
-    json_t *report =
-        ctx.reply ? json_loads(ctx.reply, JSON_DECODE_ANY, NULL) : json_null();
-    json_t *events = json_array();
-    core_overlay_each_event(ov, collect_event, events);
-    json_t *out = json_pack(
-        "{s:s,s:s,s:o,s:o,s:I}", "town", ci->town->id, "plugin",
-        ci->plugin->desc.name, "report", report ? report : json_null(),
-        "events", events, "staged_writes", (json_int_t)core_overlay_writes(ov));
-    *reply = out ? json_dumps(out, JSON_COMPACT | JSON_REAL_PRECISION(15))
-                 : NULL;
-    json_decref(out);
-    if (!*reply)
-      st = core_err_set(err, TWIN_ERR_NOMEM, "out of memory");
+    int json = !ctx.reply_type[0] || core_media_is_json(ctx.reply_type);
+    snprintf(out->type, sizeof out->type, "%s",
+             ctx.reply_type[0] ? ctx.reply_type : "application/json");
+    if (scenario && json) {
+      st = scenario_reply(&ctx, ov, out, err);
+    } else if (ctx.reply) {
+      out->body = ctx.reply;
+      out->len = ctx.reply_len;
+      ctx.reply = NULL;
+    } else {
+      out->body = strdup("null");
+      out->len = 4;
+      if (!out->body)
+        st = core_err_set(err, TWIN_ERR_NOMEM, "out of memory");
+    }
   }
   core_ctx_done(&ctx);
   core_overlay_free(ov);
   core_store_end_read(h->store, txn);
+  free(text);
   return st;
 }
 
-int core_host_run_ingest(core_host *h, core_instance *ci, MDB_txn *txn,
-                         core_overlay *ov, const char *doc, size_t len,
-                         core_err *err)
+int core_host_query(core_host *h, core_instance *ci, const char *req,
+                    size_t len, char **reply, core_err *err)
+{
+  core_reply r;
+  int st = core_host_request(h, ci, TWIN_OP_QUERY, NULL, req, len, &r, err);
+  *reply = r.body;
+  return st;
+}
+
+int core_host_simulate(core_host *h, core_instance *ci, const char *scenario,
+                       size_t len, char **reply, core_err *err)
+{
+  core_reply r;
+  int st =
+      core_host_request(h, ci, TWIN_OP_SCENARIO, NULL, scenario, len, &r, err);
+  *reply = r.body;
+  return st;
+}
+
+int core_host_run_ingest_as(core_host *h, core_instance *ci, MDB_txn *txn,
+                            core_overlay *ov, const char *type,
+                            const char *doc, size_t len, core_items *items,
+                            core_err *err)
 {
   core_overlay_clear(ov);
+  if (items)
+    core_items_clear(items);
   if (ci->state == CORE_INSTANCE_DISABLED)
     return core_err_set(err, TWIN_ERR_UNAVAILABLE,
                         "plugin '%s' is disabled "
@@ -661,16 +1253,25 @@ int core_host_run_ingest(core_host *h, core_instance *ci, MDB_txn *txn,
                         ci->plugin->desc.name);
   twin_ctx ctx;
   core_ctx_init(&ctx, h, ci, CORE_CTX_WRITE, txn, ov);
+  ctx.in_ingest = 1;
+  ctx.doc_type = type && *type ? type : "application/json";
+  ctx.items = items;
   int st = ci->plugin->desc.ingest(ci->inst, &ctx, doc, len);
   if (!st)
     st = core_host_run_rules(h, &ctx, core_overlay_stamp(ov));
   if (st) {
-    core_err_set(err, st, "%s",
-                 ctx.error[0] ? ctx.error : core_status_message(st));
+    core_ctx_fail(&ctx, st, err);
     core_overlay_clear(ov);
   }
   core_ctx_done(&ctx);
   return st;
+}
+
+int core_host_run_ingest(core_host *h, core_instance *ci, MDB_txn *txn,
+                         core_overlay *ov, const char *doc, size_t len,
+                         core_err *err)
+{
+  return core_host_run_ingest_as(h, ci, txn, ov, NULL, doc, len, NULL, err);
 }
 
 int core_host_run_tick(core_host *h, core_instance *ci, MDB_txn *txn,
@@ -685,11 +1286,76 @@ int core_host_run_tick(core_host *h, core_instance *ci, MDB_txn *txn,
   if (!st)
     st = core_host_run_rules(h, &ctx, core_overlay_stamp(ov));
   if (st) {
-    core_err_set(err, st, "%s",
-                 ctx.error[0] ? ctx.error : core_status_message(st));
+    core_ctx_fail(&ctx, st, err);
     core_overlay_clear(ov);
   }
   core_ctx_done(&ctx);
+  return st;
+}
+
+/* ---- fetch --------------------------------------------------------------- */
+
+int core_instance_fetch_due(core_host *h, core_instance *ci, twin_time now)
+{
+  if (!ci->plugin->desc.fetch || !ci->fetch_s)
+    return 0;
+  pthread_mutex_lock(&h->lock);
+  int due = ci->inst && ci->state != CORE_INSTANCE_DISABLED &&
+            now >= ci->next_fetch;
+  pthread_mutex_unlock(&h->lock);
+  return due;
+}
+
+int core_host_run_fetch(core_host *h, core_instance *ci, core_err *err)
+{
+  if (!ci->plugin->desc.fetch || !ci->inst)
+    return TWIN_OK;
+  twin_ctx ctx;
+  core_ctx_init(&ctx, h, ci, CORE_CTX_FETCH, NULL, NULL);
+  uint32_t timeout_s =
+      ci->fetch_timeout_s ? ci->fetch_timeout_s : CORE_FETCH_TIMEOUT_S_DEFAULT;
+  ctx.deadline_ns = core_mono_ns() + (uint64_t)timeout_s * 1000000000u;
+  int st = ci->plugin->desc.fetch(ci->inst, &ctx);
+  if (st && (st == TWIN_ERR_DEADLINE || deadline_passed(&ctx))) {
+    char why[1100];
+    core_ctx_reason(&ctx, st, why, sizeof why);
+    core_err_set(err, TWIN_ERR_DEADLINE,
+                 "fetch ran past its timeout of %u s (%s); raise "
+                 "fetch_timeout_s next to the plugin's config in the town's "
+                 "config if the source is just slow",
+                 timeout_s, why);
+    st = TWIN_ERR_DEADLINE;
+  } else if (st) {
+    core_ctx_fail(&ctx, st, err);
+  }
+  core_ctx_done(&ctx);
+  twin_time now = core_now_ms();
+  pthread_mutex_lock(&h->lock);
+  ci->fetches++;
+  if (!st) {
+    ci->fetch_failures = 0;
+    ci->fetch_reason[0] = 0;
+    ci->next_fetch = now + (twin_time)ci->fetch_s * 1000;
+  } else {
+    ci->fetch_errors++;
+    ci->fetch_failures++;
+    /* 2, 4, 8 ... times the interval, at most an hour; never disabled:
+     * a feed that comes back is used again. */
+    int shift = ci->fetch_failures < 20 ? ci->fetch_failures : 20;
+    int64_t wait = (int64_t)ci->fetch_s * 1000 << shift;
+    if (wait > 3600 * 1000)
+      wait = 3600 * 1000;
+    ci->next_fetch = now + wait;
+    snprintf(ci->fetch_reason, sizeof ci->fetch_reason,
+             "fetch failed %d time%s in a row: %s", ci->fetch_failures,
+             ci->fetch_failures == 1 ? "" : "s", err->msg);
+  }
+  char why[sizeof ci->fetch_reason];
+  memcpy(why, ci->fetch_reason, sizeof why);
+  pthread_mutex_unlock(&h->lock);
+  if (st)
+    core_log(TWIN_LEVEL_WARNING, ci->town->id, ci->plugin->desc.name, "%s",
+             why);
   return st;
 }
 

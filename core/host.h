@@ -18,12 +18,45 @@
 #include "util.h"
 #include "view.h"
 
+/* An operation a plugin declared (twin_op), checked and with its request
+ * schema loaded, so a request is validated without parsing the schema. */
+typedef struct core_op {
+  twin_op op;         /* copied; fields beyond the plugin's op_size are 0 */
+  const char *reply;  /* op.reply_type, or "application/json" */
+  json_t *schema;     /* the loaded request schema; NULL: no parameters */
+} core_op;
+
 /* A plugin .so the loader accepted. */
 typedef struct core_plugin {
   char *path;
   void *dl;
   twin_plugin desc; /* copied; fields beyond the plugin's struct_size are 0 */
+  core_op *ops;     /* desc.n_ops of them (ABI 1.2) */
+  size_t n_ops;
 } core_plugin;
+
+/* The declared op of p of kind (TWIN_OP_QUERY, TWIN_OP_SCENARIO) named
+ * name, or NULL; and how many ops of that kind p declares. */
+const core_op *core_plugin_op(const core_plugin *p, int kind,
+                              const char *name);
+size_t core_plugin_op_count(const core_plugin *p, int kind);
+
+/* Items of one document that its plugin refused (refuse_item): the first
+ * CORE_ITEMS_KEPT with their text, total counting all. */
+typedef struct core_item {
+  char *item, *field, *code, *reason; /* field may be NULL */
+} core_item;
+typedef struct core_items {
+  core_item *v;
+  size_t n, cap, total;
+} core_items;
+void core_items_clear(core_items *it); /* keeps the array's memory */
+void core_items_free(core_items *it);
+int core_items_add(core_items *it, const char *item, const char *field,
+                   const char *code, const char *reason);
+/* The refusals as a JSON array [{"item","field","code","reason"}] (new
+ * reference). */
+json_t *core_items_json(const core_items *it);
 
 /* A file the loader refused, and why (one line). */
 typedef struct core_refusal {
@@ -39,6 +72,7 @@ enum core_instance_state {
 
 /* A plugin enabled for one town. */
 typedef struct core_instance {
+  struct core_host *host; /* the host it belongs to */
   core_plugin *plugin;
   const core_town *town;
   void *inst;
@@ -54,7 +88,23 @@ typedef struct core_instance {
    * writer thread, read anywhere, with __atomic builtins) */
   uint64_t docs, docs_rejected;
   char reason[512];
+  /* fetch (ABI 1.2): its own schedule and health, under the host lock;
+   * a failing fetch backs off but never disables the instance */
+  uint32_t fetch_s, fetch_timeout_s; /* fetch_s 0: never fetched */
+  twin_time next_fetch;
+  int fetch_failures; /* in a row */
+  uint64_t fetches, fetch_errors;
+  char fetch_reason[512]; /* the last failure; "" after a success */
+  /* items refused per reason code (refuse_item), under the host lock */
+  struct core_code_count *refused_codes;
+  size_t n_refused_codes;
 } core_instance;
+
+typedef struct core_code_count {
+  char code[48];
+  uint64_t n;
+} core_code_count;
+
 
 typedef struct core_pipeline core_pipeline;
 
@@ -74,6 +124,11 @@ typedef struct core_host {
    * script_error). */
   struct core_script **scripts;
   char **script_error;
+  /* The running pipeline (submit hands documents to it), or NULL: set by
+   * core_pipeline_start, cleared by core_pipeline_stop, under
+   * pipeline_lock (read side: a submit while it enqueues). */
+  core_pipeline *pipeline;
+  pthread_rwlock_t pipeline_lock;
 } core_host;
 
 /* How much of a host to bring up. */
@@ -119,9 +174,13 @@ void core_plugin_unload(core_plugin *p);
 
 /* A loaded plugin's descriptor as JSON (new reference): name, version,
  * use_case, summary, file (its path, or with full_path 0 only its name),
- * abi "major.minor" it was built for, tick_interval_s; with_schema adds
- * config_schema. */
+ * abi "major.minor" it was built for, tick_interval_s, fetch_interval_s
+ * (with a fetch), ingest_types (with an ingest), ops (brief); with_schema
+ * adds config_schema and each op's request_schema and example. */
 json_t *core_plugin_json(const core_plugin *p, int full_path, int with_schema);
+/* One declared op as JSON: name, kind, summary, safe, reply_type; full
+ * adds request_schema and example. */
+json_t *core_op_json(const core_op *o, int full);
 core_plugin *core_host_plugin(core_host *h, const char *name);
 core_instance *core_host_instance(core_host *h, const char *town,
                                   const char *plugin);
@@ -134,6 +193,40 @@ int core_host_find(core_host *h, const char *town, const char *plugin,
                    core_instance **out, core_err *err);
 
 /* ---- calls into plugins -------------------------------------------------- */
+
+/* A reply of query or simulate: body (NUL-terminated too, caller frees)
+ * of len bytes in media type type ("application/json" unless the op
+ * declared another and the plugin used it). */
+typedef struct core_reply {
+  char *body;
+  size_t len;
+  char type[128];
+} core_reply;
+
+/*
+ * Answer a query (kind TWIN_OP_QUERY) or scenario (TWIN_OP_SCENARIO) of
+ * ci. op names the op when it came apart from the request (a URL path),
+ * else NULL. For a plugin that declares ops of the kind, the request must
+ * be a JSON object; its op ("op", or op, or the only one) is found, the
+ * request checked against the op's schema (defaults filled) and passed on
+ * with "op" set. A plugin without declared ops gets the request as sent
+ * ("op" added when op is given). The call has the town's deadline. On
+ * failure err has the message, and where known a code ("bad_request",
+ * "unknown_op", the plugin's) and field.
+ */
+int core_host_request(core_host *h, core_instance *ci, int kind,
+                      const char *op, const char *req, size_t len,
+                      core_reply *out, core_err *err);
+
+/*
+ * The checked request a plugin gets (see core_host_request), without
+ * calling it: *text (caller frees) and the op (NULL for a plugin without
+ * declared ops). Also for query_plugin.
+ */
+int core_host_prepare(const core_plugin *p, int kind, const char *op,
+                      const char *req, size_t len, char **text,
+                      size_t *text_len, const core_op **out_op,
+                      core_err *err);
 
 /* A reply (query/simulate/describe): NUL-terminated JSON, caller frees. */
 int core_host_query(core_host *h, core_instance *ci, const char *req,
@@ -151,8 +244,30 @@ int core_host_describe(core_host *h, core_instance *ci, char **reply,
 int core_host_run_ingest(core_host *h, core_instance *ci, MDB_txn *txn,
                          core_overlay *ov, const char *doc, size_t len,
                          core_err *err);
+/* The same for a document of media type (NULL: JSON), collecting the
+ * plugin's item refusals in items (cleared first; may be NULL). */
+int core_host_run_ingest_as(core_host *h, core_instance *ci, MDB_txn *txn,
+                            core_overlay *ov, const char *type,
+                            const char *doc, size_t len, core_items *items,
+                            core_err *err);
+
+/* Run ci's fetch on the calling thread (a fetch thread), with its
+ * timeout as deadline; then record the outcome in its fetch health and
+ * log a failure. */
+int core_host_run_fetch(core_host *h, core_instance *ci, core_err *err);
+/* 1 when ci has a fetch and it is due at now (not backing off). */
+int core_instance_fetch_due(core_host *h, core_instance *ci, twin_time now);
+
+/* The media types ci's plugin takes for ingest, checked: 1 when type
+ * (a Content-Type, parameters ignored) is JSON or one of them. */
+int core_plugin_takes(const core_plugin *p, const char *type);
 int core_host_run_tick(core_host *h, core_instance *ci, MDB_txn *txn,
                        core_overlay *ov, core_err *err);
+
+/* Count a committed document's refused items per code for ci (under
+ * the host lock), for /metrics. */
+void core_instance_count_refused(core_host *h, core_instance *ci,
+                                 const core_items *items);
 
 /* Record a committed tick's outcome on the live instance (under the host
  * lock) and log failures; the reason stays visible in `plugins list`.

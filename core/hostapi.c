@@ -7,11 +7,15 @@
  * host.
  */
 #include "ctx.h"
+#include "media.h"
+#include "pipeline.h"
 #include "script.h"
 #include "tz.h"
 
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,7 +50,31 @@ void core_ctx_done(twin_ctx *ctx)
   ctx->reply = NULL;
 }
 
-/* Say why a host call fails, for the plugin's own messages and logs. */
+const char *core_ctx_reason(const twin_ctx *ctx, int status, char *buf,
+                            size_t size)
+{
+  if (ctx->error[0] && ctx->detail[0] && !strstr(ctx->error, ctx->detail))
+    snprintf(buf, size, "%s (host: %s)", ctx->error, ctx->detail);
+  else if (ctx->error[0])
+    snprintf(buf, size, "%s", ctx->error);
+  else if (ctx->detail[0])
+    snprintf(buf, size, "%s", ctx->detail);
+  else
+    snprintf(buf, size, "%s", core_status_message(status));
+  core_utf8_fix(buf);
+  return buf;
+}
+
+void core_ctx_fail(const twin_ctx *ctx, int status, core_err *err)
+{
+  char why[sizeof err->msg];
+  core_err_set(err, status, "%s", core_ctx_reason(ctx, status, why, sizeof why));
+  core_err_detail(err, ctx->err_code[0] ? ctx->err_code : NULL,
+                  ctx->err_field[0] ? ctx->err_field : NULL);
+}
+
+/* Say why a host call fails: the host's detail, kept beside whatever the
+ * plugin then says (core_ctx_reason). */
 static void ctx_error(twin_ctx *ctx, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
@@ -54,18 +82,48 @@ static void ctx_error(twin_ctx *ctx, const char *fmt, ...)
 {
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(ctx->error, sizeof ctx->error, fmt, ap);
+  vsnprintf(ctx->detail, sizeof ctx->detail, fmt, ap);
   va_end(ap);
-  core_utf8_fix(ctx->error);
+  core_utf8_fix(ctx->detail);
 }
 
 static int writable(twin_ctx *ctx)
 {
+  if (ctx->mode == CORE_CTX_FETCH) {
+    ctx_error(ctx, "fetch cannot write the store: hand documents to the "
+                   "pipeline with submit");
+    return 0;
+  }
   if (ctx->mode == CORE_CTX_READ || !ctx->view.ov) {
     ctx_error(ctx, "writes are not allowed in a query or describe");
     return 0;
   }
   return 1;
+}
+
+/* fetch runs outside any transaction: it reads nothing from the store
+ * (a read snapshot held while waiting on the network would hold up the
+ * writer when the store grows). */
+static int readable(twin_ctx *ctx)
+{
+  if (ctx->mode == CORE_CTX_FETCH) {
+    ctx_error(ctx, "fetch cannot read the store (it runs outside any "
+                   "transaction); keep what fetch needs in the instance");
+    return 0;
+  }
+  return 1;
+}
+
+/* TWIN_ERR_DEADLINE once the call's deadline has passed, checked every
+ * 256th step of a scan so scans stay cheap. */
+static int scan_deadline(twin_ctx *ctx, size_t *steps)
+{
+  if (ctx && ctx->deadline_ns && (++*steps & 255) == 0 &&
+      core_mono_ns() >= ctx->deadline_ns) {
+    ctx_error(ctx, "the call's deadline passed during a scan");
+    return TWIN_ERR_DEADLINE;
+  }
+  return TWIN_OK;
 }
 
 /* town\0plugin\0 */
@@ -193,8 +251,12 @@ static int api_entity_get(twin_ctx *ctx, const char *type, const char *id,
                           const char *attr, twin_attr *out)
 {
   core_key k;
-  if (!ctx || !out || !key_entity(ctx, &k, type, id) ||
-      !core_valid_name(attr) || !core_key_part(&k, attr))
+  if (!ctx || !out)
+    return TWIN_ERR_INVALID;
+  if (!readable(ctx))
+    return TWIN_ERR_UNSUPPORTED;
+  if (!key_entity(ctx, &k, type, id) || !core_valid_name(attr) ||
+      !core_key_part(&k, attr))
     return TWIN_ERR_INVALID;
   const uint8_t *val;
   size_t vlen;
@@ -206,6 +268,8 @@ static int api_entity_get(twin_ctx *ctx, const char *type, const char *id,
 }
 
 typedef struct attrs_scan {
+  twin_ctx *ctx; /* for the deadline */
+  size_t steps;
   size_t prefix_len;
   twin_attr_cb cb;
   void *ud;
@@ -222,6 +286,9 @@ static int attrs_visit(void *ud, const uint8_t *key, size_t klen,
 {
   attrs_scan *s = ud;
   twin_attr a;
+  int dl = scan_deadline(s->ctx, &s->steps);
+  if (dl)
+    return dl;
   if (klen <= s->prefix_len)
     return TWIN_ERR_STORE;
   const char *name = (const char *)key + s->prefix_len;
@@ -250,11 +317,16 @@ static int api_entity_attrs(twin_ctx *ctx, const char *type, const char *id,
                             twin_attr_cb cb, void *ud)
 {
   core_key lo, hi;
-  if (!ctx || !cb || !key_entity(ctx, &lo, type, id))
+  if (!ctx || !cb)
+    return TWIN_ERR_INVALID;
+  if (!readable(ctx))
+    return TWIN_ERR_UNSUPPORTED;
+  if (!key_entity(ctx, &lo, type, id))
     return TWIN_ERR_INVALID;
   hi = lo;
   core_key_prefix_end(&hi);
-  attrs_scan s = {.prefix_len = lo.len, .cb = cb, .ud = ud, .with_time = 1};
+  attrs_scan s = {
+      .ctx = ctx, .prefix_len = lo.len, .cb = cb, .ud = ud, .with_time = 1};
   int rc = core_view_scan(&ctx->view, CORE_DB_ENT, &lo, &hi, attrs_visit, &s);
   if (!rc && !s.seen)
     return TWIN_ERR_NOT_FOUND;
@@ -295,6 +367,8 @@ static int api_entity_delete(twin_ctx *ctx, const char *type, const char *id)
 }
 
 typedef struct iter_scan {
+  twin_ctx *ctx;
+  size_t steps;
   size_t prefix_len;
   twin_entity_cb cb;
   void *ud;
@@ -308,6 +382,9 @@ static int iter_visit(void *ud, const uint8_t *key, size_t klen,
   (void)val;
   (void)vlen;
   iter_scan *s = ud;
+  int dl = scan_deadline(s->ctx, &s->steps);
+  if (dl)
+    return dl;
   const char *type = (const char *)key + s->prefix_len;
   size_t left = klen - s->prefix_len;
   const char *z1 = memchr(type, 0, left);
@@ -331,9 +408,13 @@ static int api_entity_iterate(twin_ctx *ctx, const char *type,
                               twin_entity_cb cb, void *ud)
 {
   core_key lo, hi;
-  if (!ctx || !cb || !key_base(ctx, &lo))
+  if (!ctx || !cb)
     return TWIN_ERR_INVALID;
-  iter_scan s = {.prefix_len = lo.len, .cb = cb, .ud = ud};
+  if (!readable(ctx))
+    return TWIN_ERR_UNSUPPORTED;
+  if (!key_base(ctx, &lo))
+    return TWIN_ERR_INVALID;
+  iter_scan s = {.ctx = ctx, .prefix_len = lo.len, .cb = cb, .ud = ud};
   if (type && (!core_valid_name(type) || !core_key_part(&lo, type)))
     return TWIN_ERR_INVALID;
   hi = lo;
@@ -346,8 +427,12 @@ static int api_history_range(twin_ctx *ctx, const char *type, const char *id,
                              size_t limit, twin_attr_cb cb, void *ud)
 {
   core_key lo, hi;
-  if (!ctx || !cb || !key_entity(ctx, &lo, type, id) ||
-      !core_valid_name(attr) || !core_key_part(&lo, attr))
+  if (!ctx || !cb)
+    return TWIN_ERR_INVALID;
+  if (!readable(ctx))
+    return TWIN_ERR_UNSUPPORTED;
+  if (!key_entity(ctx, &lo, type, id) || !core_valid_name(attr) ||
+      !core_key_part(&lo, attr))
     return TWIN_ERR_INVALID;
   if (to <= from)
     return TWIN_OK;
@@ -356,7 +441,8 @@ static int api_history_range(twin_ctx *ctx, const char *type, const char *id,
   core_key_time(&lo, from);
   core_key_time(&hi, to);
   /* The callback gets the attribute name: it is the series' last part. */
-  attrs_scan s = {.prefix_len = series_len - strlen(attr) - 1,
+  attrs_scan s = {.ctx = ctx,
+                  .prefix_len = series_len - strlen(attr) - 1,
                   .cb = cb,
                   .ud = ud,
                   .limit = limit};
@@ -387,7 +473,11 @@ static int api_kv_get(twin_ctx *ctx, const void *key, size_t key_len,
                       const void **val, size_t *val_len)
 {
   core_key k;
-  if (!ctx || !val || !val_len || !key_kv(ctx, &k, key, key_len))
+  if (!ctx || !val || !val_len)
+    return TWIN_ERR_INVALID;
+  if (!readable(ctx))
+    return TWIN_ERR_UNSUPPORTED;
+  if (!key_kv(ctx, &k, key, key_len))
     return TWIN_ERR_INVALID;
   const uint8_t *v;
   size_t n;
@@ -481,13 +571,15 @@ static int api_respond(twin_ctx *ctx, const char *json, size_t len)
   memcpy(ctx->reply, json, len);
   ctx->reply[len] = 0;
   ctx->reply_len = len;
+  ctx->reply_type[0] = 0;
   return TWIN_OK;
 }
 
 static int api_set_error(twin_ctx *ctx, const char *message)
 {
-  if (ctx && message) {
-    ctx_error(ctx, "%s", message); /* shown to people, sent as JSON */
+  if (ctx && message) { /* shown to people, sent as JSON */
+    snprintf(ctx->error, sizeof ctx->error, "%s", message);
+    core_utf8_fix(ctx->error);
   }
   return TWIN_OK;
 }
@@ -501,6 +593,8 @@ static int api_query_plugin(twin_ctx *ctx, const char *plugin, const char *req,
     ctx_error(ctx, "query_plugin nested more than %d deep", MAX_QUERY_DEPTH);
     return TWIN_ERR_INVALID;
   }
+  if (!readable(ctx))
+    return TWIN_ERR_UNSUPPORTED;
   core_instance *other = core_host_instance(ctx->host, ctx->town->id, plugin);
   if (!other || !core_instance_usable(ctx->host, other, NULL) ||
       !other->plugin->desc.query) {
@@ -509,19 +603,34 @@ static int api_query_plugin(twin_ctx *ctx, const char *plugin, const char *req,
               plugin, ctx->town->id);
     return TWIN_ERR_NOT_FOUND;
   }
+  /* The other plugin's op schema applies here as to any request. */
+  char *text;
+  size_t tlen;
+  const core_op *op;
+  core_err err;
+  int rc = core_host_prepare(other->plugin, TWIN_OP_QUERY, NULL, req, len,
+                             &text, &tlen, &op, &err);
+  if (rc) {
+    ctx_error(ctx, "%s: %s", plugin, err.msg);
+    return rc;
+  }
   twin_ctx sub;
   core_ctx_init(&sub, ctx->host, other, CORE_CTX_READ, ctx->view.txn,
                 ctx->view.ov);
   sub.may_reply = 1;
   sub.depth = ctx->depth + 1;
-  int rc = other->plugin->desc.query(other->inst, &sub, req, len);
+  sub.op = op;
+  sub.deadline_ns = ctx->deadline_ns;
+  rc = other->plugin->desc.query(other->inst, &sub, text, tlen);
+  free(text);
   if (!rc) {
     rc = cb(ud, sub.reply ? sub.reply : "null", sub.reply ? sub.reply_len : 4);
     if (rc == TWIN_STOP)
       rc = TWIN_OK;
-  } else
-    ctx_error(ctx, "%s: %s", plugin,
-              sub.error[0] ? sub.error : core_status_message(rc));
+  } else {
+    char why[1100];
+    ctx_error(ctx, "%s: %s", plugin, core_ctx_reason(&sub, rc, why, sizeof why));
+  }
   core_ctx_done(&sub);
   return rc;
 }
@@ -584,6 +693,8 @@ static int api_call_script(twin_ctx *ctx, const char *function,
 {
   if (!ctx || !function || !args || !cb)
     return TWIN_ERR_INVALID;
+  if (!readable(ctx))
+    return TWIN_ERR_UNSUPPORTED;
   core_script *s = core_host_script(ctx->host, ctx->town);
   if (!s) {
     ctx_error(ctx, "town '%s' has no rules loaded, so no function '%.60s'",
@@ -591,6 +702,229 @@ static int api_call_script(twin_ctx *ctx, const char *function,
     return TWIN_ERR_NOT_FOUND;
   }
   return core_script_call(s, ctx, function, args, len, cb, ud);
+}
+
+/* ---- since ABI 1.2 -------------------------------------------------------- */
+
+static int api_town(twin_ctx *ctx, twin_town *out)
+{
+  size_t min = offsetof(twin_town, lon) + sizeof out->lon;
+  if (!ctx || !out || out->struct_size < min)
+    return TWIN_ERR_INVALID;
+  twin_town t;
+  memset(&t, 0, sizeof t);
+  t.struct_size = out->struct_size < sizeof t ? out->struct_size
+                                              : (uint32_t)sizeof t;
+  t.id = ctx->town->id;
+  t.name = ctx->town->name;
+  t.timezone = ctx->town->timezone;
+  t.has_location = ctx->town->has_location;
+  t.lat = ctx->town->has_location ? ctx->town->lat : 0;
+  t.lon = ctx->town->has_location ? ctx->town->lon : 0;
+  /* what both sides know; the caller's struct_size stays as it set it */
+  uint32_t keep = out->struct_size;
+  memcpy(out, &t, t.struct_size);
+  out->struct_size = keep;
+  return TWIN_OK;
+}
+
+/* [a-z0-9_], 1..40 bytes */
+static int valid_code(const char *s)
+{
+  size_t n = s ? strlen(s) : 0;
+  if (!n || n > 40)
+    return 0;
+  for (size_t i = 0; i < n; i++)
+    if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
+          s[i] == '_'))
+      return 0;
+  return 1;
+}
+
+static int api_fail(twin_ctx *ctx, const char *code, const char *field,
+                    const char *message)
+{
+  if (!ctx)
+    return TWIN_ERR_INVALID;
+  if (message)
+    api_set_error(ctx, message);
+  int ok = !code || valid_code(code);
+  snprintf(ctx->err_code, sizeof ctx->err_code, "%s", ok && code ? code : "");
+  snprintf(ctx->err_field, sizeof ctx->err_field, "%s", field ? field : "");
+  core_utf8_fix(ctx->err_field);
+  return ok ? TWIN_OK : TWIN_ERR_INVALID;
+}
+
+static int api_refuse_item(twin_ctx *ctx, const char *item, const char *field,
+                           const char *code, const char *reason)
+{
+  if (!ctx)
+    return TWIN_ERR_INVALID;
+  if (!ctx->in_ingest) {
+    ctx_error(ctx, "refuse_item works only in ingest");
+    return TWIN_ERR_UNSUPPORTED;
+  }
+  if (!item || !*item || !reason || !*reason || !valid_code(code) ||
+      strlen(item) > TWIN_NAME_MAX || !core_utf8_valid(item, strlen(item)) ||
+      !core_utf8_valid(reason, strlen(reason)) ||
+      (field && !core_utf8_valid(field, strlen(field)))) {
+    ctx_error(ctx, "refuse_item: item (1..200 bytes), code ([a-z0-9_], 1..40 "
+                   "bytes) and reason are required, as UTF-8");
+    return TWIN_ERR_INVALID;
+  }
+  if (!ctx->items)
+    return TWIN_OK; /* a caller that does not collect them */
+  char why[600];
+  snprintf(why, sizeof why, "%s", reason); /* bounded, like messages */
+  core_utf8_fix(why);
+  return core_items_add(ctx->items, item, field && *field ? field : NULL, code,
+                        why);
+}
+
+static int api_respond_as(twin_ctx *ctx, const char *type, const void *data,
+                          size_t len)
+{
+  if (!ctx || (!data && len))
+    return TWIN_ERR_INVALID;
+  if (!type || core_media_is_json(type)) {
+    int rc = api_respond(ctx, data ? data : "", len);
+    if (!rc && type) {
+      char bare[sizeof ctx->reply_type];
+      core_media_bare(type, bare, sizeof bare);
+      snprintf(ctx->reply_type, sizeof ctx->reply_type, "%s", bare);
+    }
+    return rc;
+  }
+  if (!ctx->may_reply)
+    return TWIN_ERR_UNSUPPORTED;
+  if (!ctx->op || !core_media_in_list(ctx->op->reply, type)) {
+    ctx_error(ctx,
+              "respond_as: '%.60s' is not a reply type of %s (declare it in "
+              "the op's reply_type)",
+              type, ctx->op ? ctx->op->op.name : "an undeclared op");
+    return TWIN_ERR_INVALID;
+  }
+  if (len + 1 > ctx->reply_cap) {
+    char *p = realloc(ctx->reply, len + 1);
+    if (!p)
+      return TWIN_ERR_NOMEM;
+    ctx->reply = p;
+    ctx->reply_cap = len + 1;
+  }
+  if (len)
+    memcpy(ctx->reply, data, len);
+  ctx->reply[len] = 0;
+  ctx->reply_len = len;
+  core_media_bare(type, ctx->reply_type, sizeof ctx->reply_type);
+  return TWIN_OK;
+}
+
+static int api_doc_type(twin_ctx *ctx, const char **type)
+{
+  if (!ctx || !type || !ctx->in_ingest)
+    return TWIN_ERR_INVALID;
+  *type = ctx->doc_type ? ctx->doc_type : "application/json";
+  return TWIN_OK;
+}
+
+static int api_check_deadline(twin_ctx *ctx, int64_t *left_ms)
+{
+  if (!ctx)
+    return TWIN_ERR_INVALID;
+  if (!ctx->deadline_ns) {
+    if (left_ms)
+      *left_ms = -1;
+    return TWIN_OK;
+  }
+  uint64_t now = core_mono_ns();
+  if (now >= ctx->deadline_ns) {
+    if (left_ms)
+      *left_ms = 0;
+    return TWIN_ERR_DEADLINE;
+  }
+  if (left_ms)
+    *left_ms = (int64_t)((ctx->deadline_ns - now) / 1000000u);
+  return TWIN_OK;
+}
+
+/* A source is the instance it feeds. */
+static int api_source(twin_ctx *ctx, twin_source **out)
+{
+  if (!ctx || !out || !ctx->ci)
+    return TWIN_ERR_INVALID;
+  *out = (twin_source *)ctx->ci;
+  return TWIN_OK;
+}
+
+/* A submit that waits for its document's outcome. */
+typedef struct waiter {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int done;
+  twin_outcome *out;
+} waiter;
+
+static void waiter_done(void *ud, const core_outcome *o)
+{
+  waiter *w = ud;
+  pthread_mutex_lock(&w->mu);
+  twin_outcome r;
+  memset(&r, 0, sizeof r);
+  r.status = o->status;
+  r.items_refused = (uint32_t)(o->items ? o->items->total : 0);
+  snprintf(r.message, sizeof r.message, "%s", o->reason ? o->reason : "");
+  core_utf8_fix(r.message);
+  uint32_t keep = w->out->struct_size;
+  memcpy(w->out, &r, keep < sizeof r ? keep : sizeof r);
+  w->out->struct_size = keep;
+  w->done = 1;
+  pthread_cond_signal(&w->cv);
+  pthread_mutex_unlock(&w->mu);
+}
+
+static int api_submit(twin_source *src, const char *type, const char *doc,
+                      size_t len, twin_outcome *out)
+{
+  core_instance *ci = (core_instance *)src;
+  size_t min = offsetof(twin_outcome, message) + 1;
+  if (!ci || (!doc && len) || (out && out->struct_size < min))
+    return TWIN_ERR_INVALID;
+  core_host *h = ci->host;
+  if (!core_plugin_takes(ci->plugin, type)) {
+    core_log(TWIN_LEVEL_WARNING, ci->town->id, ci->plugin->desc.name,
+             "submit: media type '%.60s' is not one this plugin takes "
+             "(declare it in ingest_types)",
+             type);
+    return TWIN_ERR_INVALID;
+  }
+  waiter w = {.out = out};
+  if (out) {
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cv, NULL);
+  }
+  pthread_rwlock_rdlock(&h->pipeline_lock);
+  core_pipeline *p = h->pipeline;
+  int rc;
+  if (!p)
+    rc = TWIN_ERR_UNAVAILABLE;
+  else if (core_pipeline_on_writer(p))
+    rc = TWIN_ERR_INVALID; /* it would wait for itself */
+  else
+    rc = core_pipeline_submit_as(
+        p, ci, type && !core_media_is_json(type) ? type : NULL, doc ? doc : "",
+        len, out ? waiter_done : NULL, out ? &w : NULL);
+  pthread_rwlock_unlock(&h->pipeline_lock);
+  if (out) {
+    if (!rc) {
+      pthread_mutex_lock(&w.mu);
+      while (!w.done)
+        pthread_cond_wait(&w.cv, &w.mu);
+      pthread_mutex_unlock(&w.mu);
+    }
+    pthread_mutex_destroy(&w.mu);
+    pthread_cond_destroy(&w.cv);
+  }
+  return rc;
 }
 
 void core_api_init(twin_host_api *api)
@@ -618,4 +952,12 @@ void core_api_init(twin_host_api *api)
   api->town_info = api_town_info;
   api->call_script = api_call_script;
   api->local_time = api_local_time;
+  api->town = api_town;
+  api->fail = api_fail;
+  api->refuse_item = api_refuse_item;
+  api->respond_as = api_respond_as;
+  api->doc_type = api_doc_type;
+  api->check_deadline = api_check_deadline;
+  api->source = api_source;
+  api->submit = api_submit;
 }

@@ -25,10 +25,13 @@ typedef struct job {
   void *arg;
   char *doc;
   size_t len, cap;
+  char type[128]; /* the document's media type; "" is JSON */
   core_done_fn done;
+  core_outcome_fn outcome; /* instead of done */
   void *ud;
   int status;
   core_err err;
+  core_items items; /* refused by the plugin; the slot keeps the memory */
 } job;
 
 struct core_pipeline {
@@ -46,9 +49,12 @@ struct core_pipeline {
 };
 
 static int enqueue(core_pipeline *p, int kind, core_instance *ci,
-                   core_job_fn fn, void *arg, const char *doc, size_t len,
-                   core_done_fn done, void *ud)
+                   core_job_fn fn, void *arg, const char *type,
+                   const char *doc, size_t len, core_done_fn done,
+                   core_outcome_fn outcome, void *ud)
 {
+  if (type && strlen(type) >= sizeof((job *)0)->type)
+    return TWIN_ERR_INVALID;
   pthread_mutex_lock(&p->mu);
   while (!p->stopping && p->head - p->tail >= RING)
     pthread_cond_wait(&p->not_full, &p->mu);
@@ -74,10 +80,14 @@ static int enqueue(core_pipeline *p, int kind, core_instance *ci,
   j->ci = ci;
   j->fn = fn;
   j->arg = arg;
+  snprintf(j->type, sizeof j->type, "%s", type ? type : "");
   j->done = done;
+  j->outcome = outcome;
   j->ud = ud;
   j->status = 0;
   j->err.msg[0] = 0;
+  j->err.code[0] = 0;
+  j->err.field[0] = 0;
   p->head++;
   pthread_cond_signal(&p->not_empty);
   pthread_mutex_unlock(&p->mu);
@@ -87,19 +97,33 @@ static int enqueue(core_pipeline *p, int kind, core_instance *ci,
 int core_pipeline_submit(core_pipeline *p, core_instance *ci, const char *doc,
                          size_t len, core_done_fn done, void *ud)
 {
-  return enqueue(p, JOB_INGEST, ci, NULL, NULL, doc, len, done, ud);
+  return enqueue(p, JOB_INGEST, ci, NULL, NULL, NULL, doc, len, done, NULL,
+                 ud);
+}
+
+int core_pipeline_submit_as(core_pipeline *p, core_instance *ci,
+                            const char *type, const char *doc, size_t len,
+                            core_outcome_fn done, void *ud)
+{
+  return enqueue(p, JOB_INGEST, ci, NULL, NULL, type, doc, len, NULL, done,
+                 ud);
+}
+
+int core_pipeline_on_writer(core_pipeline *p)
+{
+  return p && pthread_equal(pthread_self(), p->thread);
 }
 
 int core_pipeline_submit_tick(core_pipeline *p, core_instance *ci,
                               core_done_fn done, void *ud)
 {
-  return enqueue(p, JOB_TICK, ci, NULL, NULL, "", 0, done, ud);
+  return enqueue(p, JOB_TICK, ci, NULL, NULL, NULL, "", 0, done, NULL, ud);
 }
 
 int core_pipeline_submit_fn(core_pipeline *p, core_job_fn fn, void *arg,
                             core_done_fn done, void *ud)
 {
-  return enqueue(p, JOB_FN, NULL, fn, arg, "", 0, done, ud);
+  return enqueue(p, JOB_FN, NULL, fn, arg, NULL, "", 0, done, NULL, ud);
 }
 
 /* Flush the running job's staged writes into txn and the journal; on
@@ -137,9 +161,11 @@ static int run_batch(core_pipeline *p, uint64_t from, uint64_t to,
   for (uint64_t i = from + *ran; !st && i < to; i++) {
     job *j = &p->ring[i % RING];
     j->err.msg[0] = 0;
+    j->err.code[0] = 0;
+    j->err.field[0] = 0;
     if (j->kind == JOB_INGEST) {
-      j->status =
-          core_host_run_ingest(h, j->ci, txn, p->ov, j->doc, j->len, &j->err);
+      j->status = core_host_run_ingest_as(h, j->ci, txn, p->ov, j->type,
+                                          j->doc, j->len, &j->items, &j->err);
     } else if (j->kind == JOB_FN) {
       core_overlay_clear(p->ov);
       j->status = j->fn(j->arg, h, txn, p->ov, &j->err);
@@ -212,13 +238,16 @@ static void *writer(void *arg)
       core_log(TWIN_LEVEL_ERROR, NULL, NULL,
                "ingest batch of %llu documents not stored: %s",
                (unsigned long long)(to - from), err.msg);
-    uint64_t docs = 0, rejected = 0, ticks = 0;
+    uint64_t docs = 0, rejected = 0, ticks = 0, refused = 0;
     int health_changed = 0;
     for (uint64_t i = from; i < to; i++) {
       job *j = &p->ring[i % RING];
       if (st) { /* the commit failed: nothing of this batch landed */
         j->status = st;
         snprintf(j->err.msg, sizeof j->err.msg, "%s", err.msg);
+        j->err.code[0] = j->err.field[0] = 0;
+        if (j->kind == JOB_INGEST)
+          core_items_clear(&j->items);
       }
       if (j->kind == JOB_TICK) {
         ticks++;
@@ -233,15 +262,27 @@ static void *writer(void *arg)
         __atomic_add_fetch(&j->ci->docs, 1, __ATOMIC_RELAXED);
         if (j->status)
           __atomic_add_fetch(&j->ci->docs_rejected, 1, __ATOMIC_RELAXED);
+        if (!st && j->items.total) {
+          core_instance_count_refused(p->h, j->ci, &j->items);
+          if (!j->status)
+            refused += j->items.total;
+        }
       }
-      if (j->done)
+      if (j->outcome) {
+        core_outcome o = {j->status, j->status ? j->err.msg : NULL,
+                          j->err.code[0] ? j->err.code : NULL,
+                          j->err.field[0] ? j->err.field : NULL, &j->items};
+        j->outcome(j->ud, &o);
+      } else if (j->done) {
         j->done(j->ud, j->status, j->status ? j->err.msg : NULL);
+      }
     }
     if (health_changed)
       save_health(p, from, to);
     pthread_mutex_lock(&p->mu);
     p->stats.docs += docs;
     p->stats.docs_rejected += rejected;
+    p->stats.items_refused += refused;
     p->stats.ticks += ticks;
     p->stats.batches++;
     p->stats.commit_ns_total += ns;
@@ -284,6 +325,10 @@ int core_pipeline_start(core_host *h, core_pipeline **out, core_err *err)
     free(p);
     return core_err_set(err, TWIN_ERR_NOMEM, "cannot start the writer");
   }
+  /* submit (plugins' fetch and own threads) finds it here */
+  pthread_rwlock_wrlock(&h->pipeline_lock);
+  h->pipeline = p;
+  pthread_rwlock_unlock(&h->pipeline_lock);
   *out = p;
   return TWIN_OK;
 }
@@ -306,9 +351,17 @@ void core_pipeline_stop(core_pipeline *p)
   pthread_cond_broadcast(&p->not_empty);
   pthread_cond_broadcast(&p->not_full);
   pthread_mutex_unlock(&p->mu);
+  /* Submitters hold the read side while they enqueue (they are refused
+   * now that stopping is set); once they left, none can find p. */
+  pthread_rwlock_wrlock(&p->h->pipeline_lock);
+  if (p->h->pipeline == p)
+    p->h->pipeline = NULL;
+  pthread_rwlock_unlock(&p->h->pipeline_lock);
   pthread_join(p->thread, NULL);
-  for (int i = 0; i < RING; i++)
+  for (int i = 0; i < RING; i++) {
     free(p->ring[i].doc);
+    core_items_free(&p->ring[i].items);
+  }
   core_overlay_free(p->ov);
   core_journal_free(p->journal);
   core_overlay_free(p->status_ov);

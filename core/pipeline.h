@@ -20,6 +20,18 @@
  * TWIN_OK), or with the job's error. reason is borrowed for the call. */
 typedef void (*core_done_fn)(void *ud, int status, const char *reason);
 
+/* What became of a document, in full (core_pipeline_submit_as). Every
+ * pointer is borrowed for the callback. */
+typedef struct core_outcome {
+  int status;         /* TWIN_OK: committed */
+  const char *reason; /* NULL when committed */
+  const char *code;   /* the plugin's error code, or NULL */
+  const char *field;  /* the field the error is about, or NULL */
+  const core_items *items; /* items the plugin refused (also when the
+                              document was rejected); never NULL */
+} core_outcome;
+typedef void (*core_outcome_fn)(void *ud, const core_outcome *o);
+
 /* Upper bounds (ms) of the commit latency buckets; a batch slower than the
  * last one counts only in batches. */
 #define CORE_COMMIT_BUCKETS_MS {1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000}
@@ -27,6 +39,7 @@ typedef void (*core_done_fn)(void *ud, int status, const char *reason);
 
 typedef struct core_pipeline_stats {
   uint64_t docs, docs_rejected, ticks, batches, commit_ns_total, commit_ns_max;
+  uint64_t items_refused; /* items of committed documents refused */
   /* batches whose commit took at most the bucket's bound (not cumulative) */
   uint64_t commit_buckets[CORE_COMMIT_BUCKETS];
 } core_pipeline_stats;
@@ -39,6 +52,13 @@ void core_pipeline_stop(core_pipeline *p);
  * may be NULL. Returns TWIN_ERR_UNAVAILABLE once stopping. */
 int core_pipeline_submit(core_pipeline *p, core_instance *ci, const char *doc,
                          size_t len, core_done_fn done, void *ud);
+/* The same for a document of media type type (NULL: JSON; copied, at
+ * most 127 bytes), reporting its whole outcome. */
+int core_pipeline_submit_as(core_pipeline *p, core_instance *ci,
+                            const char *type, const char *doc, size_t len,
+                            core_outcome_fn done, void *ud);
+/* 1 when called on p's writer thread (where waiting for p deadlocks). */
+int core_pipeline_on_writer(core_pipeline *p);
 /* Queue a tick of ci. */
 int core_pipeline_submit_tick(core_pipeline *p, core_instance *ci,
                               core_done_fn done, void *ud);

@@ -128,8 +128,7 @@ static int schedule_job(void *arg, core_host *h, MDB_txn *txn, core_overlay *ov,
   if (!st) /* events the schedule hooks raised reach the on_event hooks */
     st = core_host_run_rules(h, &ctx, 0);
   if (st)
-    core_err_set(err, st, "%s",
-                 ctx.error[0] ? ctx.error : core_status_message(st));
+    core_ctx_fail(&ctx, st, err);
   core_ctx_done(&ctx);
   return st;
 }
@@ -407,8 +406,7 @@ int core_rules_replay(core_host *h, const core_town *town, const char *input,
                           describe_write, &w);
       }
       if (rc)
-        snprintf(why, sizeof why, "%s",
-                 ctx.error[0] ? ctx.error : core_status_message(rc));
+        core_ctx_reason(&ctx, rc, why, sizeof why);
       else
         replayed++;
       core_ctx_done(&ctx);

@@ -7,6 +7,7 @@
 #include "schema.h"
 
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +36,10 @@ static const char *const keywords[] = {
     "type",      "properties", "required", "additionalProperties",
     "items",     "minimum",    "maximum",  "minLength",
     "maxLength", "minItems",   "maxItems", "enum",
-    "default",   "description"};
+    "default",   "description", "format"};
+
+/* Formats a string may be declared to have (requests: "format"). */
+static const char *const formats[] = {"date-time"};
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -100,9 +104,11 @@ static int fail(core_err *err, const spath *p, const char *fmt, ...)
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  if (p && p->len)
-    return core_err_set(err, TWIN_ERR_CONFIG, "%s: %s", p->buf, msg);
-  return core_err_set(err, TWIN_ERR_CONFIG, "%s", msg);
+  int rc = p && p->len
+               ? core_err_set(err, TWIN_ERR_CONFIG, "%s: %s", p->buf, msg)
+               : core_err_set(err, TWIN_ERR_CONFIG, "%s", msg);
+  core_err_detail(err, NULL, p ? p->buf : NULL);
+  return rc;
 }
 
 static int nomem(core_err *err)
@@ -409,6 +415,33 @@ static int validate_enum(json_t *v, json_t *e, spath *p, core_err *err)
   return fail(err, p, "%s is not one of %s", shown, list);
 }
 
+/* "format": "date-time": an RFC 3339 date-time with a zone; where the
+ * node has no type, integer milliseconds since the epoch pass too. */
+static int validate_format(json_t *v, json_t *s, spath *p, core_err *err)
+{
+  const char *f = json_string_value(json_object_get(s, "format"));
+  if (!f || strcmp(f, "date-time"))
+    return TWIN_OK;
+  if (json_is_integer(v) && node_type(s) == T_ANY)
+    return TWIN_OK;
+  twin_time t;
+  char shown[64];
+  show_value(v, 0, shown, sizeof shown);
+  if (!json_is_string(v))
+    return fail(err, p,
+                "expected an RFC 3339 date-time such as "
+                "\"2026-11-27T10:00:00Z\"%s, got %s",
+                node_type(s) == T_ANY ? " or integer milliseconds" : "",
+                shown);
+  if (strlen(json_string_value(v)) != json_string_length(v) ||
+      core_parse_time(json_string_value(v), &t))
+    return fail(err, p,
+                "%s is not an RFC 3339 date-time with a zone (such as "
+                "\"2026-11-27T10:00:00Z\" or \"2026-11-27T11:00:00+01:00\")",
+                shown);
+  return TWIN_OK;
+}
+
 /*
  * Check v against the (already checked) schema node s, filling in defaults
  * in place. Keywords apply to the kind of value they concern, as in JSON
@@ -417,6 +450,9 @@ static int validate_enum(json_t *v, json_t *e, spath *p, core_err *err)
 static int validate(json_t *v, json_t *s, spath *p, core_err *err)
 {
   stype t = node_type(s);
+  int frc = validate_format(v, s, p, err);
+  if (frc)
+    return frc;
   if (!type_matches(v, t)) {
     char shown[64];
     show_value(v, 0, shown, sizeof shown);
@@ -456,7 +492,8 @@ static const struct {
                      {"minLength", T_STRING},
                      {"maxLength", T_STRING},
                      {"minimum", T_NUMBER},
-                     {"maximum", T_NUMBER}};
+                     {"maximum", T_NUMBER},
+                     {"format", T_STRING}};
 
 /* A keyword holding a count (minLength, maxItems...). */
 static int check_count(json_t *s, const char *kw, spath *p, core_err *err)
@@ -689,6 +726,20 @@ static int check_scalars(json_t *s, spath *p, core_err *err)
     size_t old = push_key(p, "description");
     rc = fail(err, p, "expected a string, got %s", shown);
     pop(p, old);
+    return rc;
+  }
+  v = json_object_get(s, "format");
+  if (v) {
+    int known = 0;
+    for (size_t i = 0; json_is_string(v) && i < N_OF(formats); i++)
+      known |= !strcmp(json_string_value(v), formats[i]);
+    if (!known) {
+      show_value(v, 1, shown, sizeof shown);
+      size_t old = push_key(p, "format");
+      rc = fail(err, p, "%s is not a supported format (supported: \"%s\")",
+                shown, formats[0]);
+      pop(p, old);
+    }
   }
   return rc;
 }
@@ -767,6 +818,18 @@ static int load_schema(const char *schema_json, json_t **out, core_err *err)
   }
   *out = s;
   return TWIN_OK;
+}
+
+int core_schema_load(const char *schema_json, json_t **out, core_err *err)
+{
+  return load_schema(schema_json, out, err);
+}
+
+int core_schema_validate(json_t *schema, json_t *value, core_err *err)
+{
+  spath p = {.len = 0};
+  p.buf[0] = 0;
+  return validate(value, schema, &p, err);
 }
 
 int core_schema_check(const char *schema_json, core_err *err)

@@ -6,6 +6,7 @@
 #ifndef CORE_SCHEMA_H
 #define CORE_SCHEMA_H
 
+#include <jansson.h>
 #include <stddef.h>
 
 #include "util.h"
@@ -31,6 +32,17 @@ int core_schema_check(const char *schema_json, core_err *err);
  */
 int core_schema_apply(const char *schema_json, const char *config, size_t len,
                       char **out, core_err *err);
+
+/*
+ * The same for a request of a declared op: load a schema once (checked as
+ * core_schema_check does; *out a new reference), then validate a parsed
+ * value against it in place (defaults filled in). Errors are
+ * TWIN_ERR_CONFIG with the JSON path in err->field and in the message.
+ * A loaded schema is only read: several threads may validate with it at
+ * once.
+ */
+int core_schema_load(const char *schema_json, json_t **out, core_err *err);
+int core_schema_validate(json_t *schema, json_t *value, core_err *err);
 
 /* Print a schema for people: one line per property with type, default,
  * limits and description. Caller frees. NULL on bad schema. */

@@ -1066,6 +1066,7 @@ static void ns_ctx(lua_State *L, const char *fn, int arg, int rules_ok,
   *sub = *ctx;
   sub->plugin = p;
   sub->error[0] = 0;
+  sub->detail[0] = 0;
 }
 
 static int host_failed(lua_State *L, const char *fn, const twin_ctx *sub,
@@ -1077,8 +1078,9 @@ static int host_failed(lua_State *L, const char *fn, const twin_ctx *sub,
                       "twin.%s: the result is larger than the town's memory "
                       "cap (%s); ask for less",
                       fn, r->cap_text);
+  char why[1100];
   return luaL_error(L, "twin.%s: %s", fn,
-                    sub->error[0] ? sub->error : core_status_message(rc));
+                    core_ctx_reason(sub, rc, why, sizeof why));
 }
 
 static int l_get(lua_State *L)
@@ -1342,6 +1344,7 @@ static int l_emit(lua_State *L)
   twin_ctx sub = *ctx;
   sub.plugin = "rules";
   sub.error[0] = 0;
+  sub.detail[0] = 0;
   size_t before = ctx->view.ov ? core_overlay_events(ctx->view.ov) : 0;
   int rc = r->h->api.emit(&sub, lv, type, id, message, text,
                           text ? strlen(text) : 0);

@@ -775,7 +775,7 @@ static cache_entry *cache_lookup(const char *name)
     return e;
   pthread_mutex_lock(&cache_lock);
   if (!(e = cache_find(name)) && (e = calloc(1, sizeof *e)) != NULL) {
-    core_err err = {{0}};
+    core_err err = {.msg = {0}};
     if ((e->name = strdup(name)) != NULL && !(e->zone = zone_load(name, &err)))
       e->error = strdup(err.msg);
     if (!e->name || (!e->zone && !e->error)) {

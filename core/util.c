@@ -82,8 +82,19 @@ int core_err_set(core_err *e, int status, const char *fmt, ...)
     vsnprintf(e->msg, sizeof e->msg, fmt, ap);
     va_end(ap);
     core_utf8_fix(e->msg);
+    e->code[0] = 0;
+    e->field[0] = 0;
   }
   return status;
+}
+
+void core_err_detail(core_err *e, const char *code, const char *field)
+{
+  if (!e)
+    return;
+  snprintf(e->code, sizeof e->code, "%s", code ? code : "");
+  snprintf(e->field, sizeof e->field, "%s", field ? field : "");
+  core_utf8_fix(e->field);
 }
 
 void core_err_prefix(core_err *e, const char *fmt, ...)

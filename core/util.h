@@ -16,11 +16,19 @@
 /* A human-readable error: what is wrong and, where it helps, what to do. */
 typedef struct core_err {
   char msg[1024];
+  /* Set by a plugin (api->fail) or a request check: a machine-readable
+   * code ("lot_unknown") and the field at fault ("lots[3].free"); "" when
+   * none. core_err_set clears both. */
+  char code[48];
+  char field[200];
 } core_err;
 
-/* Format into e (e may be NULL). Returns TWIN_ERR_* status given. */
+/* Format into e (e may be NULL), clearing code and field. Returns the
+ * TWIN_ERR_* status given. */
 int core_err_set(core_err *e, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Set e's code and field (either may be NULL: left empty). */
+void core_err_detail(core_err *e, const char *code, const char *field);
 /* Prefix the existing message: "<prefix>: <old message>". */
 void core_err_prefix(core_err *e, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

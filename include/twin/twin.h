@@ -1,5 +1,5 @@
 /*
- * twin.h — the twinhost plugin ABI, version 1.
+ * twin.h — the twinhost plugin ABI, version 1 (minor 2).
  *
  * This header is the whole contract between the twinhost host and a plugin.
  * If a function or type is not declared here, it is not part of the ABI.
@@ -27,6 +27,13 @@
  *  - Every host call returns a twin_status. Memory is freed by whoever
  *    allocated it: pointers the host gives a plugin are borrowed, valid only
  *    for the duration stated at each function.
+ *  - Since 1.2 a plugin declares its operations (twin_op): the host checks
+ *    each request against the op's schema before the plugin sees it, routes
+ *    /query/{op} and /scenario/{op}, and documents them (plugins info,
+ *    OpenAPI). Replies and ingest bodies may be other media types than
+ *    JSON; an ingest may refuse single items of a document (refuse_item).
+ *  - twin/twinaux.h is a helper library built only on this header (time
+ *    parsing and formatting, distance, errors, a JSON writer, op dispatch).
  *
  * Reading your own writes
  * -----------------------
@@ -40,10 +47,14 @@
  * Threads
  * -------
  *  ingest and tick of one plugin instance are called from the host's single
- *  writer thread, one at a time. open and close are called by the thread
- *  that starts or stops the host, never while ingest or tick of that
+ *  writer thread, one at a time: they must not wait on the network or on
+ *  anything slow (every town's ingest waits while they run). Work that waits
+ *  on I/O goes in fetch (since 1.2), called on a fetch thread, one call per
+ *  instance at a time, outside any transaction; it hands what it got to the
+ *  pipeline with submit. open and close are called by the thread
+ *  that starts or stops the host, never while ingest, tick or fetch of that
  *  instance runs. query, simulate and describe may be called from other
- *  threads, concurrently with each other and with ingest. A plugin that
+ *  threads, concurrently with each other and with ingest and fetch. A plugin that
  *  keeps mutable state in its instance must guard that state itself; state
  *  kept through host calls needs no locking (the host isolates each call's
  *  transaction). Each document is given to ingest exactly once: when a
@@ -65,7 +76,7 @@ extern "C" {
 #endif
 
 #define TWIN_ABI_MAJOR 1
-#define TWIN_ABI_MINOR 1
+#define TWIN_ABI_MINOR 2
 
 /* The symbol every plugin exports (see twin_plugin_entry_fn). */
 #define TWIN_PLUGIN_ENTRY_SYMBOL "twin_plugin_entry"
@@ -106,7 +117,8 @@ extern "C" {
   X(ERR_READ_ONLY, -9, "writes are not allowed in this call")                  \
   X(ERR_CONFIG, -10, "invalid configuration")                                  \
   X(ERR_UNAVAILABLE, -11, "temporarily unavailable; try again later")          \
-  X(ERR_INTERNAL, -12, "internal error")
+  X(ERR_INTERNAL, -12, "internal error")                                      \
+  X(ERR_DEADLINE, -13, "deadline passed") /* since 1.2 */
 
 typedef enum twin_status {
 #define TWIN_STATUS_ENUM_(name, value, msg) TWIN_##name = value,
@@ -198,6 +210,39 @@ typedef int (*twin_attr_cb)(void *ud, const twin_attr *attr);
 typedef int (*twin_entity_cb)(void *ud, const char *type, const char *id);
 /* A whole document (JSON text), borrowed until the callback returns. */
 typedef int (*twin_text_cb)(void *ud, const char *json, size_t len);
+
+/*
+ * The town a call works for (town, since ABI 1.2). The caller sets
+ * struct_size = sizeof(twin_town); the host fills the fields both sides
+ * know. Grows only at the end. Strings are borrowed and stay valid until
+ * the instance's close returns.
+ */
+typedef struct twin_town {
+  uint32_t struct_size;
+  uint32_t reserved_;
+  const char *id;       /* "deggendorf" */
+  const char *name;     /* "Deggendorf" */
+  const char *timezone; /* IANA zone: "Europe/Berlin" */
+  int32_t has_location; /* 1 when lat/lon are set in the town's config */
+  int32_t reserved2_;
+  double lat, lon; /* WGS84 degrees of the town's centre */
+} twin_town;
+
+/*
+ * What became of a submitted document (submit, since ABI 1.2). The caller
+ * sets struct_size = sizeof(twin_outcome). Grows only at the end.
+ */
+typedef struct twin_outcome {
+  uint32_t struct_size;
+  int32_t status;         /* TWIN_OK: it landed (maybe with items refused) */
+  uint32_t items_refused; /* items of it the plugin refused (refuse_item) */
+  uint32_t reserved_;
+  char message[512]; /* why it was rejected, NUL-terminated; "" when landed */
+} twin_outcome;
+
+/* A handle that feeds documents into a plugin instance's ingest from any
+ * thread (source, submit). Opaque. */
+typedef struct twin_source twin_source;
 
 /*
  * A local date and time in a town's zone (local_time, since ABI 1.1).
@@ -391,8 +436,162 @@ typedef struct twin_host_api {
    */
   int (*local_time)(twin_ctx *ctx, twin_time t, twin_local *out);
 
+  /* ---- since ABI 1.2 -------------------------------------------------- *
+   * A host of minor 0 or 1 has none of these: test with TWIN_HAS_API.    */
+
+  /*
+   * The town this call works for: id, name, zone, location, and fields
+   * added later. Set out->struct_size = sizeof(twin_town) first. Any
+   * thread, any call. Returns TWIN_OK, TWIN_ERR_INVALID (ctx or out NULL,
+   * struct_size smaller than the 1.2 struct).
+   */
+  int (*town)(twin_ctx *ctx, twin_town *out);
+
+  /*
+   * set_error with a machine-readable code and the field the error is
+   * about. code: [a-z0-9_], 1..40 bytes ("lot_unknown"); NULL keeps the
+   * host's code for the status. field: a JSON path into the request or
+   * document ("lots[3].free") or NULL. Clients receive
+   * {"error":{"code","message","field"}}. When a host call of this call
+   * failed, the host's own detail is kept beside the plugin's message,
+   * never replaced by it. Copied. Returns TWIN_OK, TWIN_ERR_INVALID (a
+   * malformed code; the message is still set).
+   */
+  int (*fail)(twin_ctx *ctx, const char *code, const char *field,
+              const char *message);
+
+  /*
+   * In ingest: refuse one item of the document (one lot of a snapshot, one
+   * reading of a batch) while the rest of it lands. item: the item's id
+   * ("p3"), or its place ("lots[4]") when it has none; field: what is wrong
+   * in it ("free") or NULL; code as in fail ("implausible"); reason: for
+   * people ("free 575 > total 540"). Writing nothing for a refused item is
+   * the plugin's part. Copied. The first 1000 refusals of a document keep
+   * their text, later ones are only counted. A document whose every item
+   * is refused should fail instead (TWIN_ERR_REJECTED); its refusals are
+   * still reported. Returns TWIN_OK, TWIN_ERR_INVALID,
+   * TWIN_ERR_UNSUPPORTED (not in ingest).
+   */
+  int (*refuse_item)(twin_ctx *ctx, const char *item, const char *field,
+                     const char *code, const char *reason);
+
+  /*
+   * The reply of query or simulate in a media type: "text/calendar",
+   * "text/csv", "application/geo+json" ... It must be one the op's
+   * reply_type lists; NULL or "application/json" is JSON, checked as
+   * respond checks it. The bytes are copied and sent as they are (HTTP
+   * Content-Type is the media type; the CLI prints them raw). The last
+   * reply wins. Returns TWIN_OK, TWIN_ERR_INVALID (a type the op does not
+   * declare, or not JSON), TWIN_ERR_UNSUPPORTED (in ingest/tick/fetch),
+   * TWIN_ERR_NOMEM.
+   */
+  int (*respond_as)(twin_ctx *ctx, const char *media_type, const void *data,
+                    size_t len);
+
+  /*
+   * In ingest: the media type of the document, "application/json" or one
+   * of the plugin's ingest_types that its sender named (HTTP Content-Type,
+   * `twinhost ingest --type`). Borrowed for the call. Returns TWIN_OK,
+   * TWIN_ERR_INVALID.
+   */
+  int (*doc_type)(twin_ctx *ctx, const char **media_type);
+
+  /*
+   * TWIN_OK while the call may go on; TWIN_ERR_DEADLINE once its deadline
+   * has passed: query and simulate get the town's deadlines (query_ms,
+   * scenario_ms in town.json), fetch its timeout (fetch_timeout_s). Cheap
+   * (a monotonic clock read): poll it in long loops and return the status
+   * it gives; the caller is then told which town, plugin and op ran out of
+   * time. history_range and entity_iterate stop with TWIN_ERR_DEADLINE by
+   * themselves. left_ms (may be NULL) receives the milliseconds left, or
+   * -1 when the call has no deadline (ingest, tick, open). Any thread.
+   */
+  int (*check_deadline)(twin_ctx *ctx, int64_t *left_ms);
+
+  /*
+   * A handle for submit, for this instance: call it in open and keep it;
+   * it stays valid until close returns. Returns TWIN_OK, TWIN_ERR_INVALID.
+   */
+  int (*source)(twin_ctx *ctx, twin_source **out);
+
+  /*
+   * Hand a document to this instance's ingest as if it had been posted: it
+   * goes through the pipeline (ingest on the writer, town rules, group
+   * commit) like any other. Call it from fetch or from a thread of the
+   * plugin's own; never from ingest or tick (the writer would wait for
+   * itself). media_type NULL means JSON; doc is copied. With out NULL it
+   * returns once the document is queued. With out (struct_size set) it
+   * waits until the document was committed or rejected and fills *out.
+   * Returns TWIN_OK (queued; with out, the document's own status is in
+   * out->status), TWIN_ERR_UNAVAILABLE (this process takes no documents,
+   * as a CLI query; or the host is stopping), TWIN_ERR_INVALID (on the
+   * writer thread, a media type the plugin does not take, bad arguments),
+   * TWIN_ERR_NOMEM.
+   */
+  int (*submit)(twin_source *src, const char *media_type, const char *doc,
+                size_t len, twin_outcome *out);
+
   /* Fields added in later minors go here, and only here. */
 } twin_host_api;
+
+/* 1 when the host's table has field (a call added after 1.0) and offers
+ * it: TWIN_HAS_API(api, town). */
+#define TWIN_HAS_API(api, field)                                               \
+  (offsetof(twin_host_api, field) < (api)->struct_size && (api)->field != NULL)
+
+/* ------------------------------------------------------------------------ */
+/* Declared operations (since ABI 1.2)                                      */
+/* ------------------------------------------------------------------------ */
+
+typedef enum twin_op_kind {
+  TWIN_OP_QUERY = 1,   /* answered by query */
+  TWIN_OP_SCENARIO = 2 /* answered by simulate */
+} twin_op_kind;
+
+/* twin_op.flags: the op reads only and may be answered on GET, with its
+ * parameters as URL query parameters (a calendar app can subscribe). */
+#define TWIN_OP_SAFE 1u
+
+/*
+ * One query or scenario a plugin answers, as Redis modules declare their
+ * commands. The host checks every request for the op against
+ * request_schema before the plugin sees it (a failure answers 400 naming
+ * the field), routes POST .../query/{name} and .../scenario/{name} (and GET
+ * .../query/{name} when TWIN_OP_SAFE), lists it in `twinhost plugins info`,
+ * GET /v1/plugins/{plugin} and GET /v1/openapi.json.
+ *
+ * The plugin receives the checked request as a JSON object with the
+ * schema's defaults filled in and "op" set to name, however it was sent
+ * (body {"op": name, ...}, or the op in the path). A body without "op" is
+ * taken as the plugin's only op of its kind when it declares just one.
+ *
+ * Declared in an array; the descriptor's op_size lets the struct grow at
+ * its end (TWIN_OPS fills ops, n_ops and op_size).
+ */
+typedef struct twin_op {
+  const char *name;    /* [a-z0-9_-]{1,40}, unique per kind: "forecast" */
+  int32_t kind;        /* a twin_op_kind */
+  uint32_t flags;      /* TWIN_OP_SAFE or 0 */
+  const char *summary; /* one line: "free spaces of a lot at a time" */
+  /*
+   * The request's members other than "op", in the config schema subset
+   * (see twin_plugin.config_schema) plus "format": "date-time" on strings
+   * (RFC 3339 with a zone; without a "type", integer milliseconds are
+   * accepted too). NULL: the op takes no parameters.
+   */
+  const char *request_schema;
+  /* Media types of the reply, ", "-separated, first the usual one:
+   * "text/calendar, application/json". NULL: "application/json". */
+  const char *reply_type;
+  /* An example request (JSON object, "op" may be left out) that passes
+   * the schema: shown in the docs, sent by conformance tests. */
+  const char *example;
+} twin_op;
+
+/* In a twin_plugin initializer: .ops, .n_ops and .op_size of an array. */
+#define TWIN_OPS(table)                                                        \
+  .ops = (table), .n_ops = (uint32_t)(sizeof(table) / sizeof((table)[0])),     \
+  .op_size = (uint32_t)sizeof(twin_op)
 
 /* ------------------------------------------------------------------------ */
 /* The plugin descriptor                                                    */
@@ -419,8 +618,9 @@ typedef struct twin_plugin {
 
   const char *name;     /* [a-z0-9_-]{1,40}, unique per host: "parking" */
   const char *version;  /* the plugin's own version: "1.2.0" */
-  const char *use_case; /* one of parking, events, clubs, energy, sensors,
-                           other */
+  /* [a-z0-9-]{1,40}. Known use cases, by convention: parking, events,
+   * clubs, energy, sensors, mobility, waste, water, other. */
+  const char *use_case;
   const char *summary;  /* one line for `twinhost plugins list` */
 
   /*
@@ -475,12 +675,43 @@ typedef struct twin_plugin {
   int (*simulate)(void *instance, twin_ctx *ctx, const char *scenario,
                   size_t len);
 
-  /* Periodic work (pull a feed, roll up history). Writes land like
-   * ingest's. */
+  /* Periodic work on the store (roll up history, expire entries), on the
+   * writer thread: nothing that waits on the network (that is fetch).
+   * Writes land like ingest's. */
   int (*tick)(void *instance, twin_ctx *ctx);
 
   /* Describe the instance (what it holds, its health) via api->respond. */
   int (*describe)(void *instance, twin_ctx *ctx);
+
+  /* ---- since ABI 1.2 -------------------------------------------------- */
+
+  /* The queries and scenarios this plugin answers (see twin_op); set with
+   * TWIN_OPS(table). NULL: none declared; requests reach query and
+   * simulate as they were sent. */
+  const twin_op *ops;
+  uint32_t n_ops;
+  uint32_t op_size; /* sizeof(twin_op) as the plugin built it */
+
+  /* Media types ingest takes besides JSON, ", "-separated:
+   * "text/csv, text/calendar". A document of such a type is passed whole,
+   * as sent; doc_type says which it is. NULL: JSON only. */
+  const char *ingest_types;
+
+  /*
+   * Pull what waits on the network (a feed, a calendar URL) every
+   * fetch_interval_s seconds (a town may override it with "fetch_s" next
+   * to the plugin's config), on a fetch thread: never on the writer,
+   * outside any transaction, one call per instance at a time, with a
+   * deadline (check_deadline; "fetch_timeout_s", default 30). It cannot
+   * read or write the store (those calls return TWIN_ERR_UNSUPPORTED or
+   * TWIN_ERR_READ_ONLY); it hands documents to the pipeline with submit.
+   * A failure is logged and backed off (2x, 4x ... the interval, at most
+   * an hour) without disabling the plugin; the reason shows in
+   * `twinhost plugins list`.
+   */
+  int (*fetch)(void *instance, twin_ctx *ctx);
+  uint32_t fetch_interval_s; /* 0: never fetched */
+  uint32_t reserved_;
 
   /* Fields added in later minors go here, and only here. */
 } twin_plugin;

@@ -26,8 +26,8 @@ static struct {
   int ready;
 } fz;
 
-static core_town_plugin plugins[] = {{"parking", "{}", -1, 1},
-                                     {"sensors", "{}", -1, 1}};
+static core_town_plugin plugins[] = {{"parking", "{}", -1, 1, -1, -1},
+                                     {"sensors", "{}", -1, 1, -1, -1}};
 
 static void die(const char *what)
 {

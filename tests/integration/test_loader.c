@@ -180,7 +180,7 @@ static void expect_load_refused(const char *name, const char *const *wants)
 {
   char *path = fixture_file(name);
   core_plugin p;
-  core_err err = {{0}};
+  core_err err = {.msg = {0}};
   int rc = core_plugin_load(path, &p, &err);
   if (rc == TWIN_OK)
     fail_msg("%s loaded; it should be refused", path);
@@ -213,7 +213,7 @@ static void expect_check_refused(const char *name, const char *const *wants)
   assert_all(r.err, wants);
   /* The checker says exactly what the loader says. */
   core_plugin p;
-  core_err err = {{0}};
+  core_err err = {.msg = {0}};
   if (core_plugin_load(path, &p, &err) == TWIN_OK)
     core_plugin_unload(&p);
   assert_string_equal(r.err + strlen("twinhost: plugins check: "), err.msg);
@@ -448,7 +448,7 @@ static void host_refuses_the_second_file_with_a_taken_name(void **state)
   add_plugin(f, "probe_dup.so");
   write_config(f, 1, one_town);
   core_host *h = NULL;
-  core_err err = {{0}};
+  core_err err = {.msg = {0}};
   if (core_host_open(f->config, CORE_HOST_LOAD, &h, &err))
     fail_msg("host did not start: %s", err.msg);
   char *first = plugin_file(f, "probe.so");
@@ -486,7 +486,7 @@ static void load_accepts_a_newer_minor_with_a_bigger_descriptor(void **state)
   (void)state;
   char *path = fixture_file("newer_minor.so");
   core_plugin p;
-  core_err err = {{0}};
+  core_err err = {.msg = {0}};
   if (core_plugin_load(path, &p, &err))
     fail_msg("newer_minor.so was refused: %s", err.msg);
   assert_string_equal(p.desc.name, "newer");
@@ -547,7 +547,7 @@ static void host_runs_a_plugin_built_against_abi_1_0(void **state)
   fx *f = *state;
   char *path = fixture_file("old_minor.so");
   core_plugin p;
-  core_err err = {{0}};
+  core_err err = {.msg = {0}};
   if (core_plugin_load(path, &p, &err))
     fail_msg("old_minor.so was refused: %s", err.msg);
   assert_int_equal(p.desc.abi_minor, 0);
@@ -588,7 +588,7 @@ a_config_over_the_schema_maximum_disables_that_instance(void **state)
   add_plugin(f, "probe.so");
   write_config(f, 1, two_towns_beta_over_limit);
   core_host *h = NULL;
-  core_err err = {{0}};
+  core_err err = {.msg = {0}};
   if (core_host_open(f->config, CORE_HOST_INSTANCES, &h, &err))
     fail_msg("host did not start: %s", err.msg);
   core_instance *beta = core_host_instance(h, "beta", "probe");
@@ -641,7 +641,7 @@ static void expect_open_refused(fx *f, const char *plugin, const char *file,
                                 const char *why)
 {
   core_host *h = NULL;
-  core_err err = {{0}};
+  core_err err = {.msg = {0}};
   if (core_host_open(f->config, CORE_HOST_INSTANCES, &h, &err))
     fail_msg("host did not start: %s", err.msg);
   core_instance *ci = core_host_instance(h, "alpha", plugin);

@@ -29,8 +29,8 @@ static struct {
 } fx;
 
 static core_town_plugin alpha_plugins[] = {
-    {"parking", "{}", -1, 1}, {"sensors", "{}", -1, 1}, {"empty", "{}", -1, 0}};
-static core_town_plugin beta_plugins[] = {{"parking", "{}", -1, 1}};
+    {"parking", "{}", -1, 1, -1, -1}, {"sensors", "{}", -1, 1, -1, -1}, {"empty", "{}", -1, 0, -1, -1}};
+static core_town_plugin beta_plugins[] = {{"parking", "{}", -1, 1, -1, -1}};
 
 /* ---- writing rows ---------------------------------------------------------
  */

@@ -61,7 +61,7 @@ static int parse(fixture *f, const char *text, core_config **cfg, core_err *err)
 static core_config *parse_ok(fixture *f, const char *text)
 {
   core_config *cfg = NULL;
-  core_err err = {{0}};
+  core_err err = {.msg = {0}};
   int rc = parse(f, text, &cfg, &err);
   if (rc != TWIN_OK)
     fail_msg("expected success, got %d: %s", rc, err.msg);
@@ -73,7 +73,7 @@ static core_config *parse_ok(fixture *f, const char *text)
 static void expect_error(fixture *f, const char *text, const char *want)
 {
   core_config *cfg = (core_config *)(void *)&cfg; /* not NULL on entry */
-  core_err err = {{0}};
+  core_err err = {.msg = {0}};
   int rc = parse(f, text, &cfg, &err);
   assert_int_equal(rc, TWIN_ERR_CONFIG);
   assert_null(cfg);
@@ -120,7 +120,7 @@ static void demo_config_loads_every_field(void **state)
       "                              \"tick_s\": 60, \"enabled\": true},\n"
       "                 \"energy\": {\"enabled\": false}}}]}\n");
   core_config *cfg = NULL;
-  core_err err = {{0}};
+  core_err err = {.msg = {0}};
   int rc = core_config_load(path, &cfg, &err);
   if (rc)
     fail_msg("%s", err.msg);
@@ -244,7 +244,7 @@ static void paths_relative_to_the_current_folder_stay_short(void **state)
   (void)state;
   const char *text = TOWN("");
   core_config *cfg = NULL;
-  core_err err = {{0}};
+  core_err err = {.msg = {0}};
   setenv("TZDIR", "/nonexistent-zoneinfo", 1);
   assert_int_equal(
       core_config_parse(text, strlen(text), "demo.json", ".", &cfg, &err),
@@ -535,7 +535,7 @@ static void parse_without_a_name_says_config(void **state)
 {
   (void)state;
   core_config *cfg = NULL;
-  core_err err = {{0}};
+  core_err err = {.msg = {0}};
   assert_int_equal(core_config_parse("[]", 2, NULL, NULL, &cfg, &err),
                    TWIN_ERR_CONFIG);
   assert_null(cfg);
@@ -768,7 +768,7 @@ static void missing_file_is_not_found(void **state)
   fixture *f = *state;
   char *path = tu_fmt("%s/nope.json", f->dir);
   core_config *cfg = (core_config *)(void *)&cfg;
-  core_err err = {{0}};
+  core_err err = {.msg = {0}};
   assert_int_equal(core_config_load(path, &cfg, &err), TWIN_ERR_NOT_FOUND);
   assert_null(cfg);
   assert_non_null(strstr(err.msg, path));
@@ -779,7 +779,7 @@ static void folder_instead_of_file_is_refused(void **state)
 {
   fixture *f = *state;
   core_config *cfg = NULL;
-  core_err err = {{0}};
+  core_err err = {.msg = {0}};
   assert_int_equal(core_config_load(f->dir, &cfg, &err), TWIN_ERR_CONFIG);
   assert_null(cfg);
   assert_non_null(strstr(err.msg, "is a folder"));
@@ -790,7 +790,7 @@ static void loaded_file_errors_name_the_file_as_given(void **state)
   fixture *f = *state;
   char *path = tu_write_file(f->dir, "bad.json", "{\"towns\": []}");
   core_config *cfg = NULL;
-  core_err err = {{0}};
+  core_err err = {.msg = {0}};
   assert_int_equal(core_config_load(path, &cfg, &err), TWIN_ERR_CONFIG);
   char *want = tu_fmt("%s: towns: a host needs at least one town", path);
   assert_string_equal(err.msg, want);
@@ -824,7 +824,7 @@ static void embedded_nul_is_malformed(void **state)
   fixture *f = *state;
   static const char text[] = "{\"towns\": []}\0{}";
   core_config *cfg = NULL;
-  core_err err = {{0}};
+  core_err err = {.msg = {0}};
   assert_int_equal(
       core_config_parse(text, sizeof text - 1, "demo.json", f->dir, &cfg, &err),
       TWIN_ERR_CONFIG);
@@ -853,7 +853,7 @@ static void unknown_town_key_lists_the_known_ones(void **state)
   expect_error(*state,
                "{\"towns\": [{\"id\": \"a\", \"timzone\": \"Europe/Berlin\"}]}",
                "demo.json: towns[0].timzone: unknown key (known: id, name, "
-               "timezone, location, scripts, data, plugins, rules, api); did "
+               "timezone, location, scripts, data, plugins, rules, api, deadlines); did "
                "you mean \"timezone\"?");
 }
 
@@ -868,7 +868,7 @@ static void unknown_plugin_key_is_refused(void **state)
 {
   expect_error(*state, TOWN(", \"plugins\": {\"parking\": {\"tick\": 5}}"),
                "towns[0].plugins.parking.tick: unknown key (known: config, "
-               "tick_s, enabled)");
+               "tick_s, enabled, fetch_s, fetch_timeout_s)");
 }
 
 static void odd_unknown_keys_are_quoted_in_the_path(void **state)

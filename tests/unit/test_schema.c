@@ -26,7 +26,7 @@ static const char *const feed_schema =
 
 static void expect_check_ok(const char *schema)
 {
-  core_err err = {{0}};
+  core_err err = {.msg = {0}};
   int rc = core_schema_check(schema, &err);
   if (rc != TWIN_OK)
     fail_msg("schema refused: %s", err.msg);
@@ -34,7 +34,7 @@ static void expect_check_ok(const char *schema)
 
 static void expect_check_error(const char *schema, const char *want)
 {
-  core_err err = {{0}};
+  core_err err = {.msg = {0}};
   assert_int_equal(core_schema_check(schema, &err), TWIN_ERR_CONFIG);
   if (!strstr(err.msg, want))
     fail_msg("message \"%s\"\n  lacks \"%s\"", err.msg, want);
@@ -45,7 +45,7 @@ static void expect_applied(const char *schema, const char *config,
                            const char *want)
 {
   char *out = NULL;
-  core_err err = {{0}};
+  core_err err = {.msg = {0}};
   int rc = core_schema_apply(schema, config, config ? strlen(config) : 0, &out,
                              &err);
   if (rc != TWIN_OK)
@@ -60,7 +60,7 @@ static void expect_apply_error(const char *schema, const char *config,
                                const char *want)
 {
   char *out = (char *)&out;
-  core_err err = {{0}};
+  core_err err = {.msg = {0}};
   assert_int_equal(
       core_schema_apply(schema, config, strlen(config), &out, &err),
       TWIN_ERR_CONFIG);
@@ -100,7 +100,7 @@ static void every_keyword_is_accepted(void **state)
 static void null_schema_is_refused_by_check(void **state)
 {
   (void)state;
-  core_err err = {{0}};
+  core_err err = {.msg = {0}};
   assert_int_equal(core_schema_check(NULL, &err), TWIN_ERR_CONFIG);
 }
 
@@ -146,7 +146,7 @@ static void unknown_keyword_is_refused_with_a_suggestion(void **state)
       "properties.interval_s.minimun: unknown keyword (known: type, "
       "properties, required, additionalProperties, items, minimum, maximum, "
       "minLength, maxLength, minItems, maxItems, enum, default, "
-      "description); did you mean \"minimum\"?");
+      "description, format); did you mean \"minimum\"?");
 }
 
 static void unknown_type_name_is_refused(void **state)

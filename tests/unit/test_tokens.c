@@ -57,7 +57,7 @@ static void make(fixture *f, const char *town, unsigned scopes,
                  const char *label, char token[CORE_TOKEN_MAX],
                  core_token_info *info)
 {
-  core_err err = {{0}};
+  core_err err = {.msg = {0}};
   core_token_info tmp;
   int rc = core_token_create(f->store, f->cfg, town, scopes, label, token,
                              info ? info : &tmp, &err);
@@ -309,7 +309,7 @@ static void create_for_an_unknown_town_is_refused(void **state)
 {
   fixture *f = *state;
   char token[CORE_TOKEN_MAX] = "unchanged";
-  core_err err = {{0}};
+  core_err err = {.msg = {0}};
   core_token_info info;
   assert_int_equal(core_token_create(f->store, f->cfg, "plattlin",
                                      CORE_SCOPE_READ, NULL, token, &info, &err),
@@ -328,7 +328,7 @@ static void create_refuses_bad_scopes_and_labels(void **state)
 {
   fixture *f = *state;
   char token[CORE_TOKEN_MAX], long_label[200];
-  core_err err = {{0}};
+  core_err err = {.msg = {0}};
   assert_int_equal(core_token_create(f->store, f->cfg, "deggendorf", 0, NULL,
                                      token, NULL, &err),
                    TWIN_ERR_INVALID);
@@ -417,7 +417,7 @@ static void stored_label_that_is_not_utf8_is_mended(void **state)
   assert_int_equal(check(f, token, &got), TWIN_OK);
   assert_string_equal(got.label, "?k");
   json_t *list;
-  core_err err = {{0}};
+  core_err err = {.msg = {0}};
   assert_int_equal(core_token_list(f->store, NULL, NULL, &list, &err), TWIN_OK);
   assert_int_equal(json_array_size(list), 1);
   assert_string_equal(
@@ -477,7 +477,7 @@ static void revoked_token_is_not_found(void **state)
   core_token_info info;
   make(f, "deggendorf", CORE_SCOPE_READ, NULL, token, &info);
   make(f, "deggendorf", CORE_SCOPE_READ, NULL, other, NULL);
-  core_err err = {{0}};
+  core_err err = {.msg = {0}};
   assert_int_equal(core_token_revoke(f->store, info.id, &err), TWIN_OK);
   assert_int_equal(check(f, token, NULL), TWIN_ERR_NOT_FOUND);
   assert_int_equal(check(f, other, NULL), TWIN_OK);
@@ -491,7 +491,7 @@ static void revoke_by_the_whole_token(void **state)
   fixture *f = *state;
   char token[CORE_TOKEN_MAX];
   make(f, "plattling", CORE_SCOPE_WRITE, NULL, token, NULL);
-  core_err err = {{0}};
+  core_err err = {.msg = {0}};
   assert_int_equal(core_token_revoke(f->store, token, &err), TWIN_OK);
   assert_int_equal(check(f, token, NULL), TWIN_ERR_NOT_FOUND);
   assert_int_equal(core_token_revoke(f->store, token, &err),
@@ -505,7 +505,7 @@ static void revoke_by_a_token_with_the_wrong_secret_keeps_it(void **state)
   make(f, "plattling", CORE_SCOPE_WRITE, NULL, token, NULL);
   strcpy(bad, token);
   bad[40] = bad[40] == 'x' ? 'y' : 'x';
-  core_err err = {{0}};
+  core_err err = {.msg = {0}};
   assert_int_equal(core_token_revoke(f->store, bad, &err), TWIN_ERR_NOT_FOUND);
   assert_contains(err.msg, "secret given does not match");
   assert_int_equal(check(f, token, NULL), TWIN_OK);
@@ -521,12 +521,12 @@ static void revoke_refuses_what_is_neither_id_nor_token(void **state)
                        "twh_0123456789ab_short",
                        "0123456789ag"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    core_err err = {{0}};
+    core_err err = {.msg = {0}};
     if (core_token_revoke(f->store, bad[i], &err) != TWIN_ERR_INVALID)
       fail_msg("\"%s\" not refused", bad[i]);
     assert_true(strstr(err.msg, "token id") || strstr(err.msg, "well-formed"));
   }
-  core_err err = {{0}};
+  core_err err = {.msg = {0}};
   assert_int_equal(core_token_revoke(f->store, "twh_0123456789ab_short", &err),
                    TWIN_ERR_INVALID);
   assert_null(strstr(err.msg, "short")); /* never echoes a token */
@@ -543,7 +543,7 @@ static void list_shows_tokens_oldest_first_without_secrets(void **state)
   make(f, "plattling", CORE_SCOPE_WRITE, "second", b, &ib);
   make(f, "deggendorf", CORE_SCOPE_READ, "third", c, &ic);
   json_t *list;
-  core_err err = {{0}};
+  core_err err = {.msg = {0}};
   assert_int_equal(core_token_list(f->store, NULL, NULL, &list, &err), TWIN_OK);
   assert_int_equal(json_array_size(list), 3);
   char *text = json_dumps(list, JSON_COMPACT);
@@ -640,7 +640,7 @@ static void scopes_parse_errors_name_the_scope(void **state)
 {
   (void)state;
   unsigned s = 7;
-  core_err err = {{0}};
+  core_err err = {.msg = {0}};
   assert_int_equal(core_scopes_parse("read,wrte", &s, &err), TWIN_ERR_INVALID);
   assert_contains(err.msg, "unknown scope \"wrte\"");
   assert_contains(err.msg, "valid scopes: read, write, admin");
