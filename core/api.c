@@ -46,6 +46,61 @@ json_t *api_error_json(const api_error *e)
   return err ? json_pack("{s:o}", "error", err) : NULL;
 }
 
+/* One table: every twin_status as the API reports it (docs/api.md shows
+ * it). A plugin's own code (api->fail) wins over the table's. */
+static const struct {
+  int status, http;
+  const char *code;
+} status_map[] = {
+    {TWIN_ERR_INVALID, 400, "bad_request"},
+    {TWIN_ERR_NOT_FOUND, 404, "not_found"},
+    {TWIN_ERR_NOMEM, 503, "out_of_memory"},
+    {TWIN_ERR_STORE, 500, "store"},
+    {TWIN_ERR_PARSE, 400, "malformed"},
+    {TWIN_ERR_REJECTED, 422, "rejected"},
+    {TWIN_ERR_UNSUPPORTED, 400, "unsupported"},
+    {TWIN_ERR_TOO_BIG, 422, "too_big"},
+    {TWIN_ERR_READ_ONLY, 500, "read_only"},
+    {TWIN_ERR_CONFIG, 500, "plugin_config"},
+    {TWIN_ERR_UNAVAILABLE, 503, "unavailable"},
+    {TWIN_ERR_INTERNAL, 500, "internal"},
+    {TWIN_ERR_DEADLINE, 504, "deadline_exceeded"},
+};
+
+int api_status_http(int status, const char **code)
+{
+  for (size_t i = 0; i < sizeof status_map / sizeof status_map[0]; i++)
+    if (status_map[i].status == status) {
+      if (code)
+        *code = status_map[i].code;
+      return status_map[i].http;
+    }
+  if (code)
+    *code = "internal";
+  return 500;
+}
+
+json_t *api_status_table(void)
+{
+  json_t *a = json_array();
+  for (size_t i = 0; i < sizeof status_map / sizeof status_map[0]; i++)
+    json_array_append_new(
+        a, json_pack("{s:s,s:i,s:s}", "status",
+                     core_status_name(status_map[i].status), "http",
+                     status_map[i].http, "code", status_map[i].code));
+  return a;
+}
+
+int api_fail_status(api_error *e, int status, const core_err *err)
+{
+  const char *code;
+  int http = api_status_http(status, &code);
+  if (err && err->code[0])
+    code = err->code;
+  return api_fail(e, http, code, err && err->field[0] ? err->field : NULL,
+                  "%s", err ? err->msg : core_status_message(status));
+}
+
 static int bad(api_error *e, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static int bad(api_error *e, const char *field, const char *fmt, ...)

@@ -21,9 +21,9 @@
  *   {"error":{"code":code,"message":message[,"field":field]}} */
 typedef struct api_error {
   int http;          /* 400, 404, ... */
-  char code[40];     /* "bad_parameter", "unknown_entity", ... */
+  char code[48];     /* "bad_parameter", "unknown_entity", ... */
   char message[512]; /* what is wrong and what to do about it */
-  char field[64];    /* the parameter or JSON path at fault; "" if none */
+  char field[200];   /* the parameter or JSON path at fault; "" if none */
 } api_error;
 
 /* Fill e and return http. field may be NULL. */
@@ -31,6 +31,16 @@ int api_fail(api_error *e, int http, const char *code, const char *field,
              const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /* The error as the JSON body above (new reference). */
 json_t *api_error_json(const api_error *e);
+
+/* The HTTP status and error code of a twin_status (one table, shown in
+ * docs/api.md); an unknown status is 500 "internal". */
+int api_status_http(int status, const char **code);
+/* The table as JSON [{"status","http","code"}] (for the docs' test). */
+json_t *api_status_table(void);
+/* Fill e from a host error: HTTP status and code by the table, the
+ * error's own code and field when it has them (a plugin's api->fail, a
+ * request check). Returns the HTTP status. */
+int api_fail_status(api_error *e, int status, const core_err *err);
 
 /* Query parameters in request order; a name may repeat. */
 typedef struct api_arg {

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/wait.h>
@@ -21,6 +22,7 @@
 
 #include "api.h"
 #include "host.h"
+#include "media.h"
 #include "pipeline.h"
 #include "rules.h"
 #include "schema.h"
@@ -94,20 +96,28 @@ static const command commands[] = {
      "      host would accept it, and if not, why.\n"},
     {"ingest", cmd_ingest,
      "usage: twinhost ingest --town TOWN --plugin PLUGIN [FILE|-] [--whole]\n"
-     "                       [--ack]\n"
+     "                       [--content-type TYPE] [--ack]\n"
      "Import documents (default: standard input). The input is JSON Lines,\n"
      "one document per line, unless FILE ends in .json or --whole is given:\n"
-     "then the whole input is one document. Each document is accepted or\n"
-     "rejected with its reason; accepted ones are committed before they are\n"
-     "counted. --ack prints {\"line\":N,\"status\":\"ok\"} per document as "
-     "soon\n"
-     "as it is committed. Prints a summary; exit 1 if any was rejected.\n"},
+     "then the whole input is one document. --content-type TYPE (text/csv,\n"
+     "text/calendar: a type the plugin takes, see `plugins info`; also\n"
+     "taken from a FILE ending in .csv or .ics) sends the whole input as\n"
+     "one document of that type, as it is. Each document is accepted or\n"
+     "rejected with its reason, and items of it the plugin refused are\n"
+     "listed; accepted ones are committed before they are counted. --ack\n"
+     "prints {\"line\":N,\"status\":\"ok\"} per document as soon as it is\n"
+     "committed. Prints a summary; exit 1 if any was rejected.\n"},
     {"query", cmd_query,
-     "usage: twinhost query --town TOWN --plugin PLUGIN [REQUEST|-]\n"
+     "usage: twinhost query --town TOWN --plugin PLUGIN [--op OP]\n"
+     "                      [REQUEST|-]\n"
      "Ask a plugin a question; REQUEST is JSON text (or - for standard\n"
-     "input), e.g. '{\"op\":\"latest\"}'. Prints the plugin's JSON answer.\n"},
+     "input), e.g. '{\"op\":\"latest\"}', or the op's parameters with\n"
+     "--op OP. The request is checked against the op's schema first\n"
+     "(`twinhost plugins info PLUGIN` lists the ops). Prints the answer: JSON\n"
+     "indented, other media types (text/calendar, text/csv) as they are.\n"},
     {"scenario", cmd_scenario,
-     "usage: twinhost scenario --town TOWN --plugin PLUGIN [SCENARIO|-]\n"
+     "usage: twinhost scenario --town TOWN --plugin PLUGIN [--op OP]\n"
+     "                         [SCENARIO|-]\n"
      "Run a what-if scenario on a snapshot: the plugin's writes go to an\n"
      "in-memory overlay and live state never changes. Prints the report\n"
      "with the events the scenario would raise.\n"},
@@ -476,9 +486,9 @@ static int cmd_plugins(cli_opts *o)
 
 typedef struct ingest_state {
   pthread_mutex_t mu;
-  uint64_t done, accepted, rejected;
+  uint64_t done, accepted, rejected, items_refused;
   int ack;
-  json_t *rejections;
+  json_t *rejections, *refused;
 } ingest_state;
 
 typedef struct ingest_doc {
@@ -486,16 +496,30 @@ typedef struct ingest_doc {
   size_t line;
 } ingest_doc;
 
-static void ingest_done(void *ud, int status, const char *reason)
+static void ingest_done(void *ud, const core_outcome *o)
 {
   ingest_doc *d = ud;
   ingest_state *st = d->st;
+  int status = o->status;
+  const char *reason = o->reason;
   pthread_mutex_lock(&st->mu);
   st->done++;
+  if (o->items->total) {
+    st->items_refused += o->items->total;
+    if (json_array_size(st->refused) < 100)
+      json_array_append_new(
+          st->refused, json_pack("{s:I,s:I,s:o}", "line", (json_int_t)d->line,
+                                 "items_refused", (json_int_t)o->items->total,
+                                 "items", core_items_json(o->items)));
+  }
   if (!status) {
     st->accepted++;
     if (st->ack) {
-      printf("{\"line\":%zu,\"status\":\"ok\"}\n", d->line);
+      if (o->items->total)
+        printf("{\"line\":%zu,\"status\":\"ok\",\"items_refused\":%zu}\n",
+               d->line, o->items->total);
+      else
+        printf("{\"line\":%zu,\"status\":\"ok\"}\n", d->line);
       fflush(stdout);
     }
   } else {
@@ -561,7 +585,29 @@ static int cmd_ingest(cli_opts *o)
   int whole = o->whole;
   if (file && strlen(file) > 5 && !strcmp(file + strlen(file) - 5, ".json"))
     whole = 1;
-  ingest_state st = {.ack = o->ack, .rejections = json_array()};
+  /* A document of another media type is one document, as it is. */
+  const char *type = o->content_type;
+  size_t flen = file ? strlen(file) : 0;
+  if (!type && flen > 4 && !strcasecmp(file + flen - 4, ".csv"))
+    type = "text/csv";
+  if (!type && flen > 4 && !strcasecmp(file + flen - 4, ".ics"))
+    type = "text/calendar";
+  if (type && core_media_is_json(type))
+    type = NULL;
+  if (type && !core_plugin_takes(ci->plugin, type)) {
+    const char *more = ci->plugin->desc.ingest_types;
+    cli_error("ingest",
+              "plugin '%s' takes JSON%s%s, not %s (see `twinhost plugins "
+              "info %s`)",
+              o->plugin, more ? " and " : "", more ? more : "", type,
+              o->plugin);
+    goto out;
+  }
+  if (type)
+    whole = 1;
+  ingest_state st = {.ack = o->ack,
+                     .rejections = json_array(),
+                     .refused = json_array()};
   pthread_mutex_init(&st.mu, NULL);
   int show = isatty(2) && len > (1 << 20);
   size_t ndocs = 0, cap = 0;
@@ -587,7 +633,8 @@ static int cmd_ingest(cli_opts *o)
       ingest_doc *d = &docs[ndocs++];
       d->st = &st;
       d->line = whole ? 1 : line;
-      if (core_pipeline_submit(p, ci, s, (size_t)(e - s), ingest_done, d)) {
+      if (core_pipeline_submit_as(p, ci, type, s, (size_t)(e - s),
+                                  ingest_done, d)) {
         cli_error("ingest", "the writer stopped; %zu documents not sent",
                   ndocs);
         break;
@@ -602,10 +649,12 @@ static int cmd_ingest(cli_opts *o)
   core_pipeline_drain(p);
   if (show)
     progress(&st, ndocs, len, len, 1);
-  json_t *sum = json_pack("{s:s,s:s,s:I,s:I,s:I,s:o}", "town", o->town,
-                          "plugin", o->plugin, "documents", (json_int_t)ndocs,
-                          "accepted", (json_int_t)st.accepted, "rejected",
-                          (json_int_t)st.rejected, "rejections", st.rejections);
+  json_t *sum = json_pack(
+      "{s:s,s:s,s:I,s:I,s:I,s:I,s:o,s:o}", "town", o->town, "plugin",
+      o->plugin, "documents", (json_int_t)ndocs, "accepted",
+      (json_int_t)st.accepted, "rejected", (json_int_t)st.rejected,
+      "items_refused", (json_int_t)st.items_refused, "rejections",
+      st.rejections, "refused", st.refused);
   if (!o->ack)
     cli_print_json(sum);
   else if (st.rejected)
@@ -638,6 +687,9 @@ static int ask(cli_opts *o, const char *cmd, int scenario)
   if (o->npos && strcmp(o->pos[0], "-")) {
     req = strdup(o->pos[0]);
     len = strlen(req);
+  } else if (o->op && !o->npos) { /* an op without parameters */
+    req = strdup("{}");
+    len = 2;
   } else {
     req = read_input(cmd, "-", &len);
   }
@@ -659,20 +711,24 @@ static int ask(cli_opts *o, const char *cmd, int scenario)
   }
   core_instance *ci;
   core_err err;
-  char *reply = NULL;
+  core_reply reply = {0};
   int rc = CLI_OK;
   if (core_host_find(h, o->town, o->plugin, &ci, &err) ||
-      (scenario ? core_host_simulate(h, ci, req, len, &reply, &err)
-                : core_host_query(h, ci, req, len, &reply, &err))) {
+      core_host_request(h, ci, scenario ? TWIN_OP_SCENARIO : TWIN_OP_QUERY,
+                        o->op, req, len, &reply, &err)) {
     cli_error(cmd, "%s", err.msg);
-    rc = CLI_FAIL;
-  } else {
-    json_t *j = json_loads(reply, JSON_DECODE_ANY, NULL);
+    rc = err.code[0] && !strcmp(err.code, "bad_json") ? CLI_USAGE : CLI_FAIL;
+  } else if (core_media_is_json(reply.type)) {
+    json_t *j = json_loadb(reply.body, reply.len, JSON_DECODE_ANY, NULL);
     if (j)
       cli_print_json(j);
     json_decref(j);
+  } else { /* text/calendar, text/csv ...: as the plugin wrote it */
+    if (fwrite(reply.body, 1, reply.len, stdout) != reply.len ||
+        fflush(stdout))
+      rc = CLI_FAIL;
   }
-  free(reply);
+  free(reply.body);
   free(req);
   core_host_close(h);
   return rc;
@@ -1142,6 +1198,8 @@ static int parse_opts(const char *cmd, int argc, char **argv, cli_opts *o)
       {"--listen", offsetof(cli_opts, listen)},
       {"--scope", offsetof(cli_opts, scope)},
       {"--label", offsetof(cli_opts, label)},
+      {"--op", offsetof(cli_opts, op)},
+      {"--content-type", offsetof(cli_opts, content_type)},
   };
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];

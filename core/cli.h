@@ -23,6 +23,8 @@ typedef struct cli_opts {
   const char *filter, *near, *radius, *every, *agg;
   const char *listen; /* serve: ADDR:PORT overriding the config's http */
   const char *scope, *label; /* token create */
+  const char *op;           /* query, scenario: the declared op */
+  const char *content_type; /* ingest: a media type the plugin declares */
   int ack, whole, help, json;
   const char *pos[8]; /* positional arguments */
   int npos;

@@ -1518,6 +1518,8 @@ int core_host_stage_status(core_host *h, core_instance *ci, core_overlay *ov)
                         "ticks", (json_int_t)ci->ticks, "tick_errors",
                         (json_int_t)ci->tick_errors, "plugin_version",
                         ci->plugin->desc.version);
+  if (j && ci->fetch_s)
+    json_object_set_new(j, "fetch", core_instance_fetch_json(ci));
   pthread_mutex_unlock(&h->lock);
   char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
   json_decref(j);
@@ -1528,6 +1530,20 @@ int core_host_stage_status(core_host *h, core_instance *ci, core_overlay *ov)
   int rc = core_overlay_put(ov, CORE_DB_META, k.b, k.len, text, strlen(text));
   free(text);
   return rc;
+}
+
+json_t *core_instance_fetch_json(const core_instance *ci)
+{
+  char next[40];
+  core_format_time(ci->next_fetch, next, sizeof next);
+  json_t *o = json_pack("{s:I,s:I,s:I,s:i,s:s}", "interval_s",
+                        (json_int_t)ci->fetch_s, "fetches",
+                        (json_int_t)ci->fetches, "errors",
+                        (json_int_t)ci->fetch_errors, "failures",
+                        ci->fetch_failures, "next", next);
+  if (o && ci->fetch_reason[0])
+    json_object_set_new(o, "reason", json_string(ci->fetch_reason));
+  return o;
 }
 
 int core_host_save_status(core_host *h, core_err *err)

@@ -274,6 +274,10 @@ void core_instance_count_refused(core_host *h, core_instance *ci,
  * Returns 1 when the health record changed. */
 int core_host_tick_outcome(core_host *h, core_instance *ci, int status,
                            const char *reason);
+/* ci's fetch health as JSON: interval_s, fetches, errors, failures (in a
+ * row), next (when due), reason (the last failure). Call under the host
+ * lock. */
+json_t *core_instance_fetch_json(const core_instance *ci);
 /* Stage the instance's health record into meta ("status\0town\0plugin"). */
 int core_host_stage_status(core_host *h, core_instance *ci, core_overlay *ov);
 /* Store every instance's health record in one commit (serve does this at

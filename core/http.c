@@ -23,6 +23,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -37,6 +38,8 @@
 #include "api.h"
 #include "http.h"
 #include "jsonscan.h"
+#include "media.h"
+#include "openapi.h"
 #include "rules.h"
 #include "script.h"
 #include "tokens.h"
@@ -63,7 +66,7 @@ typedef struct route {
 /* Statuses counted per route in /metrics; a status not listed counts
  * under the first listed one of its class (e.g. 302 is not answered). */
 static const int counted_status[] = {200, 204, 400, 401, 403, 404, 405,
-                                     413, 415, 422, 431, 500, 503};
+                                     413, 415, 422, 431, 500, 503, 504};
 #define N_STATUS (sizeof counted_status / sizeof counted_status[0])
 
 /* Commit latency buckets of /metrics, in milliseconds. */
@@ -135,6 +138,9 @@ typedef struct doc_result {
   req *r;
   int status;
   char *reason;
+  char code[48], field[200]; /* the plugin's, when it set them */
+  json_t *items;             /* refused items, or NULL */
+  size_t items_total;
 } doc_result;
 
 struct sse {
@@ -165,6 +171,9 @@ static enum MHD_Result h_town_plugin(req *r);
 static enum MHD_Result h_ingest(req *r);
 static enum MHD_Result h_query(req *r);
 static enum MHD_Result h_scenario(req *r);
+static enum MHD_Result h_query_op(req *r);
+static enum MHD_Result h_scenario_op(req *r);
+static enum MHD_Result h_openapi(req *r);
 static enum MHD_Result h_events(req *r);
 static enum MHD_Result h_stream(req *r);
 static enum MHD_Result h_rules(req *r);
@@ -174,6 +183,7 @@ static const route routes[] = {
     {"GET", "/healthz", SCOPE_PUBLIC, h_healthz},
     {"GET", "/metrics", SCOPE_PUBLIC, h_metrics},
     {"GET", "/v1", SCOPE_PUBLIC, h_root},
+    {"GET", "/v1/openapi.json", SCOPE_PUBLIC, h_openapi},
     {"GET", "/v1/plugins", SCOPE_PUBLIC, h_plugins},
     {"GET", "/v1/plugins/{plugin}", SCOPE_PUBLIC, h_plugin},
     {"GET", "/v1/towns", SCOPE_PUBLIC, h_towns},
@@ -189,6 +199,12 @@ static const route routes[] = {
     {"POST", "/v1/towns/{town}/plugins/{plugin}/query", SCOPE_READ, h_query},
     {"POST", "/v1/towns/{town}/plugins/{plugin}/scenario", SCOPE_READ,
      h_scenario},
+    {"GET", "/v1/towns/{town}/plugins/{plugin}/query/{op}", SCOPE_READ,
+     h_query_op},
+    {"POST", "/v1/towns/{town}/plugins/{plugin}/query/{op}", SCOPE_READ,
+     h_query_op},
+    {"POST", "/v1/towns/{town}/plugins/{plugin}/scenario/{op}", SCOPE_READ,
+     h_scenario_op},
     {"GET", "/v1/towns/{town}/events", SCOPE_READ, h_events},
     {"GET", "/v1/towns/{town}/events/stream", SCOPE_READ, h_stream},
     {"GET", "/v1/towns/{town}/rules", SCOPE_ADMIN, h_rules},
@@ -357,26 +373,13 @@ static enum MHD_Result fail(req *r, int http, const char *code,
   return send_error(r, &e);
 }
 
-/* A host error (core_err with a twin status) as an API error. */
-static enum MHD_Result fail_status(req *r, int st, const char *msg,
-                                   const char *unknown_code)
+/* A host error (a twin status and its core_err) as an API error, by the
+ * one table of api_status_http (docs/api.md). */
+static enum MHD_Result fail_status(req *r, int st, const core_err *err)
 {
-  switch (st) {
-  case TWIN_ERR_NOT_FOUND:
-    return fail(r, 404, unknown_code, NULL, "%s", msg);
-  case TWIN_ERR_INVALID:
-  case TWIN_ERR_PARSE:
-  case TWIN_ERR_REJECTED:
-    return fail(r, 400, "bad_request", NULL, "%s", msg);
-  case TWIN_ERR_UNSUPPORTED:
-    return fail(r, 400, "unsupported", NULL, "%s", msg);
-  case TWIN_ERR_TOO_BIG:
-    return fail(r, 413, "body_too_large", NULL, "%s", msg);
-  case TWIN_ERR_UNAVAILABLE:
-    return fail(r, 503, "unavailable", NULL, "%s", msg);
-  default:
-    return fail(r, 500, "internal", NULL, "%s", msg);
-  }
+  api_error e;
+  api_fail_status(&e, st, err);
+  return send_error(r, &e);
 }
 
 /* ---- time and JSON helpers ----------------------------------------------- */
@@ -409,6 +412,15 @@ static json_t *instance_health(core_host *h, core_instance *ci)
       (json_int_t)__atomic_load_n(&ci->docs_rejected, __ATOMIC_RELAXED));
   if (ci->reason[0])
     json_object_set_new(o, "reason", json_string(ci->reason));
+  if (ci->fetch_s)
+    json_object_set_new(o, "fetch", core_instance_fetch_json(ci));
+  if (ci->n_refused_codes) {
+    json_t *codes = json_object();
+    for (size_t i = 0; i < ci->n_refused_codes; i++)
+      json_object_set_new(codes, ci->refused_codes[i].code,
+                          json_integer((json_int_t)ci->refused_codes[i].n));
+    json_object_set_new(o, "items_refused", codes);
+  }
   pthread_mutex_unlock(&h->lock);
   return o;
 }
@@ -690,8 +702,9 @@ static int body_json_ok(req *r, const char *what)
 {
   if (!r->body_len) {
     fail(r, 400, "bad_json", "body",
-         "the %s is missing: send it as a JSON body, e.g. {\"op\":\"now\"}",
-         what);
+         "the %s is missing: send it as a JSON body, e.g. {\"op\":\"now\"}, "
+         "or name the op in the path (.../%s/<op>)",
+         what, strcmp(what, "scenario") ? "query" : "scenario");
     return 0;
   }
   json_error_t je;
@@ -706,47 +719,190 @@ static int body_json_ok(req *r, const char *what)
   return 1;
 }
 
-static enum MHD_Result ask(req *r, int scenario)
+/* A plugin's reply, sent in its media type (text types as UTF-8). */
+static enum MHD_Result send_reply(req *r, core_reply *rep)
+{
+  const char *type = rep->type[0] ? rep->type : "application/json";
+  char ct[160];
+  snprintf(ct, sizeof ct, "%s%s", type,
+           !strncmp(type, "text/", 5) ? "; charset=utf-8" : "");
+  return send_text(r, 200, ct, rep->body, rep->len);
+}
+
+/* One URL parameter typed through the op's property schema ps (may be
+ * NULL: a string, and the schema check names it as unknown). */
+static json_t *typed_param(const char *name, const char *value, json_t *ps,
+                           api_error *e)
+{
+  const char *type = json_string_value(json_object_get(ps, "type"));
+  char *end;
+  errno = 0;
+  if (type && !strcmp(type, "integer")) {
+    long long v = strtoll(value, &end, 10);
+    if (!*value || *end || errno)
+      return api_fail(e, 400, "bad_parameter", name,
+                      "%s: expected a whole number, got '%.60s'", name, value),
+             NULL;
+    return json_integer(v);
+  }
+  if (type && !strcmp(type, "number")) {
+    double v = strtod(value, &end);
+    if (!*value || *end || errno || !isfinite(v))
+      return api_fail(e, 400, "bad_parameter", name,
+                      "%s: expected a number, got '%.60s'", name, value),
+             NULL;
+    return json_real(v);
+  }
+  if (type && !strcmp(type, "boolean")) {
+    if (!strcmp(value, "true") || !strcmp(value, "1"))
+      return json_true();
+    if (!strcmp(value, "false") || !strcmp(value, "0"))
+      return json_false();
+    return api_fail(e, 400, "bad_parameter", name,
+                    "%s: expected true or false, got '%.60s'", name, value),
+           NULL;
+  }
+  if (type && (!strcmp(type, "object") || !strcmp(type, "array")))
+    return api_fail(e, 400, "bad_parameter", name,
+                    "%s: a value of type %s cannot be given as a URL "
+                    "parameter; POST the request as JSON to this URL",
+                    name, type),
+           NULL;
+  if (!type && json_object_get(ps, "format")) { /* date-time or ms */
+    const char *d = value + (*value == '-');
+    if (*d && strspn(d, "0123456789") == strlen(d))
+      return json_integer(strtoll(value, NULL, 10));
+  }
+  json_t *str = json_string(value);
+  if (!str)
+    api_fail(e, 400, "bad_parameter", name, "%s: not UTF-8 text", name);
+  return str;
+}
+
+/* The request of a safe op from its URL parameters: 0 with *out (caller
+ * frees), else the HTTP status with e filled. */
+static int params_request(req *r, const char *op, char **out, api_error *e)
+{
+  *out = NULL;
+  const core_plugin *p = r->ci->plugin;
+  const core_op *o = core_plugin_op(p, TWIN_OP_QUERY, op);
+  if (!o) {
+    if (!core_plugin_op_count(p, TWIN_OP_QUERY))
+      return api_fail(e, 405, "method_not_allowed", "op",
+                      "plugin '%s' declares no ops, so none is answered on "
+                      "GET; POST its request to .../plugins/%s/query",
+                      p->desc.name, p->desc.name);
+    char *text;
+    size_t n;
+    const core_op *none;
+    core_err err;
+    core_host_prepare(p, TWIN_OP_QUERY, op, "{}", 2, &text, &n, &none, &err);
+    free(text);
+    return api_fail_status(e, TWIN_ERR_NOT_FOUND, &err);
+  }
+  if (!(o->op.flags & TWIN_OP_SAFE))
+    return api_fail(e, 405, "method_not_allowed", "op",
+                    "%s query '%s' is not declared safe to answer on GET; "
+                    "POST its request as JSON to this URL",
+                    p->desc.name, o->op.name);
+  json_t *req = json_object(), *props = json_object_get(o->schema, "properties");
+  for (size_t i = 0; req && i < r->args.n; i++) {
+    const char *name = r->args.v[i].name;
+    json_t *ps = json_object_get(props, name);
+    const char *ptype = json_string_value(json_object_get(ps, "type"));
+    int array = ptype && !strcmp(ptype, "array");
+    json_t *v = typed_param(name, r->args.v[i].value,
+                            array ? json_object_get(ps, "items") : ps, e);
+    if (!v) {
+      json_decref(req);
+      return e->http;
+    }
+    json_t *have = json_object_get(req, name);
+    if (array) {
+      if (!have)
+        json_object_set_new(req, name, have = json_array());
+      json_array_append_new(have, v);
+    } else if (have) {
+      json_decref(v);
+      json_decref(req);
+      return api_fail(e, 400, "bad_parameter", name,
+                      "%s is given more than once; give it once", name);
+    } else {
+      json_object_set_new(req, name, v);
+    }
+  }
+  *out = req ? json_dumps(req, JSON_COMPACT) : NULL;
+  json_decref(req);
+  return *out ? 0 : api_fail(e, 500, "internal", NULL, "out of memory");
+}
+
+static enum MHD_Result ask(req *r, int kind, const char *op)
 {
   api_error e;
-  if (api_args_check(&r->args, no_args, &e))
+  int get = !strcmp(r->method, "GET") || !strcmp(r->method, "HEAD");
+  if (!get && api_args_check(&r->args, no_args, &e))
     return send_error(r, &e);
-  if (!body_json_ok(r, scenario ? "scenario" : "request"))
+  const char *what = kind == TWIN_OP_SCENARIO ? "scenario" : "request";
+  if (!op && !body_json_ok(r, what))
     return MHD_YES;
-  core_host *h = r->srv->h;
+  char *built = NULL;
+  if (get && params_request(r, op, &built, &e))
+    return send_error(r, &e);
   core_err err;
-  char *reply = NULL;
-  int st = scenario ? core_host_simulate(h, r->ci, r->body, r->body_len,
-                                         &reply, &err)
-                    : core_host_query(h, r->ci, r->body, r->body_len, &reply,
-                                      &err);
-  if (st) {
-    free(reply);
-    return fail_status(r, st, err.msg, "not_found");
-  }
-  size_t len = strlen(reply);
-  return send_text(r, 200, "application/json", reply, len);
+  core_reply rep;
+  int st = core_host_request(r->srv->h, r->ci, kind, op,
+                             built ? built : r->body,
+                             built ? strlen(built) : r->body_len, &rep, &err);
+  free(built);
+  if (st)
+    return fail_status(r, st, &err);
+  return send_reply(r, &rep);
 }
 
 static enum MHD_Result h_query(req *r)
 {
-  return ask(r, 0);
+  return ask(r, TWIN_OP_QUERY, NULL);
 }
 
 static enum MHD_Result h_scenario(req *r)
 {
-  return ask(r, 1);
+  return ask(r, TWIN_OP_SCENARIO, NULL);
+}
+
+static enum MHD_Result h_query_op(req *r)
+{
+  return ask(r, TWIN_OP_QUERY, param(r, "op"));
+}
+
+static enum MHD_Result h_scenario_op(req *r)
+{
+  return ask(r, TWIN_OP_SCENARIO, param(r, "op"));
+}
+
+static enum MHD_Result h_openapi(req *r)
+{
+  json_t *doc = core_openapi(r->srv->h);
+  if (!doc)
+    return fail(r, 500, "internal", NULL, "cannot build the OpenAPI document");
+  return send_json(r, 200, doc);
 }
 
 /* ---- handlers: ingest ---------------------------------------------------- */
 
-static void ingest_done(void *ud, int status, const char *reason)
+static void ingest_done(void *ud, const core_outcome *o)
 {
   doc_result *d = ud;
   req *r = d->r;
-  d->status = status;
-  if (status)
-    d->reason = strdup(reason && *reason ? reason : core_status_message(status));
+  d->status = o->status;
+  if (o->status)
+    d->reason = strdup(o->reason && *o->reason ? o->reason
+                                               : core_status_message(o->status));
+  snprintf(d->code, sizeof d->code, "%s", o->code ? o->code : "");
+  snprintf(d->field, sizeof d->field, "%s", o->field ? o->field : "");
+  if (o->items && o->items->total) {
+    d->items = core_items_json(o->items);
+    d->items_total = o->items->total;
+  }
   /* Resume only after unlocking: once resumed, a pool thread may answer
    * and free r (and r->mu) at once. A suspended connection stays until
    * resumed, so conn is still valid here. */
@@ -770,32 +926,40 @@ static void ingest_done(void *ud, int status, const char *reason)
 static enum MHD_Result ingest_reply(req *r)
 {
   json_t *results = json_array();
-  size_t ok = 0;
+  size_t ok = 0, refused = 0;
   for (size_t i = 0; i < r->n_docs; i++) {
     doc_result *d = &r->results[i];
+    json_t *row;
     if (!d->status) {
       ok++;
-      json_array_append_new(results, json_pack("{s:I,s:s}", "index",
-                                               (json_int_t)i, "status",
-                                               "accepted"));
+      row = json_pack("{s:I,s:s}", "index", (json_int_t)i, "status",
+                      "accepted");
     } else {
+      core_err err;
+      core_err_set(&err, d->status, "%s", d->reason ? d->reason : "rejected");
+      core_err_detail(&err, d->code[0] ? d->code : NULL,
+                      d->field[0] ? d->field : NULL);
       api_error e;
-      api_fail(&e, 422,
-               d->status == TWIN_ERR_UNAVAILABLE ? "unavailable" : "rejected",
-               NULL, "%s", d->reason ? d->reason : "rejected");
-      json_t *err = api_error_json(&e);
-      json_array_append_new(
-          results, json_pack("{s:I,s:s,s:O}", "index", (json_int_t)i,
-                             "status", "rejected", "error",
-                             json_object_get(err, "error")));
-      json_decref(err);
+      api_fail_status(&e, d->status, &err);
+      json_t *ej = api_error_json(&e);
+      row = json_pack("{s:I,s:s,s:O}", "index", (json_int_t)i, "status",
+                      "rejected", "error", json_object_get(ej, "error"));
+      json_decref(ej);
     }
+    if (row && d->items_total) {
+      refused += d->items_total;
+      json_object_set_new(row, "items_refused",
+                          json_integer((json_int_t)d->items_total));
+      json_object_set_new(row, "refused", d->items);
+      d->items = NULL;
+    }
+    json_array_append_new(results, row);
   }
   size_t n = r->n_docs;
   return send_json(r, ok || !n ? 200 : 422,
-                   json_pack("{s:I,s:I,s:o}", "accepted", (json_int_t)ok,
-                             "rejected", (json_int_t)(n - ok), "results",
-                             results));
+                   json_pack("{s:I,s:I,s:I,s:o}", "accepted", (json_int_t)ok,
+                             "rejected", (json_int_t)(n - ok), "items_refused",
+                             (json_int_t)refused, "results", results));
 }
 
 static int is_ndjson(req *r)
@@ -969,8 +1133,8 @@ int core_http_split_docs(const char *body, size_t blen, int ndjson,
     }
     if (body[i] != '{')
       return api_fail(e, 400, "bad_request", "body",
-                      "expected a JSON array of documents or {\"documents\": "
-                      "[...]}, got %s",
+                      "expected a document (a JSON object), a JSON array of "
+                      "documents or {\"documents\": [...]}, got %s",
                       body[i] == '"'   ? "a string"
                       : body[i] == 't' ? "true"
                       : body[i] == 'f' ? "false"
@@ -992,11 +1156,12 @@ int core_http_split_docs(const char *body, size_t blen, int ndjson,
       if (k < blen && body[k] == ',')
         k = core_json_ws(body, blen, k + 1);
     }
-    if (!found || body[docs_at] != '[')
+    if (!found) /* one document, as a sensor gateway posts it */
+      return add_doc(d, body + i, end - i, e) ? e->http : 0;
+    if (body[docs_at] != '[')
       return api_fail(e, 400, "bad_request", "documents",
-                      "expected a JSON array of documents or an object "
-                      "{\"documents\": [...]}; this object has no "
-                      "\"documents\" array");
+                      "\"documents\" must be an array of documents (or "
+                      "post one document alone, without \"documents\")");
     int st = split_array(body, blen, docs_at, &end, d, &se, e);
     if (st)
       return st < 0 ? scan_bad(e, body, d, &se) : st;
@@ -1009,15 +1174,44 @@ int core_http_split_docs(const char *body, size_t blen, int ndjson,
   return 0;
 }
 
+/* The media type of an ingest body the plugin takes whole ("text/csv"),
+ * into type; "" for JSON (a batch) and for what curl sends by default. */
+static void raw_type(req *r, char *type, size_t size)
+{
+  const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                               "Content-Type");
+  type[0] = 0;
+  if (!ct || core_media_is_json(ct) || is_ndjson(r))
+    return;
+  char bare[128];
+  core_media_bare(ct, bare, sizeof bare);
+  if (!strcmp(bare, "application/x-www-form-urlencoded") ||
+      !strcmp(bare, "text/plain") || !bare[0])
+    return; /* `curl -d @file.json` says form-urlencoded: read as JSON */
+  snprintf(type, size, "%s", bare);
+}
+
 static enum MHD_Result h_ingest(req *r)
 {
   if (r->submitted) /* resumed: every document has its outcome */
     return ingest_reply(r);
   api_error e;
   core_http_docs d;
-  if (api_args_check(&r->args, no_args, &e) ||
-      core_http_split_docs(r->body, r->body_len, is_ndjson(r), &d, &e))
+  char type[128];
+  raw_type(r, type, sizeof type);
+  if (api_args_check(&r->args, no_args, &e))
     return send_error(r, &e);
+  if (type[0]) { /* one document of a type the plugin declared, as sent */
+    memset(&d, 0, sizeof d);
+    if (!r->body_len)
+      return fail(r, 400, "bad_request", "body",
+                  "the body is empty: send the %s document", type);
+    if (add_doc(&d, r->body, r->body_len, &e))
+      return send_error(r, &e);
+  } else if (core_http_split_docs(r->body, r->body_len, is_ndjson(r), &d,
+                                  &e)) {
+    return send_error(r, &e);
+  }
   r->results = calloc(d.n, sizeof *r->results);
   if (!r->results) {
     core_http_docs_free(&d);
@@ -1028,14 +1222,20 @@ static enum MHD_Result h_ingest(req *r)
   r->submitted = 1;
   for (size_t i = 0; i < d.n; i++) {
     r->results[i].r = r;
-    int st = core_pipeline_submit(r->srv->p, r->ci, d.start[i], d.len[i],
-                                  ingest_done, &r->results[i]);
-    if (st)
-      ingest_done(&r->results[i], st,
-                  st == TWIN_ERR_UNAVAILABLE
-                      ? "the host is stopping; send this document again later"
-                      : "the document could not be queued (out of memory); "
-                        "send it again later");
+    int st = core_pipeline_submit_as(r->srv->p, r->ci, type[0] ? type : NULL,
+                                     d.start[i], d.len[i], ingest_done,
+                                     &r->results[i]);
+    if (st) {
+      core_items none = {0};
+      core_outcome o = {
+          st,
+          st == TWIN_ERR_UNAVAILABLE
+              ? "the host is stopping; send this document again later"
+              : "the document could not be queued (out of memory); send it "
+                "again later",
+          NULL, NULL, &none};
+      ingest_done(&r->results[i], &o);
+    }
   }
   core_http_docs_free(&d);
   pthread_mutex_lock(&r->mu);
@@ -1343,6 +1543,35 @@ static enum MHD_Result h_metrics(req *r)
             (unsigned long long)(d - bad), ci->town->id,
             ci->plugin->desc.name, (unsigned long long)bad);
   }
+  metric_head(f, "twinhost_ingest_items_refused_total", "counter",
+              "Items of ingested documents their plugin refused "
+              "(refuse_item), by town, plugin and reason code.");
+  pthread_mutex_lock(&h->lock);
+  for (size_t i = 0; i < h->n_inst; i++) {
+    core_instance *ci = &h->inst[i];
+    for (size_t k = 0; k < ci->n_refused_codes; k++)
+      fprintf(f,
+              "twinhost_ingest_items_refused_total{town=\"%s\",plugin=\"%s\","
+              "code=\"%s\"} %llu\n",
+              ci->town->id, ci->plugin->desc.name, ci->refused_codes[k].code,
+              (unsigned long long)ci->refused_codes[k].n);
+  }
+  metric_head(f, "twinhost_plugin_fetches_total", "counter",
+              "Plugin fetches (feed pulls) run, by town, plugin and result.");
+  for (size_t i = 0; i < h->n_inst; i++) {
+    core_instance *ci = &h->inst[i];
+    if (!ci->fetch_s)
+      continue;
+    fprintf(f,
+            "twinhost_plugin_fetches_total{town=\"%s\",plugin=\"%s\","
+            "result=\"ok\"} %llu\n"
+            "twinhost_plugin_fetches_total{town=\"%s\",plugin=\"%s\","
+            "result=\"failed\"} %llu\n",
+            ci->town->id, ci->plugin->desc.name,
+            (unsigned long long)(ci->fetches - ci->fetch_errors), ci->town->id,
+            ci->plugin->desc.name, (unsigned long long)ci->fetch_errors);
+  }
+  pthread_mutex_unlock(&h->lock);
   metric_head(f, "twinhost_commits_total", "counter",
               "Write transactions committed by the writer.");
   fprintf(f, "twinhost_commits_total %llu\n", (unsigned long long)st.batches);
@@ -1679,6 +1908,19 @@ static int admit(req *r, enum MHD_Result *rc)
                   : fail(r, 404, "unknown_plugin", "plugin", "%s", err.msg);
         return -1;
       }
+      /* An ingest body of a type the plugin does not take is refused
+       * before it is read. */
+      char type[128];
+      if (r->rt->fn == h_ingest &&
+          (raw_type(r, type, sizeof type), type[0]) &&
+          !core_plugin_takes(r->ci->plugin, type)) {
+        const char *more = r->ci->plugin->desc.ingest_types;
+        *rc = fail(r, 415, "unsupported_media_type", "Content-Type",
+                   "plugin '%s' takes JSON (application/json), JSON Lines "
+                   "(application/x-ndjson)%s%s, not %s",
+                   plugin, more ? " and " : "", more ? more : "", type);
+        return -1;
+      }
     }
   }
   for (size_t i = 0; i < r->np; i++)
@@ -1693,8 +1935,9 @@ static int admit(req *r, enum MHD_Result *rc)
    * Checked last, after town, token and path (docs/api.md). */
   handler_fn fn = r->rt->fn;
   api_error ae;
+  int get_op = fn == h_query_op && !strcmp(r->rt->method, "GET");
   if (fn != h_entities && fn != h_history && fn != h_events &&
-      fn != h_stream && api_args_check(&r->args, no_args, &ae)) {
+      fn != h_stream && !get_op && api_args_check(&r->args, no_args, &ae)) {
     *rc = send_error(r, &ae);
     return -1;
   }
@@ -1809,8 +2052,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
   while (!__atomic_compare_exchange(slot, &old, &sum, 0, __ATOMIC_RELAXED,
                                     __ATOMIC_RELAXED));
   if (r->results)
-    for (size_t i = 0; i < r->n_docs; i++)
+    for (size_t i = 0; i < r->n_docs; i++) {
       free(r->results[i].reason);
+      json_decref(r->results[i].items);
+    }
   free(r->results);
   free(r->body);
   free(r->argv);

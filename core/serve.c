@@ -2,8 +2,9 @@
  * serve.c — `twinhost serve`: the long-running host. It takes the data
  * folder's serve lock, opens every town's plugins, starts the ingest writer
  * and runs the scheduler that ticks each plugin on its interval (with the
- * backoff and disabling kept in host.c) and the towns' rule schedules,
- * until SIGINT or SIGTERM; then it commits what was accepted and exits 0.
+ * backoff and disabling kept in host.c), the towns' rule schedules and the
+ * plugins' fetches (on the fetch pool, fetch.c), until SIGINT or SIGTERM;
+ * then it commits what was accepted and exits 0.
  * SIGHUP reloads the towns' rules.
  */
 #include <fcntl.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "fetch.h"
 #include "host.h"
 #include "http.h"
 #include "pipeline.h"
@@ -157,6 +159,17 @@ int cli_serve(cli_opts *o)
     return CLI_FAIL;
   }
 
+  core_fetch *fetch;
+  if (core_fetch_start(h, &fetch, &err)) {
+    cli_error("serve", "%s", err.msg);
+    core_http_stop(api);
+    core_pipeline_stop(p);
+    core_rules_stop(rules);
+    core_host_close(h);
+    close(lock);
+    return CLI_FAIL;
+  }
+
   tick_slot *slots = calloc(h->n_inst ? h->n_inst : 1, sizeof *slots);
   size_t running = 0;
   for (size_t i = 0; i < h->n_inst; i++) {
@@ -201,6 +214,7 @@ int cli_serve(cli_opts *o)
     }
     if (rules)
       core_rules_poll(rules, now);
+    core_fetch_poll(fetch, now);
     for (size_t i = 0; i < h->n_inst; i++) {
       tick_slot *s = &slots[i];
       core_instance *ci = s->ci;
@@ -221,6 +235,7 @@ int cli_serve(cli_opts *o)
   }
   fprintf(stderr, "twinhost: stopping: finishing requests in flight\n");
   core_http_stop(api);
+  core_fetch_stop(fetch); /* before the writer: a fetch may be submitting */
   fprintf(stderr, "twinhost: stopping: committing accepted work\n");
   if (rules) /* a last status record, then the writer finishes */
     core_rules_store_status(rules);

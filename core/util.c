@@ -5,6 +5,7 @@
 #include "util.h"
 
 #include "tz.h"
+#include "twin/twinaux.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -400,133 +401,20 @@ uint64_t core_mono_ns(void)
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static int digits(const char **p, int n, int *out)
-{
-  int v = 0;
-  for (int i = 0; i < n; i++) {
-    char c = (*p)[i];
-    if (c < '0' || c > '9')
-      return 0;
-    v = v * 10 + (c - '0');
-  }
-  *p += n;
-  *out = v;
-  return 1;
-}
-
-/* Days since the epoch of a proleptic Gregorian date (Howard Hinnant). */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-  y -= m <= 2;
-  int64_t era = (y >= 0 ? y : y - 399) / 400;
-  unsigned yoe = (unsigned)(y - era * 400);
-  unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + (int64_t)doe - 719468;
-}
-
 int core_parse_time(const char *s, twin_time *out)
 {
-  static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  int y, mo, d, h = 0, mi = 0, sec = 0;
-  const char *p = s;
-  if (!s || !digits(&p, 4, &y) || *p++ != '-' || !digits(&p, 2, &mo) ||
-      *p++ != '-' || !digits(&p, 2, &d))
+  /* One RFC 3339 parser for the host and its plugins (twinaux). */
+  if (!s)
     return TWIN_ERR_PARSE;
-  if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1])
-    return TWIN_ERR_PARSE;
-  int64_t ms = 0;
-  int offset_min = 0;
-  /* A date or a time without a zone is ambiguous: refuse it. */
-  if (*p == 'T' || *p == 't' || *p == ' ') {
-    p++;
-    if (!digits(&p, 2, &h) || *p++ != ':' || !digits(&p, 2, &mi) ||
-        *p++ != ':' || !digits(&p, 2, &sec))
-      return TWIN_ERR_PARSE;
-    if (h > 23 || mi > 59 || sec > 60)
-      return TWIN_ERR_PARSE;
-    if (*p == '.' || *p == ',') {
-      p++;
-      int scale = 100, any = 0;
-      while (*p >= '0' && *p <= '9') {
-        ms += (*p - '0') * scale;
-        scale /= 10;
-        p++;
-        any = 1;
-      }
-      if (!any)
-        return TWIN_ERR_PARSE;
-    }
-    if (*p == 'Z' || *p == 'z') {
-      p++;
-    } else if (*p == '+' || *p == '-') {
-      int sign = *p++ == '-' ? -1 : 1, oh, om;
-      if (!digits(&p, 2, &oh))
-        return TWIN_ERR_PARSE;
-      if (*p == ':')
-        p++;
-      if (!digits(&p, 2, &om) || oh > 23 || om > 59)
-        return TWIN_ERR_PARSE;
-      offset_min = sign * (oh * 60 + om);
-    } else {
-      return TWIN_ERR_PARSE;
-    }
-  } else {
-    return TWIN_ERR_PARSE;
-  }
-  if (*p)
-    return TWIN_ERR_PARSE;
-  int64_t days = days_from_civil(y, (unsigned)mo, (unsigned)d);
-  int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec - offset_min * 60;
-  *out = secs * 1000 + ms;
-  return TWIN_OK;
+  return twinaux_time_parse(s, strlen(s), TWINAUX_TIME_SPACE, out);
 }
 
-static char *put_digits(char *p, int64_t v, int width)
-{
-  for (int i = width - 1; i >= 0; i--, v /= 10)
-    p[i] = (char)('0' + v % 10);
-  return p + width;
-}
-
-/* Without gmtime_r and snprintf in the usual case: the HTTP API prints a
- * time per attribute and history row, and glibc's gmtime_r takes a
- * process-wide lock. Years outside 0..9999 go through snprintf. */
+/* twinaux's formatter: no gmtime_r (glibc's takes a process-wide lock)
+ * on the HTTP API's path, which prints a time per attribute and row. */
 void core_format_time(twin_time t, char *buf, size_t len)
 {
-  int64_t secs = t / 1000, ms = t % 1000;
-  if (ms < 0) {
-    ms += 1000;
-    secs -= 1;
-  }
-  int64_t days = secs / 86400, sod = secs % 86400;
-  if (sod < 0) {
-    sod += 86400;
-    days -= 1;
-  }
-  int64_t year;
-  int mon, day;
-  core_civil_from_days(days, &year, &mon, &day);
-  if (year < 0 || year > 9999 || len < 25) {
-    snprintf(buf, len, "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ",
-             (long long)year, mon, day, (int)(sod / 3600),
-             (int)(sod / 60 % 60), (int)(sod % 60), (int)ms);
-    return;
-  }
-  char *p = put_digits(buf, year, 4);
-  *p++ = '-';
-  p = put_digits(p, mon, 2);
-  *p++ = '-';
-  p = put_digits(p, day, 2);
-  *p++ = 'T';
-  p = put_digits(p, sod / 3600, 2);
-  *p++ = ':';
-  p = put_digits(p, sod / 60 % 60, 2);
-  *p++ = ':';
-  p = put_digits(p, sod % 60, 2);
-  *p++ = '.';
-  p = put_digits(p, ms, 3);
-  memcpy(p, "Z", 2);
+  if (!twinaux_time_format(t, TWINAUX_TIME_MS, buf, len) && len)
+    snprintf(buf, len, "?");
 }
 
 static twin_level log_level = TWIN_LEVEL_INFO;

@@ -85,8 +85,9 @@ twin_time core_now_ms(void);
 uint64_t core_mono_ns(void);
 
 /* Parse an RFC 3339 date-time with a zone ("2026-11-27T10:00:00Z",
- * "2026-11-27T11:00:00+01:00", fractional seconds allowed) to ms. A date
- * alone or a time without a zone is ambiguous and refused. */
+ * "2026-11-27T11:00:00+01:00", fractional seconds allowed, a space for the
+ * T) to ms: twinaux_time_parse, the plugins' parser. A date alone or a
+ * time without a zone is ambiguous and refused. */
 int core_parse_time(const char *s, twin_time *out);
 /* Format ms as "2026-11-27T10:00:00.000Z" into buf (at least 32 bytes). */
 void core_format_time(twin_time t, char *buf, size_t len);

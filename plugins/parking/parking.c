@@ -26,6 +26,7 @@
 #include <jansson.h>
 
 #include "twin/twin.h"
+#include "twin/twinaux.h"
 #ifdef PARKING_HAVE_FEED
 #include "feed.h"
 #endif
@@ -42,7 +43,6 @@
 #define STEP_MS (15 * 60000LL)
 #define MAX_STEPS (7 * 24 * 4)
 #define DEV_WINDOW_MS (3 * HOUR_MS)
-#define EARTH_R 6371008.8
 #define MAX_COUNT 1000000
 
 static const char config_schema[] =
@@ -56,7 +56,7 @@ static const char config_schema[] =
     "\"default\":0.9,\"description\":\"occupancy from which a lot is "
     "almostFull\"},"
     "\"feed_url\":{\"type\":\"string\",\"maxLength\":2000,\"default\":\"\","
-    "\"description\":\"ParkAPI feed pulled on every tick (empty: none)\"},"
+    "\"description\":\"ParkAPI feed pulled on every fetch, by default every 300 s (empty: none)\"},"
     "\"feed_format\":{\"type\":\"string\",\"enum\":[\"auto\",\"parkapi1\","
     "\"parkapi2\"],\"default\":\"auto\"},"
     "\"feed_timeout_ms\":{\"type\":\"integer\",\"minimum\":100,"
@@ -88,22 +88,22 @@ typedef struct parking {
   int feed_format;
   long feed_timeout_ms;
   double walk_speed;
+  twin_source *src; /* fetch hands the feed's snapshots in through it */
 #ifdef PARKING_HAVE_FEED
-  park_feed *feed; /* tick only (the writer thread) */
+  park_feed *feed; /* fetch only (one call at a time, a fetch thread) */
 #endif
 } parking;
 
 static const char *status_name(int status)
 {
-  switch (status) {
-#define PARKING_STATUS_NAME_(name, value, msg)                                 \
-  case value:                                                                  \
-    return #name;
-    TWIN_STATUS_LIST(PARKING_STATUS_NAME_)
-#undef PARKING_STATUS_NAME_
-  }
-  return "unknown status";
+  return twinaux_status_name(status);
 }
+
+/* The last failure on this thread and the field it was about, so that
+ * ingest can refuse one lot of a snapshot with its reason (refuse_item)
+ * instead of the whole document. */
+static _Thread_local char last_msg[MSG_MAX];
+static _Thread_local char last_field[48];
 
 /* Say why the call fails and return status. */
 static int fail(const parking *p, twin_ctx *ctx, int status, const char *fmt,
@@ -111,12 +111,28 @@ static int fail(const parking *p, twin_ctx *ctx, int status, const char *fmt,
 static int fail(const parking *p, twin_ctx *ctx, int status, const char *fmt,
                 ...)
 {
-  char msg[MSG_MAX];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
+  vsnprintf(last_msg, sizeof last_msg, fmt, ap);
   va_end(ap);
-  p->api->set_error(ctx, msg);
+  last_field[0] = 0;
+  p->api->set_error(ctx, last_msg);
+  return status;
+}
+
+/* The same, naming the field of the lot that is wrong. */
+static int fail_field(const parking *p, twin_ctx *ctx, int status,
+                      const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static int fail_field(const parking *p, twin_ctx *ctx, int status,
+                      const char *field, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(last_msg, sizeof last_msg, fmt, ap);
+  va_end(ap);
+  snprintf(last_field, sizeof last_field, "%s", field);
+  p->api->set_error(ctx, last_msg);
   return status;
 }
 
@@ -153,120 +169,11 @@ static int shown_len(const char *s, int max)
 /* Time                                                                     */
 /* ------------------------------------------------------------------------ */
 
-static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
-{
-  int64_t era, yoe, doy, doe;
-  y -= m <= 2;
-  era = (y >= 0 ? y : y - 399) / 400;
-  yoe = y - era * 400;
-  doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
-
-static void civil_from_days(int64_t z, int *y, int *m, int *d)
-{
-  int64_t era, doe, yoe, doy, mp, yy;
-  z += 719468;
-  era = (z >= 0 ? z : z - 146096) / 146097;
-  doe = z - era * 146097;
-  yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  yy = yoe + era * 400;
-  doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  mp = (5 * doy + 2) / 153;
-  *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-  *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-  *y = (int)(yy + (*m <= 2));
-}
-
-static int digits(const char *s, size_t n, int *out)
-{
-  int v = 0;
-  size_t i;
-  for (i = 0; i < n; i++) {
-    if (s[i] < '0' || s[i] > '9')
-      return 0;
-    v = v * 10 + (s[i] - '0');
-  }
-  *out = v;
-  return 1;
-}
-
-/* YYYY-MM-DDTHH:MM:SS[.frac][Z|+HH:MM|-HH:MM]; without a zone the time is
- * read as UTC (ParkAPI v1 last_updated carries none). */
-static int parse_rfc3339(const char *s, size_t len, twin_time *out)
-{
-  static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  int y, mo, d, h, mi, sec, ms = 0, oh = 0, om = 0, sign = 0, dim;
-  size_t i = 19;
-  if (len < 19 || s[4] != '-' || s[7] != '-' || s[13] != ':' || s[16] != ':' ||
-      (s[10] != 'T' && s[10] != 't' && s[10] != ' '))
-    return 0;
-  if (!digits(s, 4, &y) || !digits(s + 5, 2, &mo) || !digits(s + 8, 2, &d) ||
-      !digits(s + 11, 2, &h) || !digits(s + 14, 2, &mi) ||
-      !digits(s + 17, 2, &sec))
-    return 0;
-  if (mo < 1 || mo > 12 || h > 23 || mi > 59 || sec > 60)
-    return 0;
-  dim =
-      mdays[mo - 1] + (mo == 2 && y % 4 == 0 && (y % 100 != 0 || y % 400 == 0));
-  if (d < 1 || d > dim)
-    return 0;
-  if (i < len && s[i] == '.') {
-    int scale = 100, n = 0;
-    for (i++; i < len && s[i] >= '0' && s[i] <= '9'; i++, n++) {
-      ms += (s[i] - '0') * scale;
-      scale /= 10;
-    }
-    if (n == 0)
-      return 0;
-  }
-  if (i == len) {
-    /* no zone: UTC */
-  } else if (s[i] == 'Z' || s[i] == 'z') {
-    i++;
-  } else if (i + 6 == len && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':') {
-    sign = s[i] == '-' ? -1 : 1;
-    if (!digits(s + i + 1, 2, &oh) || !digits(s + i + 4, 2, &om) || oh > 23 ||
-        om > 59)
-      return 0;
-    i += 6;
-  } else {
-    return 0;
-  }
-  if (i != len)
-    return 0;
-  *out = (days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec -
-          sign * (oh * 3600 + om * 60)) *
-             1000 +
-         ms;
-  return 1;
-}
-
-/* RFC 3339 in UTC; milliseconds only when not zero. */
+/* RFC 3339 in UTC; milliseconds only when not zero (twinaux). */
 static void fmt_time(char *buf, size_t n, twin_time t)
 {
-  int64_t days, rem;
-  int y, mo, d, ms;
-  if (t < TIME_MIN_MS || t > TIME_MAX_MS) {
+  if (t < TIME_MIN_MS || t > TIME_MAX_MS || !twinaux_time_format(t, 0, buf, n))
     snprintf(buf, n, "%" PRId64, t);
-    return;
-  }
-  days = t / DAY_MS;
-  rem = t % DAY_MS;
-  if (rem < 0) {
-    rem += DAY_MS;
-    days--;
-  }
-  civil_from_days(days, &y, &mo, &d);
-  ms = (int)(rem % 1000);
-  rem /= 1000;
-  if (ms)
-    snprintf(buf, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", y, mo, d,
-             (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60), ms);
-  else
-    snprintf(buf, n, "%04d-%02d-%02dT%02d:%02d:%02dZ", y, mo, d,
-             (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60));
 }
 
 /* RFC 3339 text or integer ms. 1: ok, 0: malformed or out of range. */
@@ -280,7 +187,11 @@ static int json_time(const json_t *j, twin_time *out)
     return 1;
   }
   if (json_is_string(j)) {
-    if (!parse_rfc3339(json_string_value(j), json_string_length(j), out))
+    /* without a zone the time is read as UTC: ParkAPI v1's last_updated
+     * carries none */
+    if (twinaux_time_parse(json_string_value(j), json_string_length(j),
+                           TWINAUX_TIME_ZONE_OPTIONAL | TWINAUX_TIME_SPACE,
+                           out) != TWIN_OK)
       return 0;
     return *out >= TIME_MIN_MS && *out <= TIME_MAX_MS;
   }
@@ -323,15 +234,6 @@ static const char *town_tz(parking *p, twin_ctx *ctx)
   if (p->api->town_info(ctx, &id, &name, &tz) != TWIN_OK || !tz)
     return "UTC";
   return tz;
-}
-
-static double haversine(double lat1, double lon1, double lat2, double lon2)
-{
-  const double r = M_PI / 180.0;
-  double dlat = (lat2 - lat1) * r, dlon = (lon2 - lon1) * r;
-  double a = sin(dlat / 2) * sin(dlat / 2) +
-             cos(lat1 * r) * cos(lat2 * r) * sin(dlon / 2) * sin(dlon / 2);
-  return 2 * EARTH_R * atan2(sqrt(a), sqrt(1 - a));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -610,7 +512,8 @@ typedef struct run {
 
 static int bad(run *r, const rec *c, const char *field, const char *what)
 {
-  return fail(r->p, r->ctx, TWIN_ERR_PARSE, "%s.%s: %s", c->where, field, what);
+  return fail_field(r->p, r->ctx, TWIN_ERR_PARSE, field, "%s.%s: %s",
+                    c->where, field, what);
 }
 
 /* Fields shared by every format: the id, counts, an optional name, place. */
@@ -815,11 +718,11 @@ static int apply_rec(run *r, rec *c)
   const int idn = shown_len(c->id, 60);
 
   if (c->has_total && (c->total < 0 || c->total > MAX_COUNT))
-    return fail(p, r->ctx, TWIN_ERR_REJECTED,
+    return fail_field(p, r->ctx, TWIN_ERR_REJECTED, "total",
                 "lot '%.*s': total %" PRId64 " is out of range 0..%d", idn,
                 c->id, c->total, MAX_COUNT);
   if (c->has_free && c->free < 0)
-    return fail(p, r->ctx, TWIN_ERR_REJECTED,
+    return fail_field(p, r->ctx, TWIN_ERR_REJECTED, "free",
                 "lot '%.*s': free %" PRId64 " is negative", idn, c->id,
                 c->free);
   type = lot_type_of(p, r->ctx, c->id, &rc);
@@ -828,7 +731,7 @@ static int apply_rec(run *r, rec *c)
                 status_name(rc));
   exists = type != NULL;
   if (!exists && !p->auto_create && !r->seeding)
-    return fail(p, r->ctx, TWIN_ERR_REJECTED,
+    return fail_field(p, r->ctx, TWIN_ERR_REJECTED, "id",
                 "lot '%.*s': unknown lot (auto_create is false)", idn, c->id);
   if (!type)
     type = c->type ? c->type : T_OFF;
@@ -847,22 +750,22 @@ static int apply_rec(run *r, rec *c)
   if (c->nodata)
     c->has_free = 0;
   if (c->has_free && !has_total)
-    return fail(p, r->ctx, TWIN_ERR_REJECTED,
+    return fail_field(p, r->ctx, TWIN_ERR_REJECTED, "total",
                 "lot '%.*s': free given but no total known", idn, c->id);
   if (c->has_free && c->free > total)
-    return fail(p, r->ctx, TWIN_ERR_REJECTED,
+    return fail_field(p, r->ctx, TWIN_ERR_REJECTED, "free",
                 "lot '%.*s': free %" PRId64 " > total %" PRId64, idn, c->id,
                 c->free, total);
   if (c->time > r->now + p->future_slack_ms) {
     fmt_time(tb, sizeof tb, c->time);
-    return fail(p, r->ctx, TWIN_ERR_REJECTED,
+    return fail_field(p, r->ctx, TWIN_ERR_REJECTED, "time",
                 "lot '%.*s': time %s is more than %" PRId64 " s in the future",
                 idn, c->id, tb, p->future_slack_ms / 1000);
   }
   if (c->has_free && l.has_free && c->time < l.time) {
     fmt_time(tb, sizeof tb, c->time);
     fmt_time(sb, sizeof sb, l.time);
-    return fail(p, r->ctx, TWIN_ERR_REJECTED,
+    return fail_field(p, r->ctx, TWIN_ERR_REJECTED, "time",
                 "lot '%.*s': time %s is older than the stored observation "
                 "at %s",
                 idn, c->id, tb, sb);
@@ -927,8 +830,9 @@ static int detect(parking *p, const json_t *root)
   return FMT_V1;
 }
 
-/* Parse and apply one document (ingest, tick). All or nothing: the host
- * drops every write when this fails. */
+/* Parse and apply one document (ingest). A lot that is malformed or
+ * implausible is refused alone; any other failure drops every write of the
+ * document. */
 static int ingest_doc(parking *p, twin_ctx *ctx, const char *doc, size_t len)
 {
   json_error_t jerr;
@@ -973,6 +877,12 @@ static int ingest_doc(parking *p, twin_ctx *ctx, const char *doc, size_t len)
     rc = fail(p, ctx, TWIN_ERR_PARSE, "%s: empty", akey);
     goto done;
   }
+  /* One implausible lot (a broken sensor) is refused alone: the other
+   * lots' readings land (ABI 1.2 refuse_item; an older host gets the
+   * whole snapshot refused, as before). */
+  int can_refuse = TWIN_HAS_API(p->api, refuse_item), first_status = TWIN_OK;
+  size_t stored = 0, refused = 0;
+  char first[MSG_MAX] = "";
   json_array_foreach(arr, i, o)
   {
     memset(&c, 0, sizeof c);
@@ -980,9 +890,28 @@ static int ingest_doc(parking *p, twin_ctx *ctx, const char *doc, size_t len)
     rc = fmt == FMT_V1 ? parse_v1(&r, &c, o, doc_time) : parse_v2(&r, &c, o);
     if (rc == TWIN_OK)
       rc = apply_rec(&r, &c);
+    if ((rc == TWIN_ERR_PARSE || rc == TWIN_ERR_REJECTED) && can_refuse &&
+        !refused) {
+      first_status = rc;
+      snprintf(first, sizeof first, "%s", last_msg);
+    }
+    if ((rc == TWIN_ERR_PARSE || rc == TWIN_ERR_REJECTED) && can_refuse &&
+        p->api->refuse_item(ctx, c.id ? c.id : c.where,
+                            last_field[0] ? last_field : NULL,
+                            rc == TWIN_ERR_PARSE ? "malformed" : "implausible",
+                            last_msg) == TWIN_OK) {
+      refused++;
+      rc = TWIN_OK;
+      continue;
+    }
     if (rc != TWIN_OK)
       break;
+    stored++;
   }
+  if (rc == TWIN_OK && !stored && refused) /* fails as its first lot */
+    rc = fail(p, ctx, first_status,
+              "every lot of the snapshot was refused (%zu); the first: %s",
+              refused, first);
 done:
   json_decref(root);
   return rc;
@@ -994,7 +923,10 @@ static int parking_ingest(void *instance, twin_ctx *ctx, const char *doc,
   return ingest_doc(instance, ctx, doc, len);
 }
 
-static int parking_tick(void *instance, twin_ctx *ctx)
+/* Pull the ParkAPI feed (on a fetch thread, never the writer) and hand a
+ * new snapshot to the pipeline; its ETag counts as seen only once the
+ * snapshot was stored, so a rejected one is fetched whole next time. */
+static int parking_fetch(void *instance, twin_ctx *ctx)
 {
   parking *p = instance;
   if (!p->feed_url[0])
@@ -1004,22 +936,39 @@ static int parking_tick(void *instance, twin_ctx *ctx)
     char why[512] = "", *body = NULL;
     size_t len = 0;
     int got, rc;
-    if (!p->feed && !(p->feed = park_feed_new(p->feed_url, p->feed_timeout_ms)))
-      return fail(p, ctx, TWIN_ERR_CONFIG,
-                  "feed_url must be an http:// or https:// URL (and "
-                  "feed_timeout_ms 1..600000)");
+    twin_outcome out;
+    if (!p->feed) {
+      /* the pull's timeout: the plugin's, within the host's fetch timeout */
+      int64_t left = -1;
+      long ms = p->feed_timeout_ms;
+      p->api->check_deadline(ctx, &left);
+      if (left > 0 && left < ms)
+        ms = left < 100 ? 100 : (long)left;
+      if (!(p->feed = park_feed_new(p->feed_url, ms)))
+        return fail(p, ctx, TWIN_ERR_CONFIG,
+                    "feed_url must be an http:// or https:// URL (and "
+                    "feed_timeout_ms 1..600000)");
+    }
     got = park_feed_pull(p->feed, &body, &len, why, sizeof why);
     if (got < 0)
       return fail(p, ctx, TWIN_ERR_UNAVAILABLE, "feed: %s", why);
     if (got == 0)
       return TWIN_OK;
-    rc = ingest_doc(p, ctx, body, len);
+    memset(&out, 0, sizeof out);
+    out.struct_size = sizeof out;
+    rc = p->api->submit(p->src, NULL, body, len, &out);
     free(body);
-    if (rc == TWIN_OK)
-      park_feed_accept(p->feed);
-    return rc;
+    if (rc != TWIN_OK)
+      return fail(p, ctx, rc, "feed: the snapshot could not be queued: %s",
+                  status_name(rc));
+    if (out.status != TWIN_OK)
+      return fail(p, ctx, out.status, "feed: the snapshot was rejected: %s",
+                  out.message);
+    park_feed_accept(p->feed);
+    return TWIN_OK;
   }
 #else
+  (void)ctx;
   return fail(p, ctx, TWIN_ERR_UNSUPPORTED,
               "feed_url is set but this build has no feed support (feed.c)");
 #endif
@@ -1134,6 +1083,16 @@ static int parking_open(const twin_host_api *api, twin_ctx *ctx,
     json_decref(cfg);
     parking_close(p);
     return TWIN_ERR_NOMEM;
+  }
+  /* The feed is pulled by fetch (ABI 1.2), off the writer thread. */
+  if (p->feed_url[0] &&
+      (!TWIN_HAS_API(api, submit) || api->source(ctx, &p->src) != TWIN_OK)) {
+    json_decref(cfg);
+    fail(p, ctx, TWIN_ERR_CONFIG,
+         "feed_url needs a host of ABI 1.2 or later (this one speaks %u.%u)",
+         (unsigned)api->abi_major, (unsigned)api->abi_minor);
+    parking_close(p);
+    return TWIN_ERR_CONFIG;
   }
   rc = seed_lots(p, ctx, json_object_get(cfg, "lots"));
   json_decref(cfg);
@@ -1671,7 +1630,7 @@ static int query_guidance(parking *p, twin_ctx *ctx, const json_t *req,
     if (c->expected <= 0)
       continue;
     c->l = l;
-    c->dist = haversine(lat, lon, l->lat, l->lon);
+    c->dist = twinaux_distance_m(lat, lon, l->lat, l->lon);
     c->walk_min = c->dist / p->walk_speed / 60.0;
     c->price = lot_price(p, ctx, l, t, &c->price_src);
     c->score = c->walk_min + 5.0 * c->price + 50.0 / ((double)c->expected + 1);
@@ -1778,7 +1737,7 @@ static size_t by_distance(const sim_lot *sl, size_t n, double lat, double lon,
     if (i == skip || !sl[i].l->has_pos)
       continue;
     out[k].i = i;
-    out[k++].d = haversine(lat, lon, sl[i].l->lat, sl[i].l->lon);
+    out[k++].d = twinaux_distance_m(lat, lon, sl[i].l->lat, sl[i].l->lon);
   }
   qsort(out, k, sizeof *out, order_cmp);
   return k;
@@ -1838,11 +1797,12 @@ static int parking_simulate(void *instance, twin_ctx *ctx, const char *scenario,
   if (!sc)
     return fail(p, ctx, TWIN_ERR_PARSE, "line %d, column %d: %s", jerr.line,
                 jerr.column, jerr.text);
-  type = json_string_value(json_object_get(sc, "type"));
+  /* the host names the declared op in "op" */
+  type = json_string_value(json_object_get(sc, "op"));
   if (!json_is_object(sc) || !type ||
       (strcmp(type, "closure") && strcmp(type, "event"))) {
     rc = fail(p, ctx, TWIN_ERR_INVALID,
-              "expected {\"type\": \"closure\" | \"event\", ...}");
+              "expected {\"op\": \"closure\" | \"event\", ...}");
     goto done;
   }
   closure = !strcmp(type, "closure");
@@ -2122,6 +2082,66 @@ static int parking_describe(void *instance, twin_ctx *ctx)
                                 ));
 }
 
+/* The declared ops: the host checks each request against its schema
+ * before query or simulate sees it, and documents them. */
+#define T_DT "{\"format\":\"date-time\"}"
+#define T_LOT                                                                  \
+  "\"lot\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":200,"             \
+  "\"description\":\"the lot's id\"}"
+#define T_LATLON                                                               \
+  "\"lat\":{\"type\":\"number\",\"minimum\":-90,\"maximum\":90},"                \
+  "\"lon\":{\"type\":\"number\",\"minimum\":-180,\"maximum\":180}"
+static const twin_op parking_ops[] = {
+    {"now", TWIN_OP_QUERY, TWIN_OP_SAFE, "every lot's current state", NULL,
+     NULL, "{}"},
+    {"lot", TWIN_OP_QUERY, TWIN_OP_SAFE,
+     "one lot with its history (default: the last 24 h)",
+     "{\"type\":\"object\",\"additionalProperties\":false,"
+     "\"required\":[\"lot\"],\"properties\":{" T_LOT ",\"from\":" T_DT
+     ",\"to\":" T_DT "}}",
+     NULL, "{\"lot\":\"ph-stadthallen\"}"},
+    {"profile", TWIN_OP_QUERY, TWIN_OP_SAFE,
+     "a lot's mean occupancy per weekday and hour (default: 4 weeks)",
+     "{\"type\":\"object\",\"additionalProperties\":false,"
+     "\"required\":[\"lot\"],\"properties\":{" T_LOT ",\"from\":" T_DT
+     ",\"to\":" T_DT "}}",
+     NULL, "{\"lot\":\"ph-stadthallen\"}"},
+    {"forecast", TWIN_OP_QUERY, TWIN_OP_SAFE,
+     "expected free spaces of a lot at a time, with the parts combined",
+     "{\"type\":\"object\",\"additionalProperties\":false,"
+     "\"required\":[\"lot\",\"time\"],\"properties\":{" T_LOT
+     ",\"time\":" T_DT "}}",
+     NULL, "{\"lot\":\"ph-stadthallen\",\"time\":\"2026-12-01T10:00:00Z\"}"},
+    {"guidance", TWIN_OP_QUERY, TWIN_OP_SAFE,
+     "the best lots near a point, by walk, price and free spaces",
+     "{\"type\":\"object\",\"additionalProperties\":false,"
+     "\"required\":[\"lat\",\"lon\"],\"properties\":{" T_LATLON
+     ",\"time\":" T_DT ",\"limit\":{\"type\":\"integer\",\"minimum\":1,"
+     "\"maximum\":50,\"default\":5}}}",
+     NULL, "{\"lat\":48.8349,\"lon\":12.9609}"},
+    {"closure", TWIN_OP_SCENARIO, 0,
+     "a lot closed (or its capacity cut) for a while: where do its cars go",
+     "{\"type\":\"object\",\"additionalProperties\":false,"
+     "\"required\":[\"lot\",\"from\",\"to\"],\"properties\":{" T_LOT
+     ",\"from\":" T_DT ",\"to\":" T_DT
+     ",\"capacity\":{\"type\":\"integer\",\"minimum\":0,"
+     "\"maximum\":1000000,\"description\":\"spaces left open (default 0: "
+     "closed)\"}}}",
+     NULL,
+     "{\"lot\":\"ph-stadthallen\",\"from\":\"2026-12-01T08:00:00Z\","
+     "\"to\":\"2026-12-01T12:00:00Z\"}"},
+    {"event", TWIN_OP_SCENARIO, 0,
+     "N more cars arriving near a point for a while: which lots overflow",
+     "{\"type\":\"object\",\"additionalProperties\":false,"
+     "\"required\":[\"lat\",\"lon\",\"cars\",\"from\",\"to\"],"
+     "\"properties\":{" T_LATLON
+     ",\"cars\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":1000000},"
+     "\"from\":" T_DT ",\"to\":" T_DT "}}",
+     NULL,
+     "{\"lat\":48.8349,\"lon\":12.9609,\"cars\":300,"
+     "\"from\":\"2026-12-01T18:00:00Z\",\"to\":\"2026-12-01T23:00:00Z\"}"},
+};
+
 static const twin_plugin parking_plugin = {
     .struct_size = sizeof(twin_plugin),
     .abi_major = TWIN_ABI_MAJOR,
@@ -2132,14 +2152,17 @@ static const twin_plugin parking_plugin = {
     .summary = "car parks and on-street zones: occupancy, profile, forecast, "
                "guidance, closure and event scenarios",
     .config_schema = config_schema,
-    .tick_interval_s = 300,
+    .tick_interval_s = 0,
     .open = parking_open,
     .close = parking_close,
     .ingest = parking_ingest,
     .query = parking_query,
     .simulate = parking_simulate,
-    .tick = parking_tick,
+    .tick = NULL,
     .describe = parking_describe,
+    TWIN_OPS(parking_ops),
+    .fetch = parking_fetch,
+    .fetch_interval_s = 300,
 };
 
 TWIN_PLUGIN_DEFINE(parking_plugin)

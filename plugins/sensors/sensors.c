@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "twin/twin.h"
+#include "twin/twinaux.h"
 
 #define SENSORS_VERSION "1.0.0"
 #define DEFAULT_TYPE "Sensor"
@@ -84,28 +85,24 @@ typedef struct sensors {
 
 static const char *status_name(int status)
 {
-  switch (status) {
-#define SENSORS_STATUS_NAME_(name, value, msg)                                 \
-  case value:                                                                  \
-    return #name;
-    TWIN_STATUS_LIST(SENSORS_STATUS_NAME_)
-#undef SENSORS_STATUS_NAME_
-  }
-  return "unknown status";
+  return twinaux_status_name(status);
 }
 
 /* Say why the call fails and return status. */
 static int fail(const sensors *s, twin_ctx *ctx, int status, const char *fmt,
                 ...) __attribute__((format(printf, 4, 5)));
+/* The last failure on this thread, so that ingest can refuse one reading
+ * of a batch with its reason (refuse_item) instead of the whole batch. */
+static _Thread_local char last_msg[MSG_MAX];
+
 static int fail(const sensors *s, twin_ctx *ctx, int status, const char *fmt,
                 ...)
 {
-  char msg[MSG_MAX];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
+  vsnprintf(last_msg, sizeof last_msg, fmt, ap);
   va_end(ap);
-  s->api->set_error(ctx, msg);
+  s->api->set_error(ctx, last_msg);
   return status;
 }
 
@@ -161,150 +158,15 @@ static void fmt_value(char *buf, size_t n, const twin_value *v)
     fmt_double(buf, n, v->as.number);
 }
 
-/* Append text to a JSON string literal in buf (with quotes). */
-static size_t json_quote(char *buf, size_t n, const char *s)
-{
-  static const char hex[] = "0123456789abcdef";
-  size_t o = 0;
-  if (n < 3)
-    return 0;
-  buf[o++] = '"';
-  for (; *s && o + 8 < n; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\') {
-      buf[o++] = '\\';
-      buf[o++] = (char)c;
-    } else if (c < 0x20 || c == 0x7f) {
-      buf[o++] = '\\';
-      buf[o++] = 'u';
-      buf[o++] = '0';
-      buf[o++] = '0';
-      buf[o++] = hex[c >> 4];
-      buf[o++] = hex[c & 15];
-    } else {
-      buf[o++] = (char)c;
-    }
-  }
-  buf[o++] = '"';
-  buf[o] = '\0';
-  return o;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Time: RFC 3339 text and integer milliseconds                             */
 /* ------------------------------------------------------------------------ */
 
-static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
-{
-  int64_t era, yoe, doy, doe;
-  y -= m <= 2;
-  era = (y >= 0 ? y : y - 399) / 400;
-  yoe = y - era * 400;
-  doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
-
-static void civil_from_days(int64_t z, int *y, int *m, int *d)
-{
-  int64_t era, doe, yoe, doy, mp, yy;
-  z += 719468;
-  era = (z >= 0 ? z : z - 146096) / 146097;
-  doe = z - era * 146097;
-  yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  yy = yoe + era * 400;
-  doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  mp = (5 * doy + 2) / 153;
-  *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-  *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-  *y = (int)(yy + (*m <= 2));
-}
-
-static int digits(const char *s, size_t n, int *out)
-{
-  int v = 0;
-  size_t i;
-  for (i = 0; i < n; i++) {
-    if (s[i] < '0' || s[i] > '9')
-      return 0;
-    v = v * 10 + (s[i] - '0');
-  }
-  *out = v;
-  return 1;
-}
-
-/* YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM); fractions past ms are cut. */
-static int parse_rfc3339(const char *s, size_t len, twin_time *out)
-{
-  static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  int y, mo, d, h, mi, sec, ms = 0, oh = 0, om = 0, sign = 0, dim;
-  size_t i = 19;
-  if (len < 20 || s[4] != '-' || s[7] != '-' || s[13] != ':' || s[16] != ':' ||
-      (s[10] != 'T' && s[10] != 't' && s[10] != ' '))
-    return 0;
-  if (!digits(s, 4, &y) || !digits(s + 5, 2, &mo) || !digits(s + 8, 2, &d) ||
-      !digits(s + 11, 2, &h) || !digits(s + 14, 2, &mi) ||
-      !digits(s + 17, 2, &sec))
-    return 0;
-  if (mo < 1 || mo > 12 || h > 23 || mi > 59 || sec > 60)
-    return 0;
-  dim =
-      mdays[mo - 1] + (mo == 2 && y % 4 == 0 && (y % 100 != 0 || y % 400 == 0));
-  if (d < 1 || d > dim)
-    return 0;
-  if (s[i] == '.') {
-    int scale = 100, n = 0;
-    for (i++; i < len && s[i] >= '0' && s[i] <= '9'; i++, n++) {
-      ms += (s[i] - '0') * scale;
-      scale /= 10;
-    }
-    if (n == 0)
-      return 0;
-  }
-  if (i < len && (s[i] == 'Z' || s[i] == 'z')) {
-    i++;
-  } else if (i + 6 == len && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':') {
-    sign = s[i] == '-' ? -1 : 1;
-    if (!digits(s + i + 1, 2, &oh) || !digits(s + i + 4, 2, &om) || oh > 23 ||
-        om > 59)
-      return 0;
-    i += 6;
-  } else {
-    return 0;
-  }
-  if (i != len)
-    return 0;
-  *out = (days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec -
-          sign * (oh * 3600 + om * 60)) *
-             1000 +
-         ms;
-  return 1;
-}
-
-/* RFC 3339 in UTC; milliseconds only when not zero. */
+/* RFC 3339 in UTC; milliseconds only when not zero (twinaux). */
 static void fmt_time(char *buf, size_t n, twin_time t)
 {
-  int64_t days, rem;
-  int y, mo, d, ms;
-  if (t < TIME_MIN_MS || t > TIME_MAX_MS) {
+  if (t < TIME_MIN_MS || t > TIME_MAX_MS || !twinaux_time_format(t, 0, buf, n))
     snprintf(buf, n, "%" PRId64, t);
-    return;
-  }
-  days = t / DAY_MS;
-  rem = t % DAY_MS;
-  if (rem < 0) {
-    rem += DAY_MS;
-    days--;
-  }
-  civil_from_days(days, &y, &mo, &d);
-  ms = (int)(rem % 1000);
-  rem /= 1000;
-  if (ms)
-    snprintf(buf, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", y, mo, d,
-             (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60), ms);
-  else
-    snprintf(buf, n, "%04d-%02d-%02dT%02d:%02d:%02dZ", y, mo, d,
-             (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60));
 }
 
 /* A time given as RFC 3339 text or integer ms. 1: ok, 0: malformed,
@@ -320,7 +182,8 @@ static int json_time(const json_t *j, twin_time *out)
   }
   if (json_is_string(j)) {
     /* An offset can carry 0000-01-01T00:00:00+01:00 out of the years. */
-    if (!parse_rfc3339(json_string_value(j), json_string_length(j), out))
+    if (twinaux_time_parse(json_string_value(j), json_string_length(j),
+                           TWINAUX_TIME_SPACE, out) != TWIN_OK)
       return 0;
     return *out < TIME_MIN_MS || *out > TIME_MAX_MS ? -1 : 1;
   }
@@ -735,9 +598,10 @@ static int raise_alert(run *r, const reading *rd, const sensors_alert *a,
                        const char *attr, const twin_value *v, double t,
                        const char *direction)
 {
-  char val[40], thr[40], gen[MSG_MAX], data[MSG_MAX + 160];
-  const char *msg = gen;
-  size_t o;
+  char val[40], thr[40], gen[MSG_MAX];
+  const char *msg = gen, *data;
+  size_t dlen;
+  twinaux_json dj;
   int rc;
   fmt_value(val, sizeof val, v);
   fmt_double(thr, sizeof thr, t);
@@ -747,13 +611,22 @@ static int raise_alert(run *r, const reading *rd, const sensors_alert *a,
     msg = a->message;
   else
     snprintf(gen, sizeof gen, "%s %s %s %s", attr, val, direction, thr);
-  o = (size_t)snprintf(data, sizeof data, "{\"attr\":");
-  o += json_quote(data + o, sizeof data - o, attr);
-  snprintf(data + o, sizeof data - o,
-           ",\"value\":%s,\"threshold\":%s,\"direction\":\"%s\"}", val, thr,
-           direction);
-  rc = r->s->api->emit(r->ctx, a->level, rd->type, rd->id, msg, data,
-                       strlen(data));
+  twinaux_json_init(&dj);
+  twinaux_json_object(&dj);
+  twinaux_json_key(&dj, "attr");
+  twinaux_json_str(&dj, attr);
+  twinaux_json_key(&dj, "value");
+  twinaux_json_raw(&dj, val, strlen(val));
+  twinaux_json_key(&dj, "threshold");
+  twinaux_json_raw(&dj, thr, strlen(thr));
+  twinaux_json_key(&dj, "direction");
+  twinaux_json_str(&dj, direction);
+  twinaux_json_end(&dj);
+  data = twinaux_json_text(&dj, &dlen);
+  rc = twinaux_json_status(&dj);
+  if (rc == TWIN_OK)
+    rc = r->s->api->emit(r->ctx, a->level, rd->type, rd->id, msg, data, dlen);
+  twinaux_json_free(&dj);
   if (rc != TWIN_OK)
     return fail(r->s, r->ctx, rc, "%s: raising the alert on %s failed: %s",
                 at(r), attr, status_name(rc));
@@ -1104,14 +977,38 @@ static int readings_of(sensors *s, twin_ctx *ctx, json_t *root, json_t **array,
               "{\"readings\": [...]}");
 }
 
-/* Check and apply the readings in order; the first problem fails all. */
+/* The field a message of parse_reading names: "readings[3].time: ..."
+ * gives "time"; NULL when it names the reading as a whole. */
+static const char *msg_field(const char *msg, const char *where, char *buf,
+                             size_t size)
+{
+  size_t w = strlen(where);
+  if (strncmp(msg, where, w) || msg[w] != '.')
+    return NULL;
+  const char *f = msg + w + 1, *end = strstr(f, ": ");
+  size_t n = end ? (size_t)(end - f) : 0;
+  if (!n || n >= size)
+    return NULL;
+  memcpy(buf, f, n);
+  buf[n] = 0;
+  return buf;
+}
+
+/*
+ * Check and apply the readings in order. In a batch ingested by a host of
+ * ABI 1.2, a malformed or implausible reading is refused alone
+ * (refuse_item) and the others land; otherwise the first problem fails
+ * all. A reading is checked whole before anything of it is written.
+ */
 static int apply_readings(sensors *s, twin_ctx *ctx, json_t *array,
                           json_t *single, json_t *alerts_out)
 {
   run r;
   reading rd;
-  size_t n = array ? json_array_size(array) : 1;
-  int rc;
+  size_t n = array ? json_array_size(array) : 1, stored = 0, refused = 0;
+  int rc, first_status = TWIN_OK;
+  int can_refuse = array && !alerts_out && TWIN_HAS_API(s->api, refuse_item);
+  char first[MSG_MAX] = "";
 
   memset(&r, 0, sizeof r);
   r.s = s;
@@ -1120,13 +1017,39 @@ static int apply_readings(sensors *s, twin_ctx *ctx, json_t *array,
   r.alerts_out = alerts_out;
   r.array = array;
   for (r.index = 0; r.index < n; r.index++) {
-    if ((rc = parse_reading(&r, array ? json_array_get(array, r.index) : single,
-                            &rd)) ||
-        (rc = apply_reading(&r, &rd)))
+    rc = parse_reading(&r, array ? json_array_get(array, r.index) : single,
+                       &rd);
+    /* auto_create false refuses a reading before it writes anything */
+    if (!rc)
+      rc = apply_reading(&r, &rd);
+    if ((rc == TWIN_ERR_PARSE || rc == TWIN_ERR_REJECTED) && can_refuse) {
+      char field[64], item[48];
+      const char *where = at(&r);
+      const char *fld = msg_field(last_msg, where, field, sizeof field);
+      snprintf(item, sizeof item, "%s", where);
+      if (!refused) {
+        first_status = rc;
+        snprintf(first, sizeof first, "%s", last_msg);
+      }
+      if (s->api->refuse_item(ctx, item, fld,
+                              rc == TWIN_ERR_PARSE ? "malformed"
+                                                   : "implausible",
+                              last_msg) == TWIN_OK) {
+        refused++;
+        continue;
+      }
+    }
+    if (rc)
       return rc;
+    stored++;
   }
   r.done = 1;
-  return flush_obs(&r);
+  rc = flush_obs(&r);
+  if (!rc && !stored && refused) /* the batch fails as its first reading */
+    rc = fail(s, ctx, first_status,
+              "every reading of the batch was refused (%zu); the first: %s",
+              refused, first);
+  return rc;
 }
 
 static int sensors_ingest(void *instance, twin_ctx *ctx, const char *doc,
@@ -1510,7 +1433,8 @@ static int sensors_simulate(void *instance, twin_ctx *ctx, const char *scenario,
   }
   json_object_foreach(root, key, v)
   {
-    if (strcmp(key, "readings") && strcmp(key, "report")) {
+    if (strcmp(key, "readings") && strcmp(key, "report") &&
+        strcmp(key, "op")) { /* the host names the declared op */
       rc = fail(s, ctx, TWIN_ERR_PARSE,
                 "%s: unknown key (known: readings, report)", key);
       goto done;
@@ -1592,6 +1516,47 @@ static int sensors_describe(void *instance, twin_ctx *ctx)
                                 (json_int_t)s->n_alerts));
 }
 
+/* The declared ops: the host checks each request against its schema
+ * before query or simulate sees it, and documents them. */
+#define S_NAME "{\"type\":\"string\",\"minLength\":1,\"maxLength\":200}"
+static const twin_op sensors_ops[] = {
+    {"latest", TWIN_OP_QUERY, TWIN_OP_SAFE,
+     "every entity (of one type) with its latest readings",
+     "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{"
+     "\"type\":" S_NAME "}}",
+     NULL, "{\"type\":\"WaterLevelGauge\"}"},
+    {"entity", TWIN_OP_QUERY, TWIN_OP_SAFE, "one entity's latest readings",
+     "{\"type\":\"object\",\"additionalProperties\":false,"
+     "\"required\":[\"id\"],\"properties\":{\"type\":" S_NAME
+     ",\"id\":" S_NAME "}}",
+     NULL, "{\"type\":\"WaterLevelGauge\",\"id\":\"pegel-deggendorf\"}"},
+    {"stats", TWIN_OP_QUERY, TWIN_OP_SAFE,
+     "count, min, max, mean, first and last of one attribute over a window "
+     "(default: the last 24 h)",
+     "{\"type\":\"object\",\"additionalProperties\":false,"
+     "\"required\":[\"id\",\"attr\"],\"properties\":{\"type\":" S_NAME
+     ",\"id\":" S_NAME ",\"attr\":" S_NAME
+     ",\"from\":{\"format\":\"date-time\"},"
+     "\"to\":{\"format\":\"date-time\"}}}",
+     NULL,
+     "{\"type\":\"WaterLevelGauge\",\"id\":\"pegel-deggendorf\","
+     "\"attr\":\"level_cm\",\"from\":\"2026-11-14T00:00:00Z\"}"},
+    {"alerts", TWIN_OP_QUERY, TWIN_OP_SAFE, "the configured threshold alerts",
+     NULL, NULL, "{}"},
+    {"readings", TWIN_OP_SCENARIO, 0,
+     "what these readings would change and which alerts they would raise",
+     "{\"type\":\"object\",\"additionalProperties\":false,"
+     "\"required\":[\"readings\"],\"properties\":{"
+     "\"readings\":{\"type\":\"array\",\"minItems\":1,"
+     "\"items\":{\"type\":\"object\"}},"
+     "\"report\":{\"type\":\"object\",\"additionalProperties\":false,"
+     "\"properties\":{\"type\":" S_NAME "}}}}",
+     NULL,
+     "{\"readings\":[{\"entity\":\"pegel-deggendorf\",\"type\":"
+     "\"WaterLevelGauge\",\"attr\":\"level_cm\",\"time\":"
+     "\"2026-11-23T06:00:00Z\",\"value\":540}]}"},
+};
+
 static const twin_plugin sensors_plugin = {
     .struct_size = sizeof(twin_plugin),
     .abi_major = TWIN_ABI_MAJOR,
@@ -1610,6 +1575,7 @@ static const twin_plugin sensors_plugin = {
     .simulate = sensors_simulate,
     .tick = NULL,
     .describe = sensors_describe,
+    TWIN_OPS(sensors_ops),
 };
 
 TWIN_PLUGIN_DEFINE(sensors_plugin)

@@ -56,6 +56,7 @@ typedef struct result {
   int status;
   char reason[1024];
   int called;
+  json_t *items; /* refused items (ingest), or NULL */
 } result;
 
 static char *jq(const char *s)
@@ -168,12 +169,21 @@ static void on_done(void *ud, int status, const char *reason)
   r->called = 1;
 }
 
+static void on_outcome(void *ud, const core_outcome *o)
+{
+  result *r = ud;
+  on_done(ud, o->status, o->reason);
+  json_decref(r->items);
+  r->items = o->items->total ? core_items_json(o->items) : NULL;
+}
+
+/* One document through the pipeline: its outcome (free r.items). */
 static result ingest_raw(fx *f, const char *doc)
 {
   result r = {0};
-  assert_int_equal(
-      core_pipeline_submit(f->p, parking_of(f), doc, strlen(doc), on_done, &r),
-      TWIN_OK);
+  assert_int_equal(core_pipeline_submit_as(f->p, parking_of(f), NULL, doc,
+                                           strlen(doc), on_outcome, &r),
+                   TWIN_OK);
   core_pipeline_drain(f->p);
   assert_true(r.called);
   return r;
@@ -192,12 +202,15 @@ static void ingest_ok(fx *f, const char *doc_sq)
   result r = ingest(f, doc_sq);
   if (r.status)
     fail_msg("ingest refused: %d %s (%s)", r.status, r.reason, doc_sq);
+  if (r.items)
+    fail_msg("items refused: %s (%s)", json_dumps(r.items, 0), doc_sq);
 }
 
 static void ingest_fails(fx *f, const char *doc_sq, int status,
                          const char *fragment)
 {
   result r = ingest(f, doc_sq);
+  json_decref(r.items);
   if (r.status != status)
     fail_msg("expected status %d, got %d (%s) for %s", status, r.status,
              r.reason, doc_sq);
@@ -371,12 +384,62 @@ static void parkapi1_malformed_is_a_parse_error(void **state)
   assert_int_equal(lot_count(f), 0);
 }
 
-static void parkapi1_implausible_rejects_the_whole_document(void **state)
+/* The refused items of r: item, field, code and a reason holding
+ * fragment, in order. */
+static void expect_refused(result *r, size_t n, const char *const (*want)[4])
+{
+  if (json_array_size(r->items) != n)
+    fail_msg("%zu lots refused, want %zu: %s", json_array_size(r->items), n,
+             r->items ? json_dumps(r->items, 0) : "[]");
+  for (size_t i = 0; i < n; i++) {
+    json_t *it = json_array_get(r->items, i);
+    assert_string_equal(str_of(it, "item"), want[i][0]);
+    assert_string_equal(str_of(it, "field"), want[i][1]);
+    assert_string_equal(str_of(it, "code"), want[i][2]);
+    if (!strstr(str_of(it, "reason"), want[i][3]))
+      fail_msg("reason '%s' lacks '%s'", str_of(it, "reason"), want[i][3]);
+  }
+}
+
+/* A city snapshot of 6 lots, 2 implausible (a broken sensor): the other
+ * four land, the two are listed with their reasons. */
+static void parkapi1_implausible_lots_are_refused_alone(void **state)
+{
+  fx *f = *state;
+  char *t = rfc(core_now_ms() - 60000);
+  char *doc = tu_fmt(
+      "{'last_updated':'%s','lots':[{'id':'a','total':100,'free':40},"
+      "{'id':'b','total':540,'free':575},{'id':'c','total':80,'free':0},"
+      "{'id':'d','total':60,'free':-3},{'id':'e','total':200,'free':199},"
+      "{'id':'f','total':30,'free':30}]}",
+      t);
+  char *j = jq(doc);
+  result r = ingest_raw(f, j);
+  free(j);
+  if (r.status)
+    fail_msg("snapshot refused whole: %s", r.reason);
+  static const char *const want[][4] = {
+      {"b", "free", "implausible", "lot 'b': free 575 > total 540"},
+      {"d", "free", "implausible", "lot 'd': free -3 is negative"}};
+  expect_refused(&r, 2, want);
+  json_decref(r.items);
+  assert_int_equal(lot_count(f), 4);
+  json_t *n = query_ok(f, "{'op':'now'}");
+  assert_int_equal(int_of(now_lot(n, "a"), "free"), 40);
+  assert_int_equal(int_of(now_lot(n, "e"), "free"), 199);
+  assert_null(now_lot(n, "b"));
+  json_decref(n);
+  free(doc);
+  free(t);
+}
+
+static void parkapi1_a_snapshot_of_only_implausible_lots_is_rejected(
+    void **state)
 {
   fx *f = *state;
   ingest_fails(f,
-               "{'lots':[{'id':'ok','total':10,'free':5},"
-               "{'id':'p3','total':400,'free':412}]}",
+               "{'lots':[{'id':'p3','total':400,'free':412},"
+               "{'id':'p9','total':10,'free':11}]}",
                TWIN_ERR_REJECTED, "lot 'p3': free 412 > total 400");
   ingest_fails(f, "{'lots':[{'id':'p4','total':10,'free':-2}]}",
                TWIN_ERR_REJECTED, "lot 'p4': free -2 is negative");
@@ -392,7 +455,7 @@ static void parkapi1_implausible_rejects_the_whole_document(void **state)
                TWIN_ERR_REJECTED,
                "lot 'p7': time 2999-01-01T00:00:00Z is "
                "more than 300 s in the future");
-  /* nothing of any of them landed, not even the plausible first lot */
+  /* nothing of any of them landed */
   assert_int_equal(lot_count(f), 0);
 }
 
@@ -651,7 +714,7 @@ static void closure_moves_cars_and_leaves_live_state_alone(void **state)
   set_lots_now(f);
   char *before = live_state(f);
   twin_time from = core_now_ms() + HOUR_MS;
-  char *sc = tu_fmt("{'type':'closure','lot':'near','from':%lld,'to':%lld}",
+  char *sc = tu_fmt("{'op':'closure','lot':'near','from':%lld,'to':%lld}",
                     (long long)from, (long long)(from + HOUR_MS));
   json_t *r = simulate_ok(f, sc);
   free(sc);
@@ -703,7 +766,7 @@ static void event_fills_nearest_lots_and_counts_cars_left_over(void **state)
   set_lots_now(f);
   char *before = live_state(f);
   twin_time from = core_now_ms() + HOUR_MS;
-  char *sc = tu_fmt("{'type':'event','lat':48.833,'lon':12.96,'cars':300,"
+  char *sc = tu_fmt("{'op':'event','lat':48.833,'lon':12.96,'cars':300,"
                     "'from':%lld,'to':%lld}",
                     (long long)from, (long long)(from + HOUR_MS));
   json_t *r = simulate_ok(f, sc);
@@ -737,26 +800,33 @@ static void bad_scenarios_and_unknown_ops_fail(void **state)
   core_err err;
   char *reply = NULL;
   int rc;
-  char *sc = jq("{'type':'flood'}");
+  char *sc = jq("{'op':'flood'}");
+  assert_int_equal(
+      core_host_simulate(f->h, parking_of(f), sc, strlen(sc), &reply, &err),
+      TWIN_ERR_NOT_FOUND);
+  assert_non_null(strstr(err.msg, "no scenario op 'flood'"));
+  free(sc);
+  sc = jq("{'type':'closure'}"); /* the form before declared ops */
   assert_int_equal(
       core_host_simulate(f->h, parking_of(f), sc, strlen(sc), &reply, &err),
       TWIN_ERR_INVALID);
+  assert_non_null(strstr(err.msg, "closure, event"));
   free(sc);
-  sc = jq("{'type':'closure','lot':'nowhere','from':0,'to':1000}");
+  sc = jq("{'op':'closure','lot':'nowhere','from':0,'to':1000}");
   assert_int_equal(
       core_host_simulate(f->h, parking_of(f), sc, strlen(sc), &reply, &err),
       TWIN_ERR_NOT_FOUND);
   free(sc);
   assert_null(query(f, "{'op':'history'}", &err, &rc));
-  assert_int_equal(rc, TWIN_ERR_INVALID);
-  assert_non_null(strstr(err.msg, "unknown op 'history'"));
+  assert_int_equal(rc, TWIN_ERR_NOT_FOUND);
+  assert_non_null(strstr(err.msg, "no query op 'history'"));
   assert_non_null(strstr(err.msg, "now, lot, profile, forecast, guidance"));
   assert_null(query(f, "{'op':'forecast','lot':'near'}", &err, &rc));
   assert_int_equal(rc, TWIN_ERR_INVALID);
-  assert_non_null(strstr(err.msg, "time: missing"));
+  assert_non_null(strstr(err.msg, "time: required but missing"));
 }
 
-/* ---- tick and the feed -------------------------------------------------- */
+/* ---- fetch and the feed ------------------------------------------------- */
 
 /* A one-shot HTTP server on 127.0.0.1 answering one request with body. */
 typedef struct one_shot {
@@ -807,25 +877,28 @@ static void one_shot_stop(one_shot *o)
   close(o->fd);
 }
 
-static result tick(fx *f)
+/* One fetch of parking, run here as a fetch thread runs it (off the
+ * writer; it hands the snapshot to the pipeline and waits for its
+ * commit). */
+static result fetch(fx *f)
 {
   result r = {0};
-  assert_int_equal(core_pipeline_submit_tick(f->p, parking_of(f), on_done, &r),
-                   TWIN_OK);
-  core_pipeline_drain(f->p);
-  assert_true(r.called);
+  core_err err;
+  r.status = core_host_run_fetch(f->h, parking_of(f), &err);
+  snprintf(r.reason, sizeof r.reason, "%s", r.status ? err.msg : "");
+  r.called = 1;
   return r;
 }
 
-static void tick_without_a_feed_does_nothing(void **state)
+static void fetch_without_a_feed_does_nothing(void **state)
 {
   fx *f = *state;
-  result r = tick(f);
+  result r = fetch(f);
   assert_int_equal(r.status, TWIN_OK);
   assert_int_equal(lot_count(f), 0);
 }
 
-static void tick_pulls_the_feed_through_the_ingest_code(void **state)
+static void fetch_pulls_the_feed_through_the_pipeline(void **state)
 {
   fx *f = *state;
   one_shot o;
@@ -837,10 +910,10 @@ static void tick_pulls_the_feed_through_the_ingest_code(void **state)
   char *cfg = tu_fmt("{'feed_url':'http://127.0.0.1:%d/lots.json'}", o.port);
   close_host(f);
   open_host(f, cfg);
-  result r = tick(f);
+  result r = fetch(f);
   one_shot_stop(&o);
   if (r.status)
-    fail_msg("tick: %d %s", r.status, r.reason);
+    fail_msg("fetch: %d %s", r.status, r.reason);
   json_t *n = query_ok(f, "{'op':'now'}");
   assert_int_equal(int_of(now_lot(n, "p1"), "free"), 25);
   json_decref(n);
@@ -849,7 +922,7 @@ static void tick_pulls_the_feed_through_the_ingest_code(void **state)
   free(t);
 }
 
-static void tick_with_an_unreachable_feed_is_unavailable(void **state)
+static void fetch_with_an_unreachable_feed_backs_off(void **state)
 {
   fx *f = *state;
   /* a port nobody listens on: bind one, then close it */
@@ -869,10 +942,20 @@ static void tick_with_an_unreachable_feed_is_unavailable(void **state)
                      ntohs(a.sin_port));
   close_host(f);
   open_host(f, cfg);
-  result r = tick(f);
+  twin_time before = core_now_ms();
+  result r = fetch(f);
   assert_int_equal(r.status, TWIN_ERR_UNAVAILABLE);
   assert_non_null(strstr(r.reason, "feed: GET http://127.0.0.1:"));
   assert_int_equal(lot_count(f), 0);
+  /* its fetch health: one failure, the next try two intervals on, the
+   * plugin still running */
+  core_instance *ci = parking_of(f);
+  pthread_mutex_lock(&f->h->lock);
+  assert_int_equal(ci->fetch_failures, 1);
+  assert_non_null(strstr(ci->fetch_reason, "fetch failed 1 time"));
+  assert_true(ci->next_fetch >= before + 2 * 300 * 1000);
+  assert_int_equal(ci->state, CORE_INSTANCE_RUNNING);
+  pthread_mutex_unlock(&f->h->lock);
   free(cfg);
 }
 
@@ -909,7 +992,8 @@ int main(void)
   const struct CMUnitTest tests[] = {
       T(parkapi1_city_is_stored),
       T(parkapi1_malformed_is_a_parse_error),
-      T(parkapi1_implausible_rejects_the_whole_document),
+      T(parkapi1_implausible_lots_are_refused_alone),
+      T(parkapi1_a_snapshot_of_only_implausible_lots_is_rejected),
       T(parkapi2_lots_and_items_are_stored),
       T(parkapi2_malformed_and_implausible_are_refused),
       T(single_observations_are_checked_against_the_stored_lot),
@@ -921,9 +1005,9 @@ int main(void)
       TL(closure_moves_cars_and_leaves_live_state_alone),
       TL(event_fills_nearest_lots_and_counts_cars_left_over),
       TL(bad_scenarios_and_unknown_ops_fail),
-      T(tick_without_a_feed_does_nothing),
-      T(tick_pulls_the_feed_through_the_ingest_code),
-      T(tick_with_an_unreachable_feed_is_unavailable),
+      T(fetch_without_a_feed_does_nothing),
+      T(fetch_pulls_the_feed_through_the_pipeline),
+      T(fetch_with_an_unreachable_feed_backs_off),
       cmocka_unit_test_setup_teardown(guidance_uses_the_town_price_rule,
                                       setup_script, teardown),
   };

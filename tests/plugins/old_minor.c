@@ -1,7 +1,7 @@
 /*
  * old_minor.c — fixture "older": a plugin built against ABI 1.0, before
  * local_time was added to twin_host_api (1.1). It declares abi_minor 0 and
- * the 1.0 descriptor size (twin_plugin has not grown since), and tells in
+ * the 1.0 descriptor size (the fields up to describe), and tells in
  * describe whether the host's table reaches local_time, as a plugin of 1.0
  * that wants to use a later call must check.
  */
@@ -49,7 +49,8 @@ static int older_describe(void *instance, twin_ctx *ctx)
 }
 
 static const twin_plugin older_desc = {
-    .struct_size = sizeof(twin_plugin),
+    /* the 1.0 descriptor: every field up to describe */
+    .struct_size = (uint32_t)offsetof(twin_plugin, ops),
     .abi_major = 1,
     .abi_minor = 0,
     .name = "older",

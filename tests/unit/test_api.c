@@ -357,9 +357,12 @@ static void times_print_milliseconds_only_when_not_zero(void **state)
     time_t tt = (time_t)secs;
     struct tm tm;
     assert_non_null(gmtime_r(&tt, &tm));
-    snprintf(want, sizeof want, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-             tm.tm_min, tm.tm_sec, (int)ms);
+    /* ISO 8601 expanded years: a sign and at least four digits */
+    int y = tm.tm_year + 1900;
+    snprintf(want, sizeof want, "%s%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+             y < 0 ? "-" : y > 9999 ? "+" : "", y < 0 ? -y : y, tm.tm_mon + 1,
+             tm.tm_mday,
+             tm.tm_hour, tm.tm_min, tm.tm_sec, (int)ms);
     size_t n = strlen(want);
     if (n >= 5 && !strcmp(want + n - 5, ".000Z"))
       memcpy(want + n - 5, "Z", 2);

@@ -112,6 +112,21 @@ static void a_batch_splits_into_its_documents(void **state)
   core_http_docs_free(&d);
 }
 
+/* A sensor gateway posts one reading as one object: that is one document
+ * (an object with a "documents" array is a batch). */
+static void a_single_object_is_one_document(void **state)
+{
+  (void)state;
+  core_http_docs d;
+  api_error e;
+  const char *one = " {\"docs\": [1, 2], \"x\": {\"documents\": [3]}} ";
+  assert_int_equal(core_http_split_docs(one, strlen(one), 0, &d, &e), 0);
+  assert_int_equal(d.n, 1);
+  assert_int_equal(d.len[0], strlen(one) - 2);
+  assert_memory_equal(d.start[0], one + 1, d.len[0]);
+  core_http_docs_free(&d);
+}
+
 static void a_bad_batch_is_refused_whole_naming_the_place(void **state)
 {
   (void)state;
@@ -129,7 +144,7 @@ static void a_bad_batch_is_refused_whole_naming_the_place(void **state)
   assert_non_null(strstr(e.message, "one document per line"));
 
   static const char *const refused[] = {
-      "",  "  ", "[]", "[1] x", "[1", "\"str\"", "{\"docs\": []}", "7",
+      "",  "  ", "[]", "[1] x", "[1", "\"str\"", "{\"docs\": [] } x", "7",
       "{\"documents\": {}}", "{\"documents\": []}", "{\"documents\": [1,]}",
       "{\"documents\": [1]} x", "{\"documents\": [1], \"documents\": 2}"};
   for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
@@ -146,6 +161,7 @@ int main(void)
       cmocka_unit_test(malformed_values_are_refused_where_they_break),
       cmocka_unit_test(deep_nesting_is_refused_not_overflowed),
       cmocka_unit_test(a_batch_splits_into_its_documents),
+      cmocka_unit_test(a_single_object_is_one_document),
       cmocka_unit_test(a_bad_batch_is_refused_whole_naming_the_place),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,6 +3,9 @@
  */
 #include "testutil.h"
 
+#include <curl/curl.h>
+#include <jansson.h>
+
 #include "util.h"
 
 #include <errno.h>
@@ -300,4 +303,70 @@ int tu_server_stop(tu_server *s, int sig)
   }
   s->pid = -1;
   return rc;
+}
+
+/* ---- HTTP ----------------------------------------------------------------- */
+
+static size_t http_collect(char *data, size_t size, size_t n, void *ud)
+{
+  tu_http_resp *r = ud;
+  size_t add = size * n;
+  char *p = realloc(r->body, r->len + add + 1);
+  if (!p)
+    return 0;
+  memcpy(p + r->len, data, add);
+  r->body = p;
+  r->len += add;
+  r->body[r->len] = 0;
+  return add;
+}
+
+tu_http_resp tu_http(const char *method, const char *url, const char *token,
+                     const char *content_type, const char *body, size_t len)
+{
+  tu_http_resp r = {0};
+  CURL *c = curl_easy_init();
+  if (!c)
+    fail_msg("curl_easy_init failed");
+  struct curl_slist *hdr = NULL;
+  char line[512];
+  if (token) {
+    snprintf(line, sizeof line, "Authorization: Bearer %s", token);
+    hdr = curl_slist_append(hdr, line);
+  }
+  if (content_type) {
+    snprintf(line, sizeof line, "Content-Type: %s", content_type);
+    hdr = curl_slist_append(hdr, line);
+  }
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_collect);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  if (body) {
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)len);
+  }
+  CURLcode rc = curl_easy_perform(c);
+  if (rc)
+    fail_msg("%s %s: %s", method, url, curl_easy_strerror(rc));
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+  char *ct = NULL;
+  curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);
+  snprintf(r.content_type, sizeof r.content_type, "%s", ct ? ct : "");
+  if (!r.body)
+    r.body = calloc(1, 1);
+  r.json = json_loadb(r.body, r.len, JSON_DECODE_ANY, NULL);
+  curl_slist_free_all(hdr);
+  curl_easy_cleanup(c);
+  return r;
+}
+
+void tu_http_free(tu_http_resp *r)
+{
+  free(r->body);
+  json_decref(r->json);
+  memset(r, 0, sizeof *r);
 }

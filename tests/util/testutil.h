@@ -70,6 +70,20 @@ int tu_server_stop(tu_server *s, int sig);
  * its file). */
 void tu_utc_zoneinfo(const char *dir);
 
+/* One HTTP request with libcurl (loopback, 60 s at most); fails the test
+ * when no answer comes. token adds "Authorization: Bearer"; body (len
+ * bytes) may be NULL. json is the body parsed, or NULL. */
+typedef struct tu_http_resp {
+  long status;
+  char *body;
+  size_t len;
+  char content_type[128];
+  struct json_t *json;
+} tu_http_resp;
+tu_http_resp tu_http(const char *method, const char *url, const char *token,
+                     const char *content_type, const char *body, size_t len);
+void tu_http_free(tu_http_resp *r);
+
 /* Monotonic milliseconds, and a sleep that resumes after signals. */
 long long tu_mono_ms(void);
 void tu_sleep_ms(long ms);
