@@ -6,8 +6,12 @@
 -- every document accepted is counted; done() fails (exit 1) when there was
 -- one.
 --
+-- With a seventh argument "lone" each request is one reading alone, as a
+-- sensor gateway pushes it: a bare JSON object, not an array (DOCS and
+-- PER_DOC must be 1).
+--
 -- usage: wrk -tTHREADS ... -s wrk_ingest.lua URL --
---            TOKEN THREADS BASE_MS DOCS PER_DOC ENTITIES
+--            TOKEN THREADS BASE_MS DOCS PER_DOC ENTITIES [lone]
 -- Prints `wrk_result REQUESTS SECONDS` on stdout.
 
 local threads = {}
@@ -21,18 +25,19 @@ end
 
 local types = {"WaterLevelGauge", "AirQualityObserved", "EnergyMeter"}
 local attrs = {"level_cm", "no2_ugm3", "power_kw"}
-local n_threads, base, docs, templates
+local n_threads, base, docs, templates, lone
 local seq = 0
 bad = 0 -- globals: done() reads them from each thread
 bad_status = 0
 bad_body = ""
 
 function init(args)
-  if #args ~= 6 then
+  if #args ~= 6 and not (#args == 7 and args[7] == "lone") then
     io.stderr:write("wrk_ingest.lua: expected TOKEN THREADS BASE_MS DOCS " ..
-                    "PER_DOC ENTITIES\n")
+                    "PER_DOC ENTITIES [lone]\n")
     os.exit(2)
   end
+  lone = args[7] == "lone"
   wrk.method = "POST"
   wrk.headers["Authorization"] = "Bearer " .. args[1]
   wrk.headers["Content-Type"] = "application/json"
@@ -51,13 +56,18 @@ function init(args)
         '{"entity":"s%d","type":"%s","attr":"%s","time":@T@,"value":%.1f}',
         i, types[i % 3 + 1], attrs[i % 3 + 1], ((i * 7 + d * 13) % 5000) / 10)
     end
-    templates[d + 1] = '{"readings":[' .. table.concat(r, ",") .. ']}'
+    templates[d + 1] = lone and r[1] or
+                       '{"readings":[' .. table.concat(r, ",") .. ']}'
   end
 end
 
 function request()
   local s = seq * n_threads + tid
   seq = seq + 1
+  if lone then -- one reading of one entity, each a second later
+    local t = string.format("%d", base + s * 1000)
+    return wrk.format(nil, nil, nil, (templates[1]:gsub("@T@", t)))
+  end
   local body = {}
   for d = 0, docs - 1 do
     local t = string.format("%d", base + (s * docs + d) * 1000)

@@ -278,6 +278,16 @@ static char *dupn(const char *s, size_t n)
   return d;
 }
 
+/* TWIN_ERR_DEADLINE once the call's deadline passed (a query or
+ * scenario has one; the host then names town, plugin and op), else
+ * TWIN_OK. Cheap: poll it in long loops. */
+static int past_deadline(const parking *p, twin_ctx *ctx)
+{
+  if (!TWIN_HAS_API(p->api, check_deadline))
+    return TWIN_OK;
+  return p->api->check_deadline(ctx, NULL);
+}
+
 static int num_of(const twin_value *v, double *out)
 {
   if (v->type == TWIN_VALUE_NUMBER)
@@ -1181,6 +1191,8 @@ static int profile_build(parking *p, twin_ctx *ctx, const lot *l,
   }
   for (i = 0; rc == TWIN_OK && i < s.n; i = j) {
     double sum = 0;
+    if ((i & 4095) == 0 && (rc = past_deadline(p, ctx)) != TWIN_OK)
+      break;
     for (j = i; j < s.n && lh[j].key == lh[i].key; j++)
       sum += s.v[j];
     w = lh[i].wday;
@@ -1390,9 +1402,16 @@ static int req_lot(parking *p, twin_ctx *ctx, const json_t *req, const lots *ls,
   if (!valid_name(v))
     return fail(p, ctx, TWIN_ERR_INVALID, "lot: expected a lot id");
   *out = lot_find(ls, json_string_value(v));
-  if (!*out)
-    return fail(p, ctx, TWIN_ERR_NOT_FOUND, "lot '%.*s': no such lot",
-                shown_len(json_string_value(v), 60), json_string_value(v));
+  if (!*out) {
+    char msg[MSG_MAX];
+    snprintf(msg, sizeof msg, "lot '%.*s': no such lot (`query now` lists them)",
+             shown_len(json_string_value(v), 60), json_string_value(v));
+    if (TWIN_HAS_API(p->api, fail))
+      p->api->fail(ctx, "unknown_lot", "lot", msg);
+    else
+      p->api->set_error(ctx, msg);
+    return TWIN_ERR_NOT_FOUND;
+  }
   return TWIN_OK;
 }
 
@@ -1876,6 +1895,8 @@ static int parking_simulate(void *instance, twin_ctx *ctx, const char *scenario,
     sl[i].cap = l->has_total && !(l->status && !strcmp(l->status, "closed"))
                     ? l->total
                     : 0;
+    if ((rc = past_deadline(p, ctx)) != TWIN_OK)
+      goto done;
     if ((rc = profile_build(p, ctx, l, now - 4 * WEEK_MS, now + 1, &pr))) {
       rc = fail(p, ctx, rc, "profile of lot '%s': %s", l->id, status_name(rc));
       goto done;
@@ -1901,6 +1922,9 @@ static int parking_simulate(void *instance, twin_ctx *ctx, const char *scenario,
   for (k = 0; k < steps; k++) {
     int64_t left = 0, moved = 0, demand;
     double walk = 0;
+    /* a week of steps over many lots is long: stop at the deadline */
+    if ((rc = past_deadline(p, ctx)) != TWIN_OK)
+      goto done;
     for (i = 0; i < ls.n; i++) {
       cap[i] = sl[i].cap;
       cars[i] = (int64_t)llround(base[i * steps + k] * (double)sl[i].cap);

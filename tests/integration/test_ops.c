@@ -732,6 +732,144 @@ static void the_served_openapi_lists_every_op_of_every_plugin(void **state)
   tu_http_free(&doc);
 }
 
+/* ---- the CLI ------------------------------------------------------------ */
+
+static void the_cli_prints_other_media_types_raw_and_checks_requests(
+    void **state)
+{
+  fx *f = *state;
+  tu_run r = tu_twinhost(NULL, "--config", f->config, "query", "--town",
+                         "alpha", "--plugin", "ops", "--op", "calendar", NULL);
+  if (r.exit_code)
+    fail_msg("query --op calendar: %s", r.err);
+  assert_true(!strncmp(r.out, "BEGIN:VCALENDAR\r\n", 17));
+  tu_run_free(&r);
+  r = tu_twinhost(NULL, "--config", f->config, "query", "--town", "alpha",
+                  "--plugin", "ops", "--op", "echo", "{\"n\":2}", NULL);
+  assert_int_equal(r.exit_code, 1);
+  assert_contains(r.err, "from: required but missing");
+  tu_run_free(&r);
+  r = tu_twinhost(NULL, "--config", f->config, "plugins", "info", "ops", NULL);
+  json_t *j = json_loads(r.out, 0, NULL);
+  assert_int_equal(json_array_size(json_object_get(j, "ops")), 7);
+  json_t *echo = json_array_get(json_object_get(j, "ops"), 0);
+  assert_non_null(json_object_get(echo, "request_schema"));
+  assert_true(json_is_true(json_object_get(echo, "safe")));
+  json_decref(j);
+  tu_run_free(&r);
+}
+
+static void the_cli_ingests_a_csv_file_whole_and_lists_refused_items(
+    void **state)
+{
+  fx *f = *state;
+  char *csv = tu_write_file(f->dir, "meter.csv", "a;b\n1;2\n");
+  tu_run r = tu_twinhost(NULL, "--config", f->config, "ingest", "--town",
+                         "alpha", "--plugin", "ops", csv, NULL);
+  if (r.exit_code)
+    fail_msg("ingest meter.csv: %s %s", r.out, r.err);
+  json_t *j = json_loads(r.out, 0, NULL);
+  assert_int_equal(json_integer_value(json_object_get(j, "documents")), 1);
+  assert_int_equal(json_integer_value(json_object_get(j, "accepted")), 1);
+  json_decref(j);
+  tu_run_free(&r);
+  /* a type the plugin does not take is refused before anything is sent */
+  r = tu_twinhost(NULL, "--config", f->config, "ingest", "--town", "alpha",
+                  "--plugin", "ops", "--content-type", "text/calendar", csv,
+                  NULL);
+  assert_int_equal(r.exit_code, 1);
+  assert_contains(r.err, "not text/calendar");
+  tu_run_free(&r);
+  char *items = tu_write_file(
+      f->dir, "items.jsonl",
+      "{\"items\":[{\"id\":\"c1\",\"value\":1},{\"id\":\"c2\","
+      "\"value\":-1}]}\n");
+  r = tu_twinhost(NULL, "--config", f->config, "ingest", "--town", "alpha",
+                  "--plugin", "ops", items, NULL);
+  if (r.exit_code)
+    fail_msg("ingest items.jsonl: %s %s", r.out, r.err);
+  j = json_loads(r.out, 0, NULL);
+  assert_int_equal(json_integer_value(json_object_get(j, "items_refused")), 1);
+  json_t *first = json_array_get(
+      json_object_get(json_array_get(json_object_get(j, "refused"), 0),
+                      "items"),
+      0);
+  assert_string_equal(json_string_value(json_object_get(first, "item")), "c2");
+  json_decref(j);
+  tu_run_free(&r);
+  free(csv);
+  free(items);
+}
+
+/* ---- submit from other threads ------------------------------------------ */
+
+typedef struct submitter {
+  fx *f;
+  int n, ok;
+} submitter;
+
+static void *submit_main(void *arg)
+{
+  submitter *s = arg;
+  core_instance *ci = inst(s->f, "alpha", "ops");
+  for (int i = 0; i < s->n; i++) {
+    char doc[96];
+    snprintf(doc, sizeof doc,
+             "{\"items\":[{\"id\":\"t%p-%d\",\"value\":%d}]}",
+             (void *)s, i, i);
+    twin_outcome out;
+    memset(&out, 0, sizeof out);
+    out.struct_size = sizeof out;
+    if (s->f->h->api.submit((twin_source *)ci, NULL, doc, strlen(doc), &out) ==
+            TWIN_OK &&
+        out.status == TWIN_OK)
+      s->ok++;
+  }
+  return NULL;
+}
+
+static void submit_from_threads_of_a_plugin_waits_for_each_commit(
+    void **state)
+{
+  fx *f = *state;
+  submitter a = {f, 50, 0}, b = {f, 50, 0};
+  pthread_t ta, tb;
+  assert_int_equal(pthread_create(&ta, NULL, submit_main, &a), 0);
+  assert_int_equal(pthread_create(&tb, NULL, submit_main, &b), 0);
+  pthread_join(ta, NULL);
+  pthread_join(tb, NULL);
+  assert_int_equal(a.ok, 50);
+  assert_int_equal(b.ok, 50);
+  /* a refused document comes back with its reason */
+  twin_outcome out;
+  memset(&out, 0, sizeof out);
+  out.struct_size = sizeof out;
+  const char *bad = "{\"items\":[{\"id\":\"x\",\"value\":-1}]}";
+  assert_int_equal(f->h->api.submit((twin_source *)inst(f, "alpha", "ops"),
+                                    NULL, bad, strlen(bad), &out),
+                   TWIN_OK);
+  assert_int_equal(out.status, TWIN_ERR_REJECTED);
+  assert_int_equal(out.items_refused, 1);
+  assert_contains(out.message, "every item was refused");
+  /* a type the plugin does not take is refused at once */
+  assert_int_equal(f->h->api.submit((twin_source *)inst(f, "alpha", "ops"),
+                                    "text/calendar", "x", 1, &out),
+                   TWIN_ERR_INVALID);
+}
+
+static void submit_without_a_running_pipeline_is_unavailable(void **state)
+{
+  fx *f = *state;
+  core_pipeline_stop(f->p);
+  f->p = NULL;
+  twin_outcome out;
+  memset(&out, 0, sizeof out);
+  out.struct_size = sizeof out;
+  assert_int_equal(f->h->api.submit((twin_source *)inst(f, "alpha", "ops"),
+                                    NULL, "{}", 2, &out),
+                   TWIN_ERR_UNAVAILABLE);
+}
+
 int main(void)
 {
   const struct CMUnitTest in_process[] = {
@@ -747,6 +885,8 @@ int main(void)
       cmocka_unit_test_setup_teardown(a_document_whose_items_all_fail_is_rejected_with_them, setup_host, teardown_host),
       cmocka_unit_test_setup_teardown(a_media_type_the_plugin_does_not_take_is_refused, setup_host, teardown_host),
       cmocka_unit_test_setup_teardown(plugins_of_abi_1_0_and_1_1_still_load_and_answer, setup_host, teardown_host),
+      cmocka_unit_test_setup_teardown(submit_from_threads_of_a_plugin_waits_for_each_commit, setup_host, teardown_host),
+      cmocka_unit_test_setup_teardown(submit_without_a_running_pipeline_is_unavailable, setup_host, teardown_host),
   };
   const struct CMUnitTest served[] = {
       cmocka_unit_test(a_safe_op_is_answered_on_get_from_typed_parameters),
@@ -756,6 +896,8 @@ int main(void)
       cmocka_unit_test(
           ingest_results_list_refused_items_and_metrics_count_them),
       cmocka_unit_test(the_served_openapi_lists_every_op_of_every_plugin),
+      cmocka_unit_test(the_cli_prints_other_media_types_raw_and_checks_requests),
+      cmocka_unit_test(the_cli_ingests_a_csv_file_whole_and_lists_refused_items),
   };
   int failed = 0;
   failed |= cmocka_run_group_tests_name("in process", in_process, NULL, NULL);
