@@ -1195,7 +1195,8 @@ int core_host_request(core_host *h, core_instance *ci, int kind,
     int json = !ctx.reply_type[0] || core_media_is_json(ctx.reply_type);
     snprintf(out->type, sizeof out->type, "%s",
              ctx.reply_type[0] ? ctx.reply_type : "application/json");
-    if (scenario && json) {
+    if (scenario && json) { /* the report inside the host's JSON */
+      snprintf(out->type, sizeof out->type, "application/json");
       st = scenario_reply(&ctx, ov, out, err);
     } else if (ctx.reply) {
       out->body = ctx.reply;

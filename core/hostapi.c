@@ -786,6 +786,19 @@ static int api_respond_as(twin_ctx *ctx, const char *type, const void *data,
 {
   if (!ctx || (!data && len))
     return TWIN_ERR_INVALID;
+  char want[sizeof ctx->reply_type];
+  core_media_bare(type, want, sizeof want);
+  /* JSON of another name (application/geo+json) must be declared too */
+  if (type && strcmp(want, "application/json") &&
+      (!ctx->op || !core_media_in_list(ctx->op->reply, type))) {
+    if (!ctx->may_reply)
+      return TWIN_ERR_UNSUPPORTED;
+    ctx_error(ctx,
+              "respond_as: '%.60s' is not a reply type of %s (declare it in "
+              "the op's reply_type)",
+              type, ctx->op ? ctx->op->op.name : "an undeclared op");
+    return TWIN_ERR_INVALID;
+  }
   if (!type || core_media_is_json(type)) {
     int rc = api_respond(ctx, data ? data : "", len);
     if (!rc && type) {
@@ -797,13 +810,6 @@ static int api_respond_as(twin_ctx *ctx, const char *type, const void *data,
   }
   if (!ctx->may_reply)
     return TWIN_ERR_UNSUPPORTED;
-  if (!ctx->op || !core_media_in_list(ctx->op->reply, type)) {
-    ctx_error(ctx,
-              "respond_as: '%.60s' is not a reply type of %s (declare it in "
-              "the op's reply_type)",
-              type, ctx->op ? ctx->op->op.name : "an undeclared op");
-    return TWIN_ERR_INVALID;
-  }
   if (len + 1 > ctx->reply_cap) {
     char *p = realloc(ctx->reply, len + 1);
     if (!p)
