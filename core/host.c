@@ -37,14 +37,7 @@
 /* A use case: [a-z0-9-]{1,40} (twin.h lists the conventional ones). */
 static int valid_use_case(const char *s)
 {
-  size_t n = s ? strlen(s) : 0;
-  if (!n || n > 40)
-    return 0;
-  for (size_t i = 0; i < n; i++)
-    if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
-          s[i] == '-'))
-      return 0;
-  return 1;
+  return core_valid_token(s, 40, "-");
 }
 
 static const char *kind_name(int kind)

@@ -731,14 +731,7 @@ static int api_town(twin_ctx *ctx, twin_town *out)
 /* [a-z0-9_], 1..40 bytes */
 static int valid_code(const char *s)
 {
-  size_t n = s ? strlen(s) : 0;
-  if (!n || n > 40)
-    return 0;
-  for (size_t i = 0; i < n; i++)
-    if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
-          s[i] == '_'))
-      return 0;
-  return 1;
+  return core_valid_token(s, 40, "_");
 }
 
 static int api_fail(twin_ctx *ctx, const char *code, const char *field,

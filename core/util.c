@@ -120,28 +120,28 @@ void core_err_prefix(core_err *e, const char *fmt, ...)
   core_utf8_fix(e->msg);
 }
 
+int core_valid_token(const char *s, size_t max, const char *also)
+{
+  size_t n = s ? strlen(s) : 0;
+  if (!n || n > max)
+    return 0;
+  for (size_t i = 0; i < n; i++)
+    if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
+          (s[i] && strchr(also, s[i]))))
+      return 0;
+  return 1;
+}
+
+/* The names and messages of TWIN_STATUS_LIST come from twinaux, as the
+ * plugins' do. */
 const char *core_status_message(int status)
 {
-  switch (status) {
-#define CASE_(name, value, msg)                                                \
-  case value:                                                                  \
-    return msg;
-    TWIN_STATUS_LIST(CASE_)
-#undef CASE_
-  }
-  return "unknown status";
+  return twinaux_status_message(status);
 }
 
 const char *core_status_name(int status)
 {
-  switch (status) {
-#define CASE_(name, value, msg)                                                \
-  case value:                                                                  \
-    return #name;
-    TWIN_STATUS_LIST(CASE_)
-#undef CASE_
-  }
-  return "UNKNOWN";
+  return twinaux_status_name(status);
 }
 
 int core_valid_id(const char *s)

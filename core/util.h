@@ -47,6 +47,9 @@ const char *core_status_name(int status);
 /* An id for a town or plugin: [a-z0-9_-], 1..40 bytes, starting with a
  * letter or digit. */
 int core_valid_id(const char *s);
+/* 1..max bytes of [a-z0-9] and the characters of also: a use case
+ * ("-"), an error code ("_"). */
+int core_valid_token(const char *s, size_t max, const char *also);
 /* An entity type, entity id or attribute name: 1..TWIN_NAME_MAX bytes of
  * UTF-8, no control characters (so no NUL, which separates key parts). */
 int core_valid_name(const char *s);

@@ -149,7 +149,7 @@ static void status_names_and_messages_come_from_one_table(void **state)
   (void)state;
   assert_string_equal(core_status_name(TWIN_ERR_READ_ONLY), "ERR_READ_ONLY");
   assert_string_equal(core_status_message(TWIN_ERR_NOT_FOUND), "not found");
-  assert_string_equal(core_status_name(-999), "UNKNOWN");
+  assert_string_equal(core_status_name(-999), "unknown status");
 }
 
 int main(void)
