@@ -54,7 +54,10 @@
  *  pipeline with submit. open and close are called by the thread
  *  that starts or stops the host, never while ingest, tick or fetch of that
  *  instance runs. query, simulate and describe may be called from other
- *  threads, concurrently with each other and with ingest and fetch. A plugin that
+ *  threads, concurrently with each other and with ingest and fetch.
+ *  A host call taking a ctx is made on the thread of the callback that
+ *  received that ctx, during the callback, unless it says "any thread";
+ *  submit (with a twin_source, no ctx) may be called from any thread. A plugin that
  *  keeps mutable state in its instance must guard that state itself; state
  *  kept through host calls needs no locking (the host isolates each call's
  *  transaction). Each document is given to ingest exactly once: when a

@@ -3,12 +3,18 @@
  * no build system of ours) loads and works: the test compiles
  * tests/plugins/minimal.c with cc as a third party would, then
  * `twinhost plugins check` accepts it and a host enabling it for a town
- * ingests a document and answers a query.
+ * ingests a document and answers a query. The worked plugin of
+ * docs/plugins.md is compiled from the page the same way, linked with the
+ * helper library (libtwinaux.a) as the page says, and run in a real host:
+ * through the CLI and through `twinhost serve` (its safe op on GET with its
+ * media type, a request failing the op's schema, a CSV ingest with a row
+ * refused alone).
  */
 #include "testutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,16 +79,22 @@ static int run_logged(const char *const *argv, const char *log)
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-/* cc src into plugins/<name>.so seeing only include/. Returns the .so path
- * (caller frees); fails the test with the compiler's words. */
-static char *build_plugin(fx *f, const char *src, const char *name)
+/* cc src into plugins/<name>.so seeing only include/, then linking what
+ * link (NULL-terminated, may be NULL) names. Returns the .so path (caller
+ * frees); fails the test with the compiler's words. */
+static char *build_plugin_linked(fx *f, const char *src, const char *name,
+                                 const char *const *link)
 {
   char *include = tu_fmt("%s/include", tu_env("TWIN_SOURCE_DIR"));
   char *so = tu_fmt("%s/%s.so", f->plugins, name);
   char *log = tu_fmt("%s/cc.log", f->dir);
-  const char *argv[] = {"cc",      "-shared", "-fPIC", "-std=c11", "-Wall",
-                        "-Wextra", "-Werror", "-I",    include,    "-o",
-                        so,        src,       NULL};
+  const char *argv[32] = {"cc",      "-shared", "-fPIC", "-std=c11",
+                          "-Wall",   "-Wextra", "-Werror", "-I",
+                          include,   "-o",      so,        src};
+  size_t n = 12;
+  for (size_t i = 0; link && link[i] && n < 31; i++)
+    argv[n++] = link[i];
+  argv[n] = NULL;
   int rc = run_logged(argv, log);
   if (rc != 0) {
     char *text = NULL;
@@ -97,6 +109,11 @@ static char *build_plugin(fx *f, const char *src, const char *name)
   free(include);
   free(log);
   return so;
+}
+
+static char *build_plugin(fx *f, const char *src, const char *name)
+{
+  return build_plugin_linked(f, src, name, NULL);
 }
 
 static char *build_minimal(fx *f)
@@ -198,11 +215,11 @@ a_host_enabling_it_ingests_a_document_and_answers_queries(void **state)
   free(so);
 }
 
-/* The worked plugin in docs/plugins.md is real: it compiles from the page
- * as printed, loads, ingests and answers. */
-static void the_plugin_in_the_authors_guide_works_as_written(void **state)
+/* The first ```c block of docs/plugins.md, compiled as the page says
+ * (only -I include, then libtwinaux.a and -lm) into plugins/visitors.so,
+ * and town alpha switched to it. Returns the .so path (caller frees). */
+static char *build_guide_plugin(fx *f)
 {
-  fx *f = *state;
   char *page_path = tu_fmt("%s/docs/plugins.md", tu_env("TWIN_SOURCE_DIR"));
   char *page = NULL;
   size_t len = 0;
@@ -215,32 +232,167 @@ static void the_plugin_in_the_authors_guide_works_as_written(void **state)
   assert_non_null(end);
   char *code = strndup(start, (size_t)(end - start));
   char *src = tu_write_file(f->dir, "visitors.c", code);
-  char *so = build_plugin(f, src, "visitors");
+  char *aux = tu_fmt("%s/lib/twinaux/libtwinaux.a", tu_env("TWIN_BUILD_DIR"));
+  struct stat sb;
+  if (stat(aux, &sb))
+    fail_msg("%s is missing: build the helper library first (cmake --build "
+             "build --target twinaux)",
+             aux);
+  const char *link[] = {aux, "-lm", NULL};
+  char *so = build_plugin_linked(f, src, "visitors", link);
   free(config_swap(f, "visitors"));
+  free(aux);
+  free(src);
+  free(code);
+  free(page);
+  free(page_path);
+  return so;
+}
+
+/* The worked plugin in docs/plugins.md is real: it compiles from the page
+ * as printed, loads, ingests and answers. */
+static void the_plugin_in_the_authors_guide_works_as_written(void **state)
+{
+  fx *f = *state;
+  char *so = build_guide_plugin(f);
+  tu_run r = tu_twinhost(NULL, "plugins", "check", so, NULL);
+  if (r.exit_code != 0)
+    fail_msg("plugins check exited %d: %s%s", r.exit_code, r.out, r.err);
+  assert_non_null(strstr(r.out, "plugin 'visitors'"));
+  assert_non_null(strstr(r.out, "ABI 1.2"));
+  tu_run_free(&r);
   char *doc = tu_fmt("{\"gate\":\"north\",\"count\":17,\"time\":%lld}",
                      (long long)core_now_ms());
   const char *ingest[] = {"ingest",   "--town",   "alpha",
                           "--plugin", "visitors", NULL};
-  tu_run r = twinhost_in(f, doc, ingest);
+  r = twinhost_in(f, doc, ingest);
   if (r.exit_code != 0)
     fail_msg("ingest exited %d: %s", r.exit_code, r.err);
   tu_run_free(&r);
   const char *query[] = {"query",    "--town", "alpha", "--plugin",
-                         "visitors", "{}",     NULL};
+                         "visitors", "--op",   "today", "{}",
+                         NULL};
   r = twinhost_in(f, NULL, query);
   if (r.exit_code != 0)
     fail_msg("query exited %d: %s", r.exit_code, r.err);
   json_t *j = json_loads(r.out, 0, NULL);
   assert_non_null(j);
   assert_int_equal(json_integer_value(json_object_get(j, "today")), 17);
+  assert_int_equal(json_integer_value(json_object_get(
+                       json_object_get(j, "gates"), "north")),
+                   17);
   json_decref(j);
   tu_run_free(&r);
   free(doc);
   free(so);
-  free(src);
-  free(code);
-  free(page);
-  free(page_path);
+}
+
+/* Over HTTP, as the page shows it: the safe op answered on GET in its
+ * media type, a request refused by the op's schema before the plugin sees
+ * it, the plugin's own error code, and a CSV ingest whose bad row is
+ * refused while the good rows land. */
+static void the_guides_plugin_answers_over_http(void **state)
+{
+  fx *f = *state;
+  char *so = build_guide_plugin(f);
+  tu_run t = tu_twinhost(NULL, "--config", f->config, "token", "create",
+                         "--town", "alpha", "--scope", "read,write", NULL);
+  if (t.exit_code)
+    fail_msg("token create: %s", t.err);
+  json_t *tj = json_loads(t.out, 0, NULL);
+  char token[128];
+  snprintf(token, sizeof token, "%s",
+           json_string_value(json_object_get(tj, "token")));
+  json_decref(tj);
+  tu_run_free(&t);
+  char *log = tu_fmt("%s/serve.log", f->dir);
+  tu_server srv;
+  tu_server_start(&srv, f->config, log);
+  char *base = tu_fmt("http://127.0.0.1:%d/v1/towns/alpha/plugins/visitors",
+                      srv.port);
+
+  /* CSV: two good rows land, the negative count is refused alone */
+  const char csv[] = "time,gate,count\r\n"
+                     "2026-12-01T08:00:00Z,north,12\r\n"
+                     "2026-12-01T08:00:00Z,south,-4\r\n"
+                     "2026-12-01T09:00:00Z,south,9\r\n";
+  char *url = tu_fmt("%s/ingest", base);
+  tu_http_resp r = tu_http("POST", url, token, "text/csv", csv, strlen(csv));
+  free(url);
+  if (r.status != 200)
+    fail_msg("CSV ingest: status %ld: %s", r.status, r.body);
+  assert_int_equal(json_integer_value(json_object_get(r.json, "accepted")), 1);
+  assert_int_equal(
+      json_integer_value(json_object_get(r.json, "items_refused")), 1);
+  json_t *row = json_array_get(json_object_get(r.json, "results"), 0);
+  json_t *item = json_array_get(json_object_get(row, "refused"), 0);
+  assert_string_equal(json_string_value(json_object_get(item, "item")),
+                      "line 3");
+  assert_string_equal(json_string_value(json_object_get(item, "code")),
+                      "implausible");
+  assert_string_equal(json_string_value(json_object_get(item, "field")),
+                      "count");
+  tu_http_free(&r);
+
+  /* an undeclared media type is refused before the plugin sees it */
+  url = tu_fmt("%s/ingest", base);
+  r = tu_http("POST", url, token, "text/calendar", csv, strlen(csv));
+  free(url);
+  assert_int_equal(r.status, 415);
+  tu_http_free(&r);
+
+  /* the safe op on GET: CSV with its Content-Type; the refused row is not
+   * there, the good ones are */
+  url = tu_fmt("%s/query/visits?from=2026-12-01T00:00:00Z"
+               "&to=2026-12-02T00:00:00Z",
+               base);
+  r = tu_http("GET", url, token, NULL, NULL, 0);
+  free(url);
+  if (r.status != 200)
+    fail_msg("GET visits: status %ld: %s", r.status, r.body);
+  assert_int_equal(strncmp(r.content_type, "text/csv", 8), 0);
+  assert_string_equal(r.body, "time,gate,count\r\n"
+                              "2026-12-01T08:00:00Z,north,12\r\n"
+                              "2026-12-01T09:00:00Z,south,9\r\n");
+  tu_http_free(&r);
+
+  /* a request failing the op's schema: 400, naming the field */
+  url = tu_fmt("%s/query/visits?from=monday", base);
+  r = tu_http("GET", url, token, NULL, NULL, 0);
+  free(url);
+  assert_int_equal(r.status, 400);
+  json_t *e = json_object_get(r.json, "error");
+  assert_string_equal(json_string_value(json_object_get(e, "code")),
+                      "bad_request");
+  assert_string_equal(json_string_value(json_object_get(e, "field")), "from");
+  tu_http_free(&r);
+
+  /* the plugin's own code and field (api->fail through twinaux_fail) */
+  url = tu_fmt("%s/query/today?gate=west", base);
+  r = tu_http("GET", url, token, NULL, NULL, 0);
+  free(url);
+  assert_int_equal(r.status, 404);
+  e = json_object_get(r.json, "error");
+  assert_string_equal(json_string_value(json_object_get(e, "code")),
+                      "unknown_gate");
+  assert_string_equal(json_string_value(json_object_get(e, "field")), "gate");
+  tu_http_free(&r);
+
+  /* the JSON query by POST, the op in the path */
+  url = tu_fmt("%s/query/today", base);
+  r = tu_http("POST", url, token, "application/json", "{}", 2);
+  free(url);
+  assert_int_equal(r.status, 200);
+  assert_int_equal(strncmp(r.content_type, "application/json", 16), 0);
+  assert_string_equal(json_string_value(json_object_get(r.json, "town")),
+                      "alpha");
+  assert_true(json_is_integer(json_object_get(r.json, "today")));
+  tu_http_free(&r);
+
+  assert_int_equal(tu_server_stop(&srv, SIGTERM), 0);
+  free(base);
+  free(log);
+  free(so);
 }
 
 /* The header promises C++ too: a C++ plugin keeps the C entry name. */
@@ -278,6 +430,8 @@ int main(void)
                                       teardown),
       cmocka_unit_test_setup_teardown(
           the_plugin_in_the_authors_guide_works_as_written, setup, teardown),
+      cmocka_unit_test_setup_teardown(the_guides_plugin_answers_over_http,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(it_builds_against_the_public_header_alone,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(plugins_check_accepts_it, setup,
