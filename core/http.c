@@ -2156,7 +2156,9 @@ int core_http_start(core_host *h, core_pipeline *p,
       MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
       MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
       MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-      MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+      /* never SO_REUSEPORT: a second host on the port must fail to start,
+       * not share its connections with this one */
+      MHD_OPTION_LISTENING_ADDRESS_REUSE, 0u, MHD_OPTION_END);
   if (!s->d) {
     int e = errno;
     core_http_stop(s);

@@ -798,6 +798,54 @@ static void a_second_serve_on_the_same_data_folder_exits_1(void **state)
   assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+/* Another serve (its own data folder) on the port of a running one must
+ * fail: with SO_REUSEPORT the kernel would split connections between the
+ * two hosts. */
+static void a_second_serve_on_a_port_in_use_exits_1(void **state)
+{
+  fx *f = *state;
+  start_serve(f);
+  wait_serving(f);
+  const char *at = strstr(f->serve_log, "API on http://127.0.0.1:");
+  assert_non_null(at);
+  int port = atoi(at + strlen("API on http://127.0.0.1:"));
+  char *other = tu_write_file(
+      f->dir, "other.json",
+      "{\"data_dir\": \"data2\", \"plugin_path\": [\"plugins\"],\n"
+      " \"towns\": [{\"id\": \"alpha\", \"timezone\": \"UTC\"}]}\n");
+  char listen[32];
+  snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+  /* bounded: a serve that did start is stopped after 20 s, and fails */
+  char *err_path = tu_fmt("%s/second.err", f->dir);
+  pid_t pid = fork();
+  if (pid == 0) {
+    int fd = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 2);
+    execl(tu_env("TWIN_BIN"), "twinhost", "--config", other, "serve",
+          "--listen", listen, (char *)NULL);
+    _exit(127);
+  }
+  int status = 0, exited = 0;
+  for (int i = 0; i < 200 && !exited; i++) {
+    exited = waitpid(pid, &status, WNOHANG) == pid;
+    if (!exited)
+      tu_sleep_ms(100);
+  }
+  if (!exited) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    fail_msg("a second serve started on port %d, which is in use", port);
+  }
+  char *err = tu_read_file(err_path);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+  assert_contains(err, "cannot listen on 127.0.0.1 port");
+  assert_contains(err, "in use");
+  free(err);
+  free(err_path);
+  status = stop_serve(f);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 static void serve_refuses_a_malformed_listen_address(void **state)
 {
   fx *f = *state;
@@ -889,6 +937,7 @@ int main(void)
       T(restore_refuses_while_the_serve_lock_is_held),
       T(serve_runs_until_sigterm_and_exits_0),
       T(a_second_serve_on_the_same_data_folder_exits_1),
+      T(a_second_serve_on_a_port_in_use_exits_1),
       T(serve_refuses_a_malformed_listen_address),
       T(serve_records_a_plugin_that_failed_to_open_for_plugins_list),
   };
