@@ -4,8 +4,11 @@
  * operation of docs/openapi.json and a "### METHOD PATH" heading of
  * docs/api.md, with the same scope in the operation's "x-twinhost-scope",
  * and neither document names a route the server lacks. A failure names each
- * missing or extra route. The checkers are also run on small made-up
- * documents, so that each kind of mismatch is known to be caught.
+ * missing or extra route. The status table of docs/api.md ("## Errors")
+ * lists exactly the rows of api_status_table() (core/api.c): every
+ * twin_status with its HTTP status and code. The checkers are also run on
+ * small made-up documents, so that each kind of mismatch is known to be
+ * caught.
  */
 #include "testutil.h"
 
@@ -15,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
 #include "http.h"
 
 /* The problems a check found, one per line. */
@@ -196,6 +200,140 @@ static void check_markdown(const char *md, json_t *routes, report *r)
            json_string_value(json_object_get(rt, "path")),
            json_string_value(json_object_get(rt, "method")),
            json_string_value(json_object_get(rt, "path")));
+  }
+  free(seen);
+}
+
+/* ---- the status table of docs/api.md --------------------------------------- */
+
+/* The row of table ([{"status","http","code"}]) for status name (as
+ * "ERR_INVALID"), or NULL. */
+static json_t *find_status(json_t *table, const char *name)
+{
+  size_t i;
+  json_t *row;
+  json_array_foreach(table, i, row)
+  {
+    if (!strcmp(json_string_value(json_object_get(row, "status")), name))
+      return row;
+  }
+  return NULL;
+}
+
+/* Cell k (0 = before the first '|') of a table line, trimmed, into out. */
+static int md_cell(const char *line, int k, char *out, size_t size)
+{
+  const char *p = line;
+  for (int i = 0; i < k; i++) {
+    p = strchr(p, '|');
+    if (!p)
+      return 0;
+    p++;
+  }
+  const char *end = strchr(p, '|');
+  if (!end)
+    end = p + strlen(p);
+  while (p < end && *p == ' ')
+    p++;
+  while (end > p && end[-1] == ' ')
+    end--;
+  snprintf(out, size, "%.*s", (int)(end - p), p);
+  return 1;
+}
+
+/* "`x`" -> "x" in place; 0 when s is not one backquoted word. */
+static int unquote(char *s)
+{
+  size_t n = strlen(s);
+  if (n < 3 || s[0] != '`' || s[n - 1] != '`')
+    return 0;
+  memmove(s, s + 1, n - 2);
+  s[n - 2] = 0;
+  return !strchr(s, '`');
+}
+
+/* Compare the rows "| `TWIN_<NAME>` | <http> | `<code>` | ..." of the
+ * "## Errors" section of a markdown text (outside code fences) with table
+ * (api_status_table()); every missing, extra, repeated or differing row
+ * noted in r. */
+static void check_status_table(const char *md, json_t *table, report *r)
+{
+  size_t n_rows = json_array_size(table);
+  int *seen = calloc(n_rows ? n_rows : 1, sizeof *seen);
+  assert_non_null(seen);
+  int fence = 0, in_errors = 0;
+  size_t line_no = 0;
+  for (const char *s = md; s && *s;) {
+    const char *nl = strchr(s, '\n');
+    size_t len = nl ? (size_t)(nl - s) : strlen(s);
+    char line[1024];
+    snprintf(line, sizeof line, "%.*s", (int)(len < 1023 ? len : 1023), s);
+    s = nl ? nl + 1 : NULL;
+    line_no++;
+    size_t ll = strlen(line);
+    while (ll && (line[ll - 1] == '\r' || line[ll - 1] == ' '))
+      line[--ll] = 0;
+    if (!strncmp(line, "```", 3) || !strncmp(line, "~~~", 3)) {
+      fence = !fence;
+      continue;
+    }
+    if (fence)
+      continue;
+    if (!strncmp(line, "## ", 3)) {
+      in_errors = !strcmp(line, "## Errors");
+      continue;
+    }
+    char status[64], http[16], code[64];
+    if (!in_errors || line[0] != '|' || !md_cell(line, 1, status, sizeof status))
+      continue;
+    if (strncmp(status, "`TWIN_", 6))
+      continue; /* another table, or the header row */
+    if (!unquote(status) || !md_cell(line, 2, http, sizeof http) ||
+        !md_cell(line, 3, code, sizeof code) || !unquote(code)) {
+      note(r,
+           "api.md line %zu: a status row must read \"| `TWIN_<NAME>` | "
+           "<http> | `<code>` | ...\"",
+           line_no);
+      continue;
+    }
+    const char *name = status + 5; /* without "TWIN_" */
+    json_t *row = find_status(table, name);
+    if (!row) {
+      note(r,
+           "api.md line %zu lists %s, which api_status_table() (core/api.c) "
+           "does not have",
+           line_no, status);
+      continue;
+    }
+    size_t i;
+    json_t *x;
+    json_array_foreach(table, i, x)
+    {
+      if (x == row && seen[i]++)
+        note(r, "api.md line %zu lists %s a second time", line_no, status);
+    }
+    long want_http = (long)json_integer_value(json_object_get(row, "http"));
+    const char *want_code = json_string_value(json_object_get(row, "code"));
+    char *end;
+    long got_http = strtol(http, &end, 10);
+    if (*end || !http[0] || got_http != want_http || strcmp(code, want_code))
+      note(r,
+           "api.md line %zu: %s is HTTP %s, code %s; core/api.c says HTTP "
+           "%ld, code %s",
+           line_no, status, http, code, want_http, want_code);
+  }
+  size_t i;
+  json_t *row;
+  json_array_foreach(table, i, row)
+  {
+    if (!seen[i])
+      note(r,
+           "api.md lacks the status row TWIN_%s (add \"| `TWIN_%s` | %lld | "
+           "`%s` | ...\" to the table under \"## Errors\")",
+           json_string_value(json_object_get(row, "status")),
+           json_string_value(json_object_get(row, "status")),
+           (long long)json_integer_value(json_object_get(row, "http")),
+           json_string_value(json_object_get(row, "code")));
   }
   free(seen);
 }
@@ -436,6 +574,87 @@ static void openapi_missing_scope_and_paths_are_named(void **state)
   json_decref(routes);
 }
 
+static void api_md_lists_exactly_the_status_table_of_the_core(void **state)
+{
+  (void)state;
+  json_t *table = api_status_table();
+  assert_true(json_array_size(table) > 0);
+  char *path = tu_fmt("%s/docs/api.md", tu_env("TWIN_SOURCE_DIR"));
+  char *md = read_text(path);
+  report r = {.n = 0};
+  check_status_table(md, table, &r);
+  if (r.n)
+    fail_msg("docs/api.md does not match the status table of core/api.c "
+             "(api_status_table()):\n%s",
+             r.text);
+  free(md);
+  free(path);
+  json_decref(table);
+}
+
+static json_t *two_statuses(void)
+{
+  return json_pack("[{s:s,s:i,s:s},{s:s,s:i,s:s}]", "status", "ERR_INVALID",
+                   "http", 400, "code", "bad_request", "status",
+                   "ERR_DEADLINE", "http", 504, "code", "deadline_exceeded");
+}
+
+static void status_table_missing_extra_and_wrong_rows_are_named(void **state)
+{
+  (void)state;
+  json_t *table = two_statuses();
+  report r = {.n = 0};
+  check_status_table("# API\n## Errors\n"
+                     "| Status | HTTP | Code |\n|---|---|---|\n"
+                     "| `TWIN_ERR_INVALID` | 400 | `bad_request` | x |\n"
+                     "| `TWIN_ERR_INVALID` | 400 | `bad_request` | x |\n"
+                     "| `TWIN_ERR_NOPE` | 418 | `teapot` | x |\n"
+                     "## Limits\n",
+                     table, &r);
+  assert_noted(&r, "api.md line 7 lists TWIN_ERR_NOPE, which "
+                   "api_status_table() (core/api.c) does not have");
+  assert_noted(&r, "api.md line 6 lists TWIN_ERR_INVALID a second time");
+  assert_noted(&r, "api.md lacks the status row TWIN_ERR_DEADLINE");
+  assert_int_equal(r.n, 3);
+
+  report r2 = {.n = 0};
+  check_status_table("## Errors\n"
+                     "| `TWIN_ERR_INVALID` | 422 | `bad_request` |\n"
+                     "| `TWIN_ERR_DEADLINE` | 504 | `too_slow` |\n",
+                     table, &r2);
+  assert_noted(&r2, "api.md line 2: TWIN_ERR_INVALID is HTTP 422, code "
+                    "bad_request; core/api.c says HTTP 400, code bad_request");
+  assert_noted(&r2, "api.md line 3: TWIN_ERR_DEADLINE is HTTP 504, code "
+                    "too_slow; core/api.c says HTTP 504, code "
+                    "deadline_exceeded");
+  assert_int_equal(r2.n, 2);
+  json_decref(table);
+}
+
+static void status_rows_outside_errors_and_in_code_are_ignored(void **state)
+{
+  (void)state;
+  json_t *table = two_statuses();
+  report r = {.n = 0};
+  check_status_table("## Start\n| `TWIN_ERR_NOPE` | 1 | `x` |\n"
+                     "## Errors\n```\n| `TWIN_ERR_NOPE` | 1 | `x` |\n```\n"
+                     "| Status | HTTP | Code |\n"
+                     "| `TWIN_ERR_INVALID` | 400 | `bad_request` |\r\n"
+                     "| `TWIN_ERR_DEADLINE` | 504 | `deadline_exceeded` |\n"
+                     "## Plugins\n| `TWIN_ERR_NOPE` | 1 | `x` |\n",
+                     table, &r);
+  assert_clean(&r, "the made-up status table");
+
+  report r2 = {.n = 0};
+  check_status_table("## Errors\n| `TWIN_ERR_INVALID` | 400 | bad_request |\n"
+                     "| `TWIN_ERR_DEADLINE` | 504 | `deadline_exceeded` |\n",
+                     table, &r2);
+  assert_noted(&r2, "api.md line 2: a status row must read");
+  assert_noted(&r2, "api.md lacks the status row TWIN_ERR_INVALID");
+  assert_int_equal(r2.n, 2);
+  json_decref(table);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -449,6 +668,9 @@ int main(void)
       cmocka_unit_test(markdown_malformed_and_repeated_headings_are_named),
       cmocka_unit_test(openapi_missing_extra_and_wrong_scope_are_named),
       cmocka_unit_test(openapi_missing_scope_and_paths_are_named),
+      cmocka_unit_test(api_md_lists_exactly_the_status_table_of_the_core),
+      cmocka_unit_test(status_table_missing_extra_and_wrong_rows_are_named),
+      cmocka_unit_test(status_rows_outside_errors_and_in_code_are_ignored),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
