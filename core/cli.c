@@ -524,11 +524,19 @@ static void ingest_done(void *ud, const core_outcome *o)
     }
   } else {
     st->rejected++;
-    if (json_array_size(st->rejections) < 100)
-      json_array_append_new(
-          st->rejections,
-          json_pack("{s:I,s:s,s:s}", "line", (json_int_t)d->line, "status",
-                    core_status_name(status), "error", reason ? reason : ""));
+    /* the code and field as the HTTP API reports them */
+    const char *code = o->code;
+    if (!code)
+      api_status_http(status, &code);
+    if (json_array_size(st->rejections) < 100) {
+      json_t *row =
+          json_pack("{s:I,s:s,s:s,s:s}", "line", (json_int_t)d->line, "status",
+                    core_status_name(status), "code", code, "error",
+                    reason ? reason : "");
+      if (row && o->field)
+        json_object_set_new(row, "field", json_string(o->field));
+      json_array_append_new(st->rejections, row);
+    }
     if (st->ack) {
       json_t *j =
           json_pack("{s:I,s:s,s:s}", "line", (json_int_t)d->line, "status",
@@ -592,8 +600,10 @@ static int cmd_ingest(cli_opts *o)
     type = "text/csv";
   if (!type && flen > 4 && !strcasecmp(file + flen - 4, ".ics"))
     type = "text/calendar";
-  if (type && core_media_is_json(type))
-    type = NULL;
+  if (type && core_media_is_json(type) &&
+      !(ci->plugin->desc.ingest_types &&
+        core_media_in_list(ci->plugin->desc.ingest_types, type)))
+    type = NULL; /* JSON the plugin does not take whole: read as usual */
   if (type && !core_plugin_takes(ci->plugin, type)) {
     const char *more = ci->plugin->desc.ingest_types;
     cli_error("ingest",

@@ -1065,7 +1065,8 @@ int core_host_prepare(const core_plugin *p, int kind, const char *op,
     if (!name) {
       st = req_fail(err, TWIN_ERR_INVALID, "bad_request", "op",
                     "op: missing; plugin '%s' answers the %s ops %s: name "
-                    "one in the path (.../%s/<op>) or as \"op\" in the body",
+                    "one as \"op\" in the request (or with --op on the "
+                    "command line, or in the URL: .../%s/<op>)",
                     pname, what, list, what);
       goto out;
     }

@@ -910,8 +910,13 @@ static int api_submit(twin_source *src, const char *type, const char *doc,
     rc = TWIN_ERR_INVALID; /* it would wait for itself */
   else
     rc = core_pipeline_submit_as(
-        p, ci, type && !core_media_is_json(type) ? type : NULL, doc ? doc : "",
-        len, out ? waiter_done : NULL, out ? &w : NULL);
+        p, ci,
+        type && (!core_media_is_json(type) ||
+                 (ci->plugin->desc.ingest_types &&
+                  core_media_in_list(ci->plugin->desc.ingest_types, type)))
+            ? type
+            : NULL,
+        doc ? doc : "", len, out ? waiter_done : NULL, out ? &w : NULL);
   pthread_rwlock_unlock(&h->pipeline_lock);
   if (out) {
     if (!rc) {

@@ -1181,10 +1181,16 @@ static void raw_type(req *r, char *type, size_t size)
   const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
                                                "Content-Type");
   type[0] = 0;
-  if (!ct || core_media_is_json(ct) || is_ndjson(r))
-    return;
   char bare[128];
   core_media_bare(ct, bare, sizeof bare);
+  /* a type the plugin declares is its own, JSON ones too (GeoJSON) */
+  const char *declared = r->ci ? r->ci->plugin->desc.ingest_types : NULL;
+  if (ct && declared && core_media_in_list(declared, ct)) {
+    snprintf(type, size, "%s", bare);
+    return;
+  }
+  if (!ct || core_media_is_json(ct) || is_ndjson(r))
+    return;
   if (!strcmp(bare, "application/x-www-form-urlencoded") ||
       !strcmp(bare, "text/plain") || !bare[0])
     return; /* `curl -d @file.json` says form-urlencoded: read as JSON */

@@ -19,12 +19,13 @@ int core_media_valid(const char *s, size_t n)
   size_t i = 0, a = 0, b = 0;
   while (i < n && s[i] && tok((unsigned char)s[i]))
     i++, a++;
-  if (!a || a > 127 || i >= n || s[i] != '/')
+  if (!a || i >= n || s[i] != '/')
     return 0;
   i++;
   while (i < n && s[i] && tok((unsigned char)s[i]))
     i++, b++;
-  return b > 0 && b <= 127 && i == n;
+  /* both names together fit the host's buffers (CORE_MEDIA_MAX) */
+  return b > 0 && i == n && n < CORE_MEDIA_MAX;
 }
 
 /* The next entry of a ", "-separated list at *p: its bounds; 0 at the
@@ -81,7 +82,7 @@ void core_media_bare(const char *type, char *buf, size_t size)
 
 int core_media_in_list(const char *list, const char *type)
 {
-  char bare[128];
+  char bare[CORE_MEDIA_MAX];
   core_media_bare(type, bare, sizeof bare);
   if (!bare[0])
     return 0;
@@ -95,7 +96,7 @@ int core_media_in_list(const char *list, const char *type)
 
 int core_media_is_json(const char *type)
 {
-  char bare[128];
+  char bare[CORE_MEDIA_MAX];
   core_media_bare(type, bare, sizeof bare);
   size_t n = strlen(bare);
   return !strcmp(bare, "application/json") ||

@@ -9,8 +9,11 @@
 
 #include <stddef.h>
 
+/* The longest media type the host keeps, with its NUL. */
+#define CORE_MEDIA_MAX 128
+
 /* 1 when s[0..n) is one media type "type/subtype" of RFC 6838 token
- * characters (no parameters, no wildcard). */
+ * characters (no parameters, no wildcard), shorter than CORE_MEDIA_MAX. */
 int core_media_valid(const char *s, size_t n);
 
 /* Check a ", "-separated list of media types; 0, or -1 with the 1-based

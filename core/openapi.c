@@ -26,26 +26,31 @@ static json_t *ref(const char *what)
 }
 
 /* Our schema subset is JSON Schema; OpenAPI 3.0 takes it as it is, but a
- * date-time without a type (string or integer ms) is written out. */
+ * date-time without a type (a string or integer ms) is written out as a
+ * oneOf, at any depth. s is changed in place. */
+static void openapi_node(json_t *s)
+{
+  if (!json_is_object(s))
+    return;
+  if (!json_object_get(s, "type") && json_object_get(s, "format")) {
+    json_object_del(s, "format");
+    json_object_set_new(
+        s, "oneOf",
+        json_pack("[{s:s,s:s},{s:s,s:s}]", "type", "string", "format",
+                  "date-time", "type", "integer", "description",
+                  "milliseconds since 1970-01-01T00:00:00Z"));
+  }
+  const char *k;
+  json_t *ps;
+  json_object_foreach(json_object_get(s, "properties"), k, ps)
+  openapi_node(ps);
+  openapi_node(json_object_get(s, "items"));
+}
+
 static json_t *schema_for_openapi(const json_t *s)
 {
   json_t *c = s ? json_deep_copy(s) : json_pack("{s:s}", "type", "object");
-  if (!c)
-    return NULL;
-  json_t *props = json_object_get(c, "properties");
-  const char *k;
-  json_t *ps;
-  json_object_foreach(props, k, ps)
-  {
-    if (!json_object_get(ps, "type") && json_object_get(ps, "format")) {
-      json_object_del(ps, "format");
-      json_object_set_new(
-          ps, "oneOf",
-          json_pack("[{s:s,s:s},{s:s,s:s}]", "type", "string", "format",
-                    "date-time", "type", "integer", "description",
-                    "milliseconds since 1970-01-01T00:00:00Z"));
-    }
-  }
+  openapi_node(c);
   return c;
 }
 

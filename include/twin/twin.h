@@ -494,7 +494,7 @@ typedef struct twin_host_api {
   /*
    * In ingest: the media type of the document, "application/json" or one
    * of the plugin's ingest_types that its sender named (HTTP Content-Type,
-   * `twinhost ingest --type`). Borrowed for the call. Returns TWIN_OK,
+   * `twinhost ingest --content-type`). Borrowed for the call. Returns TWIN_OK,
    * TWIN_ERR_INVALID.
    */
   int (*doc_type)(twin_ctx *ctx, const char **media_type);
@@ -697,7 +697,9 @@ typedef struct twin_plugin {
 
   /* Media types ingest takes besides JSON, ", "-separated:
    * "text/csv, text/calendar". A document of such a type is passed whole,
-   * as sent; doc_type says which it is. NULL: JSON only. */
+   * as sent; doc_type says which it is. A JSON type listed here
+   * ("application/geo+json") is passed whole too, not split as a batch.
+   * NULL: JSON only. */
   const char *ingest_types;
 
   /*
@@ -708,9 +710,10 @@ typedef struct twin_plugin {
    * deadline (check_deadline; "fetch_timeout_s", default 30). It cannot
    * read or write the store (those calls return TWIN_ERR_UNSUPPORTED or
    * TWIN_ERR_READ_ONLY); it hands documents to the pipeline with submit.
-   * A failure is logged and backed off (2x, 4x ... the interval, at most
-   * an hour) without disabling the plugin; the reason shows in
-   * `twinhost plugins list`.
+   * A failure is logged and tried again after 2x, 4x ... the interval,
+   * but never later than an hour after it (a daily pull that failed is
+   * retried within the hour); it never disables the plugin, and the
+   * reason shows in `twinhost plugins list`.
    */
   int (*fetch)(void *instance, twin_ctx *ctx);
   uint32_t fetch_interval_s; /* 0: never fetched */

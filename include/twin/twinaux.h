@@ -230,9 +230,10 @@ typedef struct twinaux_op_handler {
 
 /*
  * Call the handler named by the request's "op" (the host puts it there for
- * a plugin that declares ops) from handlers[0..n). An op without handler,
- * or a request without "op", fails with TWIN_ERR_INVALID and a message
- * listing the handled names. Use it as the body of query or simulate:
+ * a plugin that declares ops) from handlers[0..n). An op without handler
+ * fails with TWIN_ERR_NOT_FOUND and code "unknown_op" (as the host answers
+ * an op it does not know), a request without "op" with TWIN_ERR_INVALID;
+ * each message lists the handled names. Use it as the body of query or simulate:
  *   static int q(void *i, twin_ctx *c, const char *r, size_t n)
  *   { return twinaux_dispatch(api, handlers, 3, i, c, r, n); }
  */

@@ -53,11 +53,11 @@ int twinaux_dispatch(const twin_host_api *api,
   }
   list_names(handlers, n, names, sizeof names);
   switch (rc) {
-  case TWIN_OK:
-    return twinaux_fail(api, ctx, TWIN_ERR_INVALID, "unknown_op", "op",
+  case TWIN_OK: /* as the host answers an op it does not know */
+    return twinaux_fail(api, ctx, TWIN_ERR_NOT_FOUND, "unknown_op", "op",
                         "no handler for op '%s'; handled: %s", op, names);
   case TWIN_ERR_TOO_BIG:
-    return twinaux_fail(api, ctx, TWIN_ERR_INVALID, "unknown_op", "op",
+    return twinaux_fail(api, ctx, TWIN_ERR_NOT_FOUND, "unknown_op", "op",
                         "no handler for an op of more than %d bytes; "
                         "handled: %s",
                         OP_MAX - 1, names);

@@ -1461,13 +1461,13 @@ static void dispatch_calls_the_handler_named_by_op(void **state)
   assert_int_equal(rec.set_error_calls + rec.fail_calls, 0);
 }
 
-static void dispatch_of_an_unknown_op_is_invalid_and_lists_the_ops(void **state)
+static void dispatch_of_an_unknown_op_is_not_found_and_lists_the_ops(void **state)
 {
   (void)state;
   twin_host_api api = fake_host(sizeof(twin_host_api));
   called c = {0};
   assert_int_equal(dispatch(&api, "{\"op\":\"nowcast\"}", &c),
-                   TWIN_ERR_INVALID);
+                   TWIN_ERR_NOT_FOUND);
   assert_null(c.name);
   assert_int_equal(rec.fail_calls, 1);
   assert_string_equal(rec.field, "op");
@@ -1477,7 +1477,7 @@ static void dispatch_of_an_unknown_op_is_invalid_and_lists_the_ops(void **state)
   /* an op longer than any name */
   char req[200];
   snprintf(req, sizeof req, "{\"op\":\"%0100d\"}", 0);
-  assert_int_equal(dispatch(&api, req, &c), TWIN_ERR_INVALID);
+  assert_int_equal(dispatch(&api, req, &c), TWIN_ERR_NOT_FOUND);
   assert_non_null(strstr(rec.message, "forecast, occupancy"));
   assert_null(c.name);
 }
@@ -1515,7 +1515,7 @@ static void dispatch_on_a_1_1_host_says_why_with_set_error(void **state)
   (void)state;
   twin_host_api api = fake_host(HOST_1_1);
   called c = {0};
-  assert_int_equal(dispatch(&api, "{\"op\":\"x\"}", &c), TWIN_ERR_INVALID);
+  assert_int_equal(dispatch(&api, "{\"op\":\"x\"}", &c), TWIN_ERR_NOT_FOUND);
   assert_int_equal(rec.fail_calls, 0);
   assert_int_equal(rec.set_error_calls, 1);
   assert_non_null(strstr(rec.message, "forecast, occupancy"));
@@ -1706,7 +1706,7 @@ int main(void)
       T(member_str_that_does_not_fit_is_too_big),
       T(member_str_of_a_non_string_is_invalid),
       T(dispatch_calls_the_handler_named_by_op),
-      T(dispatch_of_an_unknown_op_is_invalid_and_lists_the_ops),
+      T(dispatch_of_an_unknown_op_is_not_found_and_lists_the_ops),
       T(dispatch_without_op_is_invalid_and_lists_the_ops),
       T(dispatch_of_a_text_that_is_not_an_object_is_a_parse_error),
       T(dispatch_on_a_1_1_host_says_why_with_set_error),
