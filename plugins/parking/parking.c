@@ -1404,7 +1404,7 @@ static int req_lot(parking *p, twin_ctx *ctx, const json_t *req, const lots *ls,
   *out = lot_find(ls, json_string_value(v));
   if (!*out) {
     char msg[MSG_MAX];
-    snprintf(msg, sizeof msg, "lot '%.*s': no such lot (`query now` lists them)",
+    snprintf(msg, sizeof msg, "lot '%.*s': no such lot (the op now lists them)",
              shown_len(json_string_value(v), 60), json_string_value(v));
     if (TWIN_HAS_API(p->api, fail))
       p->api->fail(ctx, "unknown_lot", "lot", msg);
