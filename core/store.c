@@ -40,6 +40,52 @@ int core_store_status(int rc, const char *what, core_err *err)
   return core_err_set(err, TWIN_ERR_STORE, "%s: %s", what, mdb_strerror(rc));
 }
 
+/*
+ * A data file shorter than its pages makes the first read of a missing page
+ * kill the process with SIGBUS (LMDB maps the file and does not check), so
+ * the size is checked first: before opening, that the two meta pages are
+ * there; after mdb_env_open (which reads them with read(), not through the
+ * map), that the file holds every page up to the last one in use. what
+ * names the thing for the message ("store", "backup").
+ */
+static int file_too_short(const char *dir, const char *what, off_t *size,
+                          core_err *err)
+{
+  char *path = core_path_join(dir, "data.mdb");
+  struct stat sb;
+  int absent = stat(path, &sb) != 0;
+  free(path);
+  *size = absent ? 0 : sb.st_size;
+  long page = sysconf(_SC_PAGESIZE);
+  if (!absent && sb.st_size > 0 && sb.st_size < 2 * (page > 0 ? page : 4096))
+    return core_err_set(err, TWIN_ERR_STORE,
+                        "%s/data.mdb: the %s is truncated (%lld bytes, less "
+                        "than its header); restore a backup with `twinhost "
+                        "restore DIR`, or move the folder away to start "
+                        "empty",
+                        dir, what, (long long)sb.st_size);
+  return TWIN_OK;
+}
+
+static int pages_missing(MDB_env *env, const char *dir, const char *what,
+                         off_t size, core_err *err)
+{
+  MDB_envinfo info;
+  MDB_stat st;
+  if (size <= 0 || mdb_env_info(env, &info) || mdb_env_stat(env, &st))
+    return TWIN_OK; /* a new store, or nothing to compare */
+  unsigned long long need =
+      ((unsigned long long)info.me_last_pgno + 1) * st.ms_psize;
+  if ((unsigned long long)size < need)
+    return core_err_set(err, TWIN_ERR_STORE,
+                        "%s/data.mdb: the %s is truncated: it has %lld "
+                        "bytes but its pages reach %llu (a copy cut short or "
+                        "a full disk?); restore a backup with `twinhost "
+                        "restore DIR`",
+                        dir, what, (long long)size, need);
+  return TWIN_OK;
+}
+
 /* Open the named databases and check the store's format in one
  * transaction: read-only when the store exists (so opening never waits for
  * a running host's writer), writing when it must create them.
@@ -109,6 +155,9 @@ int core_store_open(const char *data_dir, core_store **out, core_err *err)
                       s->dir, strerror(errno));
     goto fail;
   }
+  off_t size;
+  if ((st = file_too_short(s->dir, "store", &size, err)))
+    goto fail;
   int rc = mdb_env_create(&s->env);
   if (!rc)
     rc = mdb_env_set_maxdbs(s->env, CORE_DB_COUNT);
@@ -119,10 +168,17 @@ int core_store_open(const char *data_dir, core_store **out, core_err *err)
   if (!rc)
     rc = mdb_env_open(s->env, s->dir, MDB_NOTLS, 0644);
   if (rc) {
-    st = core_err_set(err, TWIN_ERR_STORE, "%s: cannot open the store: %s",
-                      s->dir, mdb_strerror(rc));
+    st = core_err_set(err, TWIN_ERR_STORE,
+                      "%s: cannot open the store: %s%s", s->dir,
+                      mdb_strerror(rc),
+                      rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH
+                          ? "; restore a backup with `twinhost restore DIR`, "
+                            "or move the folder away to start empty"
+                          : "");
     goto fail;
   }
+  if ((st = pages_missing(s->env, s->dir, "store", size, err)))
+    goto fail;
   /* A store another process grew is larger than our map: adopt it. */
   mdb_env_set_mapsize(s->env, 0);
   st = open_dbs(s, MDB_RDONLY, err);
@@ -301,7 +357,14 @@ int core_store_restore(const char *data_dir, const char *backup_dir,
     free(src);
     return st;
   }
-  /* Check the backup is a store of ours before replacing anything. */
+  /* Check the backup is a store of ours, whole, before replacing
+   * anything. */
+  off_t size;
+  if (file_too_short(backup_dir, "backup", &size, err)) {
+    core_err_prefix(err, "%s: not a twinhost backup", backup_dir);
+    free(src);
+    return TWIN_ERR_INVALID;
+  }
   core_store probe = {0};
   probe.dir = (char *)backup_dir;
   int rc = mdb_env_create(&probe.env);
@@ -309,6 +372,11 @@ int core_store_restore(const char *data_dir, const char *backup_dir,
     rc = mdb_env_set_maxdbs(probe.env, CORE_DB_COUNT);
   if (!rc)
     rc = mdb_env_open(probe.env, backup_dir, MDB_RDONLY | MDB_NOLOCK, 0644);
+  if (!rc && pages_missing(probe.env, backup_dir, "backup", size, err)) {
+    mdb_env_close(probe.env);
+    free(src);
+    return TWIN_ERR_INVALID;
+  }
   MDB_txn *txn = NULL;
   MDB_dbi meta;
   MDB_val k = {6, "format"}, v;

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "store.h"
 #include "view.h"
@@ -319,6 +321,74 @@ static void restore_refuses_what_is_not_a_backup(void **state)
   free(empty);
 }
 
+/* Fill the store with enough pages that cutting the file loses some. */
+static void fill(core_store *s)
+{
+  char key[32], val[512];
+  memset(val, 'v', sizeof val - 1);
+  val[sizeof val - 1] = 0;
+  MDB_txn *txn;
+  assert_int_equal(core_store_begin_write(s, &txn, NULL), TWIN_OK);
+  for (int i = 0; i < 2000; i++) {
+    snprintf(key, sizeof key, "k%05d", i);
+    MDB_val k = {strlen(key) + 1, key}, v = {strlen(val), val};
+    assert_int_equal(mdb_put(txn, s->dbi[CORE_DB_KV], &k, &v, 0), 0);
+  }
+  assert_int_equal(mdb_txn_commit(txn), 0);
+}
+
+static void cut(const char *dir, off_t to)
+{
+  char *path = tu_fmt("%s/data.mdb", dir);
+  assert_int_equal(truncate(path, to), 0);
+  free(path);
+}
+
+/* A truncated store is refused at open with what to do, not a SIGBUS when
+ * a missing page is first read. */
+static void a_truncated_store_is_refused_at_open(void **state)
+{
+  fx *f = *state;
+  fill(f->s);
+  core_store_close(f->s);
+  f->s = NULL;
+  char *store = tu_fmt("%s/store", f->dir);
+  char *path = tu_fmt("%s/data.mdb", store);
+  struct stat sb;
+  assert_int_equal(stat(path, &sb), 0);
+  cut(store, sb.st_size / 2);
+  core_err err;
+  assert_int_equal(core_store_open(f->dir, &f->s, &err), TWIN_ERR_STORE);
+  assert_non_null(strstr(err.msg, "truncated"));
+  assert_non_null(strstr(err.msg, "twinhost restore"));
+  cut(store, 100); /* not even the header */
+  assert_int_equal(core_store_open(f->dir, &f->s, &err), TWIN_ERR_STORE);
+  assert_non_null(strstr(err.msg, "less than its header"));
+  free(path);
+  free(store);
+}
+
+static void a_truncated_backup_is_not_restored(void **state)
+{
+  fx *f = *state;
+  fill(f->s);
+  char *bdir = tu_fmt("%s/backup", f->dir);
+  core_err err;
+  assert_int_equal(core_store_backup(f->s, bdir, &err), TWIN_OK);
+  core_store_close(f->s);
+  f->s = NULL;
+  char *path = tu_fmt("%s/data.mdb", bdir);
+  struct stat sb;
+  assert_int_equal(stat(path, &sb), 0);
+  cut(bdir, sb.st_size - 8192);
+  assert_int_equal(core_store_restore(f->dir, bdir, &err), TWIN_ERR_INVALID);
+  assert_non_null(strstr(err.msg, "backup is truncated"));
+  /* the live store was left as it was */
+  assert_int_equal(core_store_open(f->dir, &f->s, &err), TWIN_OK);
+  free(path);
+  free(bdir);
+}
+
 static void restore_refuses_a_store_another_process_has_open(void **state)
 {
   fx *f = *state;
@@ -449,6 +519,10 @@ int main(void)
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(
           restore_refuses_a_store_another_process_has_open, setup, teardown),
+      cmocka_unit_test_setup_teardown(a_truncated_store_is_refused_at_open,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(a_truncated_backup_is_not_restored,
+                                      setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
