@@ -608,27 +608,74 @@ static int open_instance(core_host *h, core_instance *ci, core_err *err)
 }
 
 /* Instances of every town (or only of only_town); opened when open. */
-static void add_instances(core_host *h, int open, const char *only_town)
+/* Why no plugin named name was loaded, with a close name: into err. */
+static int missing_plugin(core_host *h, const core_town *t, const char *name,
+                          core_err *err)
+{
+  const char *names[64];
+  size_t n = 0;
+  for (size_t i = 0; i < h->n_plugins && n < 64; i++)
+    names[n++] = h->plugins[i].desc.name;
+  char hint[160], known[400], why[700] = "";
+  core_suggest(name, names, n, hint, sizeof hint);
+  core_join_names(names, n, known, sizeof known);
+  for (size_t i = 0; i < h->n_refused; i++) {
+    const char *file = strrchr(h->refused[i].path, '/');
+    file = file ? file + 1 : h->refused[i].path;
+    if (!strncmp(file, name, strlen(name)) && !strcmp(file + strlen(name), ".so"))
+      snprintf(why, sizeof why, "; %s was refused: %s", file,
+               h->refused[i].reason);
+  }
+  return core_err_set(err, TWIN_ERR_CONFIG,
+                      "%s: town '%s': plugins.%s: no plugin of that name is "
+                      "loaded%s (loaded: %s)%s; see `twinhost plugins list` "
+                      "for the search path and refused files",
+                      t->source, t->id, name, hint, n ? known : "none", why);
+}
+
+/* Instances of every town (or only_town's), opened when open. With strict
+ * (a host that will run them), a town naming a plugin that is not loaded
+ * or giving a config that fails its schema refuses the whole start, as any
+ * other config mistake does; otherwise (plugins list) it is logged. */
+static int add_instances(core_host *h, int open, int strict,
+                         const char *only_town, core_err *err)
 {
   size_t total = 0;
   for (size_t i = 0; i < h->cfg->n_towns; i++)
     total += h->cfg->towns[i].n_plugins;
   h->inst = calloc(total ? total : 1, sizeof *h->inst);
-  for (size_t i = 0; h->inst && i < h->cfg->n_towns; i++) {
+  if (!h->inst)
+    return core_err_set(err, TWIN_ERR_NOMEM, "out of memory");
+  for (size_t i = 0; i < h->cfg->n_towns; i++) {
     const core_town *t = &h->cfg->towns[i];
-    if (only_town && strcmp(t->id, only_town))
-      continue;
+    /* every town's config is checked, also when one town is opened */
+    int other = only_town && strcmp(t->id, only_town);
     for (size_t j = 0; j < t->n_plugins; j++) {
       const core_town_plugin *tp = &t->plugins[j];
       if (!tp->enabled)
         continue;
       core_plugin *p = core_host_plugin(h, tp->name);
       if (!p) {
-        core_log(TWIN_LEVEL_ERROR, t->id, tp->name,
-                 "%s: plugin '%s' is enabled but no plugin of that name was "
-                 "loaded; see `twinhost plugins list` for the search path "
-                 "and refused files",
-                 t->source, tp->name);
+        core_err why;
+        missing_plugin(h, t, tp->name, &why);
+        if (strict)
+          return core_err_set(err, TWIN_ERR_CONFIG, "%s", why.msg);
+        if (!other)
+          core_log(TWIN_LEVEL_ERROR, t->id, tp->name, "%s", why.msg);
+        continue;
+      }
+      if (other) {
+        char *done = NULL;
+        core_err e;
+        int bad = strict &&
+                  core_schema_apply(p->desc.config_schema, tp->config_json,
+                                    strlen(tp->config_json), &done, &e);
+        free(done);
+        if (bad)
+          return core_err_set(err, TWIN_ERR_CONFIG,
+                              "%s: town '%s': plugins.%s.config.%s (see "
+                              "`twinhost plugins info %s`)",
+                              t->source, t->id, tp->name, e.msg, tp->name);
         continue;
       }
       core_instance *ci = &h->inst[h->n_inst++];
@@ -643,24 +690,35 @@ static void add_instances(core_host *h, int open, const char *only_town)
       ci->fetch_timeout_s = tp->fetch_timeout_s >= 0
                                 ? (uint32_t)tp->fetch_timeout_s
                                 : CORE_FETCH_TIMEOUT_S_DEFAULT;
-      core_err err;
+      core_err e;
       if (core_schema_apply(p->desc.config_schema, tp->config_json,
-                            strlen(tp->config_json), &ci->config_json, &err)) {
+                            strlen(tp->config_json), &ci->config_json, &e)) {
         ci->state = CORE_INSTANCE_DISABLED;
         snprintf(ci->reason, sizeof ci->reason,
-                 "%s: town '%s', plugin '%s', config: %s (see `twinhost "
+                 "%s: town '%s': plugins.%s.config.%s (see `twinhost "
                  "plugins info %s`)",
-                 t->source, t->id, tp->name, err.msg, tp->name);
+                 t->source, t->id, tp->name, e.msg, tp->name);
+        if (strict)
+          return core_err_set(err, TWIN_ERR_CONFIG, "%s", ci->reason);
         core_log(TWIN_LEVEL_ERROR, t->id, tp->name, "%s", ci->reason);
         continue;
       }
-      if (open && open_instance(h, ci, &err)) {
-        ci->state = CORE_INSTANCE_DISABLED;
-        snprintf(ci->reason, sizeof ci->reason, "%s: %s", p->path, err.msg);
-        core_log(TWIN_LEVEL_ERROR, t->id, tp->name, "%s", ci->reason);
-      }
     }
   }
+  /* Opened only once every town's config passed: a refused start has run
+   * no plugin's open. */
+  for (size_t i = 0; open && i < h->n_inst; i++) {
+    core_instance *ci = &h->inst[i];
+    core_err e;
+    if (ci->state == CORE_INSTANCE_DISABLED || !open_instance(h, ci, &e))
+      continue;
+    ci->state = CORE_INSTANCE_DISABLED;
+    snprintf(ci->reason, sizeof ci->reason, "%s: %s", ci->plugin->path,
+             e.msg);
+    core_log(TWIN_LEVEL_ERROR, ci->town->id, ci->plugin->desc.name, "%s",
+             ci->reason);
+  }
+  return TWIN_OK;
 }
 
 /* Load each town's rules (or only_town's). A town whose rules fail to load
@@ -720,7 +778,10 @@ static int host_open(const char *config_path, int level, const char *only_town,
     if (st)
       goto fail;
   }
-  add_instances(h, level >= CORE_HOST_INSTANCES, only_town);
+  st = add_instances(h, level >= CORE_HOST_INSTANCES,
+                     level >= CORE_HOST_INSTANCES, only_town, err);
+  if (st)
+    goto fail;
   if (level >= CORE_HOST_INSTANCES)
     open_rules(h, only_town);
   *out = h;

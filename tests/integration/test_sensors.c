@@ -1530,18 +1530,46 @@ static void assert_disabled(fx *f, const char *fragment1, const char *fragment2)
   assert_int_equal(r.status, TWIN_ERR_UNAVAILABLE);
 }
 
-static void an_alert_level_outside_the_enum_disables_the_instance(void **state)
+/* A config that fails the plugin's schema refuses the host's start
+ * whole, naming the town, the JSON path and the rule. The host stays
+ * closed; the fixture opens it again with the default config. */
+static void assert_refused(fx *f, const char *sensors_config,
+                           const char *fragment1, const char *fragment2)
 {
-  fx *f = *state;
-  reopen(f, "{'alerts':[{'attr':'level_cm','above':500,'level':'loud'}]}");
-  assert_disabled(f, "alerts[0].level", "loud");
+  close_host(f);
+  char *text =
+      jqf("{'data_dir':'data','plugin_path':['%s'],'towns':["
+          "{'id':'" TOWN "','name':'Deggendorf','timezone':'Europe/Berlin',"
+          "'scripts':'.','plugins':{'sensors':{'config':%s}}}]}",
+          tu_env("TWIN_PLUGIN_BUILD_DIR"), sensors_config);
+  char *cfg = tu_write_file(f->dir, "host.json", text);
+  core_err err;
+  core_host *h = NULL;
+  int st = core_host_open(cfg, CORE_HOST_INSTANCES, &h, &err);
+  if (st != TWIN_ERR_CONFIG)
+    fail_msg("the host started (%d) with config %s", st, sensors_config);
+  assert_null(h);
+  if (!strstr(err.msg, fragment1) || !strstr(err.msg, "plugins.sensors.config"))
+    fail_msg("message '%s' lacks '%s'", err.msg, fragment1);
+  if (fragment2 && !strstr(err.msg, fragment2))
+    fail_msg("message '%s' lacks '%s'", err.msg, fragment2);
+  free(text);
+  free(cfg);
+  open_host(f, default_config);
 }
 
-static void an_alert_without_attr_disables_the_instance(void **state)
+static void an_alert_level_outside_the_enum_refuses_the_start(void **state)
 {
-  fx *f = *state;
-  reopen(f, "{'alerts':[{'attr':'level_cm','above':500},{'above':1}]}");
-  assert_disabled(f, "alerts[1]", "attr");
+  assert_refused(*state,
+                 "{'alerts':[{'attr':'level_cm','above':500,'level':'loud'}]}",
+                 "alerts[0].level", "loud");
+}
+
+static void an_alert_without_attr_refuses_the_start(void **state)
+{
+  assert_refused(*state,
+                 "{'alerts':[{'attr':'level_cm','above':500},{'above':1}]}",
+                 "alerts[1]", "attr");
 }
 
 static void an_alert_without_above_or_below_disables_the_instance(void **state)
@@ -1559,20 +1587,18 @@ an_alert_band_with_below_not_under_above_disables_the_instance(void **state)
   assert_disabled(f, "alerts[0]", "below (6) must be less than above (6)");
 }
 
-static void an_unknown_config_key_disables_the_instance(void **state)
+static void an_unknown_config_key_refuses_the_start(void **state)
 {
-  fx *f = *state;
-  reopen(f, "{'max_age':60}");
-  assert_disabled(f, "max_age", NULL);
-  reopen(f, "{'alerts':[{'attr':'level_cm','above':500,'colour':'red'}]}");
-  assert_disabled(f, "alerts[0]", "colour");
+  assert_refused(*state, "{'max_age':60}", "max_age",
+                 "did you mean \"max_age_s\"");
+  assert_refused(*state,
+                 "{'alerts':[{'attr':'level_cm','above':500,'colour':'red'}]}",
+                 "alerts[0]", "colour");
 }
 
-static void a_max_age_beyond_ten_years_disables_the_instance(void **state)
+static void a_max_age_beyond_ten_years_refuses_the_start(void **state)
 {
-  fx *f = *state;
-  reopen(f, "{'max_age_s':315360001}");
-  assert_disabled(f, "max_age_s", NULL);
+  assert_refused(*state, "{'max_age_s':315360001}", "max_age_s", NULL);
 }
 
 int main(void)
@@ -1644,12 +1670,12 @@ int main(void)
       T(simulate_leaves_entities_history_and_events_unchanged),
       T(simulate_with_a_report_type_lists_every_entity_of_it),
       T(simulate_refuses_what_ingest_refuses),
-      T(an_alert_level_outside_the_enum_disables_the_instance),
-      T(an_alert_without_attr_disables_the_instance),
+      T(an_alert_level_outside_the_enum_refuses_the_start),
+      T(an_alert_without_attr_refuses_the_start),
       T(an_alert_without_above_or_below_disables_the_instance),
       T(an_alert_band_with_below_not_under_above_disables_the_instance),
-      T(an_unknown_config_key_disables_the_instance),
-      T(a_max_age_beyond_ten_years_disables_the_instance),
+      T(an_unknown_config_key_refuses_the_start),
+      T(a_max_age_beyond_ten_years_refuses_the_start),
   };
 #undef T
   return cmocka_run_group_tests(tests, NULL, NULL);
