@@ -1006,7 +1006,7 @@ static int rt_run(rt *r, twin_ctx *ctx, call *c, const char *where, char *msg,
     if (st != LUA_OK)
       core_overlay_rollback(ctx->view.ov, &sp);
     else
-      core_overlay_release(ctx->view.ov);
+      core_overlay_release(ctx->view.ov, &sp);
   }
   if (ns)
     *ns = core_mono_ns() - t0;
@@ -1028,6 +1028,38 @@ static twin_ctx *need_ctx(lua_State *L, const char *fn)
   return r->ctx;
 }
 
+/* A string argument that is a name or a text: Lua strings may hold NUL
+ * bytes, which C would cut the name short at ("x\0victim" would write
+ * entity "x"), so they are refused. */
+static const char *check_text(lua_State *L, int arg, const char *fn)
+{
+  size_t n;
+  const char *s = luaL_checklstring(L, arg, &n);
+  if (strlen(s) != n)
+    luaL_error(L,
+               "twin.%s: argument %d holds a NUL byte (names and texts are "
+               "UTF-8 without control characters)",
+               fn, arg);
+  return s;
+}
+
+static const char *opt_text(lua_State *L, int arg, const char *fn)
+{
+  return lua_isnoneornil(L, arg) ? NULL : check_text(L, arg, fn);
+}
+
+/* The string at idx (a table key or value) without NUL bytes, or an
+ * error naming what in fn. */
+static const char *text_at(lua_State *L, int idx, const char *fn,
+                           const char *what)
+{
+  size_t n;
+  const char *s = lua_tolstring(L, idx, &n);
+  if (s && strlen(s) != n)
+    luaL_error(L, "twin.%s: %s holds a NUL byte", fn, what);
+  return s;
+}
+
 /* The namespace a call names: an enabled plugin of the town, or "rules"
  * (when rules_ok). The returned pointer outlives the call. */
 static const char *allowed_plugin(rt *r, const char *name, int rules_ok)
@@ -1046,7 +1078,7 @@ static void ns_ctx(lua_State *L, const char *fn, int arg, int rules_ok,
 {
   twin_ctx *ctx = need_ctx(L, fn);
   rt *r = rt_of(L);
-  const char *name = luaL_checkstring(L, arg);
+  const char *name = check_text(L, arg, fn);
   const char *p = allowed_plugin(r, name, rules_ok);
   if (!p) {
     char list[400];
@@ -1083,13 +1115,25 @@ static int host_failed(lua_State *L, const char *fn, const twin_ctx *sub,
                     core_ctx_reason(sub, rc, why, sizeof why));
 }
 
+/* Rules write only their own entities (plugin "rules"): a plugin's data
+ * changes through a document it checks itself (twin.ingest). */
+static void own_only(lua_State *L, const char *fn, const twin_ctx *sub)
+{
+  if (strcmp(sub->plugin, "rules"))
+    luaL_error(L,
+               "twin.%s: rules write only their own entities (plugin "
+               "\"rules\"); to change %s's data, hand it a document with "
+               "twin.ingest(\"%s\", doc) so its checks apply",
+               fn, sub->plugin, sub->plugin);
+}
+
 static int l_get(lua_State *L)
 {
   rt *r = rt_of(L);
   twin_ctx sub;
   ns_ctx(L, "get", 1, 1, &sub);
-  const char *type = luaL_checkstring(L, 2), *id = luaL_checkstring(L, 3);
-  const char *attr = luaL_checkstring(L, 4);
+  const char *type = check_text(L, 2, "get"), *id = check_text(L, 3, "get");
+  const char *attr = check_text(L, 4, "get");
   twin_attr out;
   memset(&out, 0, sizeof out);
   int rc = r->h->api.entity_get(&sub, type, id, attr, &out);
@@ -1109,7 +1153,8 @@ static int l_entity(lua_State *L)
   rt *r = rt_of(L);
   twin_ctx sub;
   ns_ctx(L, "entity", 1, 1, &sub);
-  const char *type = luaL_checkstring(L, 2), *id = luaL_checkstring(L, 3);
+  const char *type = check_text(L, 2, "entity"),
+             *id = check_text(L, 3, "entity");
   scratch_reset(r);
   int rc = r->h->api.entity_attrs(&sub, type, id, collect_attr, r);
   if (rc == TWIN_ERR_NOT_FOUND) {
@@ -1134,7 +1179,7 @@ static int l_entities(lua_State *L)
   rt *r = rt_of(L);
   twin_ctx sub;
   ns_ctx(L, "entities", 1, 1, &sub);
-  const char *type = luaL_optstring(L, 2, NULL);
+  const char *type = opt_text(L, 2, "entities");
   scratch_reset(r);
   int rc = r->h->api.entity_iterate(&sub, type, collect_entity, r);
   if (rc)
@@ -1158,8 +1203,9 @@ static int l_history(lua_State *L)
   rt *r = rt_of(L);
   twin_ctx sub;
   ns_ctx(L, "history", 1, 1, &sub);
-  const char *type = luaL_checkstring(L, 2), *id = luaL_checkstring(L, 3);
-  const char *attr = luaL_checkstring(L, 4);
+  const char *type = check_text(L, 2, "history"),
+             *id = check_text(L, 3, "history");
+  const char *attr = check_text(L, 4, "history");
   lua_Integer from = luaL_checkinteger(L, 5), to = luaL_checkinteger(L, 6);
   lua_Integer limit = luaL_optinteger(L, 7, 0);
   luaL_argcheck(L, limit >= 0, 7, "limit must not be negative");
@@ -1187,7 +1233,8 @@ static int l_put(lua_State *L)
   rt *r = rt_of(L);
   twin_ctx sub;
   ns_ctx(L, "put", 1, 1, &sub);
-  const char *type = luaL_checkstring(L, 2), *id = luaL_checkstring(L, 3);
+  own_only(L, "put", &sub);
+  const char *type = check_text(L, 2, "put"), *id = check_text(L, 3, "put");
   luaL_checktype(L, 4, LUA_TTABLE);
   twin_time t = luaL_opt(L, luaL_checkinteger, 5, r->h->api.now(&sub));
   size_t n = 0;
@@ -1206,7 +1253,7 @@ static int l_put(lua_State *L)
     }
     const char *why = NULL;
     twin_attr *a = &r->attrs[n++];
-    a->name = lua_tostring(L, -2);
+    a->name = text_at(L, -2, "put", "an attribute name");
     a->time = t;
     if (!to_value(L, -1, &a->value, &why))
       return luaL_error(L, "twin.put: attribute '%s': %s", a->name, why);
@@ -1223,9 +1270,11 @@ static int l_observe(lua_State *L)
   rt *r = rt_of(L);
   twin_ctx sub;
   ns_ctx(L, "observe", 1, 1, &sub);
-  const char *type = luaL_checkstring(L, 2), *id = luaL_checkstring(L, 3);
+  own_only(L, "observe", &sub);
+  const char *type = check_text(L, 2, "observe"),
+             *id = check_text(L, 3, "observe");
   twin_attr a;
-  a.name = luaL_checkstring(L, 4);
+  a.name = check_text(L, 4, "observe");
   luaL_checkany(L, 5);
   a.time = luaL_opt(L, luaL_checkinteger, 6, r->h->api.now(&sub));
   const char *why = NULL;
@@ -1303,7 +1352,9 @@ static const char *opt_field(lua_State *L, int t, const char *key,
   if (lua_type(L, -1) != LUA_TSTRING)
     luaL_error(L, "twin.%s: '%s' must be a string, got %s", fn, key,
                luaL_typename(L, -1));
-  const char *s = lua_tostring(L, -1);
+  char what[80];
+  snprintf(what, sizeof what, "'%s'", key);
+  const char *s = text_at(L, -1, fn, what);
   lua_pop(L, 1); /* the table keeps the string alive */
   return s;
 }
@@ -1387,12 +1438,89 @@ static int l_query(lua_State *L)
   return 1;
 }
 
+/*
+ * twin.ingest(plugin, doc): hand one of the town's plugins a document (a
+ * table, as JSON, or JSON text) in the rule's own transaction, as if it had
+ * been posted: the plugin checks it. Returns true (and the number of items
+ * it refused), or false and the plugin's reason; a refused document leaves
+ * nothing (its writes are rolled back, the rule's stay). Its observations
+ * do not run the town's hooks again.
+ */
+static int l_ingest(lua_State *L)
+{
+  rt *r = rt_of(L);
+  twin_ctx *ctx = need_ctx(L, "ingest");
+  twin_ctx sub;
+  ns_ctx(L, "ingest", 1, 0, &sub);
+  if (ctx->mode == CORE_CTX_READ || !ctx->view.ov)
+    return luaL_error(L, "twin.ingest: only hooks may write (this is a "
+                         "function a plugin called while answering a query)");
+  luaL_checkany(L, 2);
+  char *text;
+  if (lua_type(L, 2) == LUA_TSTRING) {
+    size_t n;
+    const char *t = lua_tolstring(L, 2, &n);
+    text = malloc(n + 1);
+    if (text) {
+      memcpy(text, t, n);
+      text[n] = 0;
+    }
+  } else {
+    char why[200];
+    const void *path[JSON_DEPTH];
+    json_t *doc = to_json(L, 2, 0, path, why, sizeof why);
+    if (!doc)
+      return luaL_error(L, "twin.ingest: doc: %s", why);
+    text = json_dumps(doc, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(doc);
+  }
+  if (!text)
+    return luaL_error(L, "twin.ingest: out of memory");
+  core_instance *ci = core_host_instance(r->h, r->town->id, sub.plugin);
+  core_err err;
+  if (!ci || !core_instance_usable(r->h, ci, &err) || !ci->plugin->desc.ingest) {
+    free(text);
+    return luaL_error(L, "twin.ingest: plugin '%s' takes no documents in %s",
+                      sub.plugin, r->town->id);
+  }
+  core_savepoint sp;
+  core_overlay_savepoint(ctx->view.ov, &sp);
+  twin_ctx pc;
+  core_ctx_init(&pc, r->h, ci, CORE_CTX_WRITE, ctx->view.txn, ctx->view.ov);
+  core_items items = {0};
+  pc.in_ingest = 1;
+  pc.doc_type = "application/json";
+  pc.items = &items;
+  /* the plugin may call back into these rules (call_script) */
+  lua_State *prev = r->nest_L;
+  r->nest_L = L;
+  int rc = ci->plugin->desc.ingest(ci->inst, &pc, text, strlen(text));
+  r->nest_L = prev;
+  free(text);
+  size_t refused = items.total;
+  core_items_free(&items);
+  if (rc) {
+    char why[1100];
+    core_ctx_reason(&pc, rc, why, sizeof why);
+    core_ctx_done(&pc);
+    core_overlay_rollback(ctx->view.ov, &sp);
+    lua_pushboolean(L, 0);
+    lua_pushstring(L, why);
+    return 2;
+  }
+  core_ctx_done(&pc);
+  core_overlay_release(ctx->view.ov, &sp);
+  lua_pushboolean(L, 1);
+  lua_pushinteger(L, (lua_Integer)refused);
+  return 2;
+}
+
 static int l_log(lua_State *L)
 {
   rt *r = rt_of(L);
   twin_ctx *ctx = need_ctx(L, "log");
-  const char *level = luaL_checkstring(L, 1);
-  const char *msg = luaL_checkstring(L, 2);
+  const char *level = check_text(L, 1, "log");
+  const char *msg = check_text(L, 2, "log");
   twin_level lv;
   if (!parse_level(level, &lv))
     return luaL_error(L, "twin.log: level must be \"debug\", \"info\", "
@@ -1607,7 +1735,7 @@ static void read_filter(lua_State *L, const char *fn, const char *const *keys,
     if (lua_type(L, -1) != LUA_TSTRING)
       luaL_error(L, "twin.%s: filter '%s' must be a string, got %s", fn,
                  keys[i], luaL_typename(L, -1));
-    vals[i] = lua_tostring(L, -1);
+    vals[i] = text_at(L, -1, fn, keys[i]);
     lua_pop(L, 1);
   }
 }
@@ -1648,7 +1776,7 @@ static int l_every(lua_State *L)
   if (!isnum || m < 1 || m > 1440)
     return luaL_error(L, "twin.every: minutes must be an integer 1..1440");
   luaL_checktype(L, 2, LUA_TFUNCTION);
-  const char *name = luaL_optstring(L, 3, NULL);
+  const char *name = opt_text(L, 3, "every");
   const char *filt[5] = {0};
   add_hook(L, HK_EVERY, 2, name, filt, (int)m, 0, 0);
   return 0;
@@ -1671,7 +1799,7 @@ static int l_daily(lua_State *L)
                       "got \"%s\"",
                       at);
   luaL_checktype(L, 2, LUA_TFUNCTION);
-  const char *name = luaL_optstring(L, 3, NULL);
+  const char *name = opt_text(L, 3, "daily");
   const char *filt[5] = {0};
   add_hook(L, HK_DAILY, 2, name, filt, 0, hh, mm);
   return 0;
@@ -1687,6 +1815,7 @@ static const luaL_Reg twin_funcs[] = {
     {"entities", l_entities},
     {"put", l_put},
     {"observe", l_observe},
+    {"ingest", l_ingest},
     {"history", l_history},
     {"emit", l_emit},
     {"query", l_query},

@@ -234,25 +234,35 @@ static int stage(core_overlay *ov, int op, int db, const void *key, size_t klen,
   return TWIN_OK;
 }
 
+/* While savepoints are live, an entry that existed before the innermost
+ * one (index < sp_n) keeps its old value in the undo log when replaced; an
+ * inner rollback pops the log back to its mark, the outermost release
+ * empties it. */
 void core_overlay_savepoint(core_overlay *ov, core_savepoint *sp)
 {
   sp->n = ov->n;
   sp->arena_len = ov->arena_len;
   sp->nev = ov->nev;
+  sp->prev_live = ov->sp_live;
+  sp->prev_n = ov->sp_n;
+  if (!ov->sp_live)
+    ov->nundo = 0;
+  sp->nundo = ov->nundo;
   ov->sp_live = 1;
   ov->sp_n = ov->n;
-  ov->nundo = 0;
 }
 
-void core_overlay_release(core_overlay *ov)
+void core_overlay_release(core_overlay *ov, const core_savepoint *sp)
 {
-  ov->sp_live = 0;
-  ov->nundo = 0;
+  ov->sp_live = sp->prev_live;
+  ov->sp_n = sp->prev_n;
+  if (!ov->sp_live)
+    ov->nundo = 0;
 }
 
 void core_overlay_rollback(core_overlay *ov, const core_savepoint *sp)
 {
-  while (ov->nundo > 0) { /* newest first, so the oldest value wins */
+  while (ov->nundo > sp->nundo) { /* newest first: the oldest value wins */
     const struct undo *u = &ov->undo[--ov->nundo];
     entry *e = &ov->e[u->index];
     e->op = u->op;
@@ -273,7 +283,10 @@ void core_overlay_rollback(core_overlay *ov, const core_savepoint *sp)
   }
   ov->arena_len = sp->arena_len;
   ov->nev = sp->nev;
-  ov->sp_live = 0;
+  ov->sp_live = sp->prev_live;
+  ov->sp_n = sp->prev_n;
+  if (!ov->sp_live)
+    ov->nundo = 0;
   ov->gen++;
 }
 

@@ -38,14 +38,18 @@ int core_overlay_del(core_overlay *ov, int db, const void *key, size_t klen);
 uint8_t *core_overlay_put_space(core_overlay *ov, int db, const void *key,
                                 size_t klen, size_t vlen);
 /* A point to roll staged writes back to: a failed town rule undoes its own
- * writes without touching the document's. One savepoint is live at a time;
- * core_overlay_release ends it (keeping the writes). */
+ * writes without touching the document's, and a document a rule hands a
+ * plugin (twin.ingest) that it refuses leaves nothing inside the rule's.
+ * Savepoints nest: end each, innermost first, with core_overlay_rollback
+ * (dropping what came after it) or core_overlay_release (keeping it). */
 typedef struct core_savepoint {
-  size_t n, arena_len, nev;
+  size_t n, arena_len, nev, nundo;
+  size_t prev_n; /* the enclosing savepoint's entry count */
+  int prev_live;
 } core_savepoint;
 void core_overlay_savepoint(core_overlay *ov, core_savepoint *sp);
 void core_overlay_rollback(core_overlay *ov, const core_savepoint *sp);
-void core_overlay_release(core_overlay *ov);
+void core_overlay_release(core_overlay *ov, const core_savepoint *sp);
 
 /* Every staging (a put or delete, new or replacing) is stamped with a
  * number counting up from the last clear; this is the latest. */

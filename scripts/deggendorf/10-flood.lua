@@ -2,9 +2,9 @@
 --
 -- Flood warning stages for the Donau gauge. Every new water level
 -- (level_cm) of a WaterLevelGauge is sorted into a warning stage 0..4:
---   * the stage is written onto the gauge itself as the attribute
---     "flood_stage", so `twinhost entities --plugin sensors` shows it
---     right next to level_cm;
+--   * the stage is kept as the rules' own entity FloodStage/<gauge> with
+--     the attribute "stage" (rules write only their own entities), so
+--     `twinhost entities --town deggendorf --plugin rules` shows it;
 --   * a warning event goes out only when the stage RISES (500 -> 510 cm
 --     stays stage 1 and stays quiet; 549 -> 551 cm is stage 2: one event).
 --   * a stage ends only when the level is HYSTERESIS cm below its
@@ -46,11 +46,11 @@ twin.on_observation(
     local _, current_time = twin.get("sensors", obs.type, obs.id, "level_cm")
     if current_time and obs.time < current_time then return end
 
-    local old = twin.get("sensors", obs.type, obs.id, "flood_stage")
+    local old = twin.get("rules", "FloodStage", obs.id, "stage")
     local stage = stage_for(obs.value, old or 0)
     if old == stage then return end           -- nothing new
 
-    twin.put("sensors", obs.type, obs.id, { flood_stage = stage }, obs.time)
+    twin.put("rules", "FloodStage", obs.id, { stage = stage }, obs.time)
 
     if stage > (old or 0) then                 -- rising: tell people
       local name = twin.get("sensors", obs.type, obs.id, "name") or obs.id

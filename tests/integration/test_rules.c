@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "api.h"
 #include "ctx.h"
 #include "host.h"
 #include "pipeline.h"
@@ -148,7 +149,8 @@ static void an_observation_rule_writes_with_the_document(void **state)
   fx *f = *state;
   rule(f, "10-copy.lua",
        "twin.on_observation({attr = 'free'}, function(o)\n"
-       "  twin.put('probe', 'Lot', o.id, {seen = o.value * 10})\n"
+       "  assert(twin.ingest('probe', {ops = {{op = 'put', type = 'Lot',\n"
+       "    id = o.id, attrs = {seen = o.value * 10}}}}))\n"
        "end)\n");
   start(f);
   result r = ingest(f, "alpha", obs_doc);
@@ -164,7 +166,8 @@ a_failing_rule_rejects_nothing_and_leaves_no_half_write(void **state)
   fx *f = *state;
   rule(f, "10-bad.lua",
        "twin.on_observation({attr = 'free'}, function(o)\n"
-       "  twin.put('probe', 'Lot', o.id, {half = 1})\n"
+       "  twin.ingest('probe', {ops = {{op = 'put', type = 'Lot', id = o.id,\n"
+       "    attrs = {half = 1}}}})\n"
        "  error('boom')\n"
        "end)\n");
   start(f);
@@ -186,7 +189,8 @@ static void a_rejected_document_takes_its_rules_writes_with_it(void **state)
   fx *f = *state;
   rule(f, "10-copy.lua",
        "twin.on_observation({attr = 'free'}, function(o)\n"
-       "  twin.put('probe', 'Lot', o.id, {seen = 1})\n"
+       "  twin.ingest('probe', {ops = {{op = 'put', type = 'Lot', id = o.id,\n"
+       "    attrs = {seen = 1}}}})\n"
        "end)\n");
   start(f);
   /* The plugin fails after appending: nothing of the document lands. */
@@ -352,7 +356,8 @@ static void a_reload_with_broken_rules_keeps_the_old_ones(void **state)
   fx *f = *state;
   rule(f, "10-copy.lua",
        "twin.on_observation({attr = 'free'}, function(o)\n"
-       "  twin.put('probe', 'Lot', o.id, {seen = 1})\n"
+       "  twin.ingest('probe', {ops = {{op = 'put', type = 'Lot', id = o.id,\n"
+       "    attrs = {seen = 1}}}})\n"
        "end)\n");
   start(f);
   rule(f, "10-copy.lua", "this is not lua\n");
@@ -364,6 +369,83 @@ static void a_reload_with_broken_rules_keeps_the_old_ones(void **state)
   assert_int_equal(get_int(f, "alpha", "Lot", "p1", "seen"), 1);
   assert_non_null(f->h->script_error[0]);
   assert_non_null(strstr(f->h->script_error[0], "10-copy.lua:1"));
+}
+
+/* Rules write only their own entities; a plugin's data changes through a
+ * document the plugin checks (twin.ingest), and a document it refuses
+ * leaves nothing, while the rule goes on. */
+static void rules_write_only_their_own_entities_and_hand_plugins_documents(
+    void **state)
+{
+  fx *f = *state;
+  rule(f, "10-own.lua",
+       "twin.on_observation({attr = 'free'}, function(o)\n"
+       "  local ok, err = pcall(twin.put, 'probe', 'Lot', o.id, {x = 1})\n"
+       "  twin.put('rules', 'Direct', o.id, {refused = not ok,\n"
+       "    said = tostring(err)})\n"
+       "  local took, why = twin.ingest('probe', {ops = {\n"
+       "    {op = 'put', type = 'Lot', id = o.id, attrs = {half = 1}},\n"
+       "    {op = 'fail', message = 'no thanks'}}})\n"
+       "  twin.put('rules', 'Handed', o.id, {took = took, why = why})\n"
+       "end)\n");
+  start(f);
+  result r = ingest(f, "alpha", obs_doc);
+  assert_int_equal(r.status, TWIN_OK);
+  /* the direct write was refused with the way to do it */
+  assert_int_equal(get_int(f, "alpha", "Lot", "p1", "x"), -1);
+  /* the refused document left nothing; the rule's own writes landed */
+  assert_int_equal(get_int(f, "alpha", "Lot", "p1", "half"), -1);
+  MDB_txn *txn;
+  core_err err;
+  assert_int_equal(core_store_begin_read(f->h->store, &txn, &err), 0);
+  json_t *e = NULL;
+  api_error ae;
+  assert_int_equal(api_entity(f->h, txn, &f->h->cfg->towns[0], "rules",
+                              "Direct", "p1", &e, &ae),
+                   0);
+  const char *said = json_string_value(json_object_get(
+      json_object_get(json_object_get(e, "attrs"), "said"), "value"));
+  assert_non_null(said);
+  assert_non_null(strstr(said, "rules write only their own entities"));
+  assert_non_null(strstr(said, "twin.ingest(\"probe\""));
+  json_decref(e);
+  assert_int_equal(api_entity(f->h, txn, &f->h->cfg->towns[0], "rules",
+                              "Handed", "p1", &e, &ae),
+                   0);
+  json_t *attrs = json_object_get(e, "attrs");
+  assert_true(json_is_false(
+      json_object_get(json_object_get(attrs, "took"), "value")));
+  assert_non_null(strstr(json_string_value(json_object_get(
+                             json_object_get(attrs, "why"), "value")),
+                         "no thanks"));
+  json_decref(e);
+  core_store_end_read(f->h->store, txn);
+}
+
+/* A NUL byte inside a name is refused, not cut short ("x\0victim" would
+ * have written entity "x"). */
+static void a_name_with_a_nul_byte_is_refused(void **state)
+{
+  fx *f = *state;
+  rule(f, "10-nul.lua",
+       "twin.on_observation({attr = 'free'}, function(o)\n"
+       "  twin.put('rules', 'Lot', 'x\\0victim', {n = 1})\n"
+       "end)\n");
+  start(f);
+  result r = ingest(f, "alpha", obs_doc);
+  assert_int_equal(r.status, TWIN_OK);
+  char *st = core_script_status(core_host_script(f->h, &f->h->cfg->towns[0]));
+  assert_non_null(strstr(st, "holds a NUL byte"));
+  free(st);
+  MDB_txn *txn;
+  core_err err;
+  assert_int_equal(core_store_begin_read(f->h->store, &txn, &err), 0);
+  json_t *e = NULL;
+  api_error ae;
+  assert_int_not_equal(api_entity(f->h, txn, &f->h->cfg->towns[0], "rules",
+                                  "Lot", "x", &e, &ae),
+                       0);
+  core_store_end_read(f->h->store, txn);
 }
 
 static void status_shows_what_the_serve_stored(void **state)
@@ -473,6 +555,8 @@ int main(void)
       T(replay_reports_what_rules_would_do_and_changes_nothing),
       T(reload_without_a_serve_checks_and_says_so),
       T(a_reload_with_broken_rules_keeps_the_old_ones),
+      T(rules_write_only_their_own_entities_and_hand_plugins_documents),
+      T(a_name_with_a_nul_byte_is_refused),
       T(status_shows_what_the_serve_stored),
       T(a_serve_reloads_on_request_and_keeps_old_rules_if_broken),
   };

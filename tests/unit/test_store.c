@@ -488,8 +488,50 @@ static void a_rollback_undoes_only_what_came_after_the_savepoint(void **state)
   /* A released savepoint keeps its writes. */
   core_overlay_savepoint(ov, &sp);
   core_overlay_put(ov, CORE_DB_KV, "kept", 5, "z", 1);
-  core_overlay_release(ov);
+  core_overlay_release(ov, &sp);
   assert_int_equal(core_view_get(&v, CORE_DB_KV, "kept", 5, &val, &len), 0);
+  core_overlay_free(ov);
+}
+
+/* A rule (outer savepoint) hands a plugin a document (inner): the inner
+ * rollback undoes only the document's writes, the outer one the rule's
+ * too, down to what was staged before it. */
+static void savepoints_nest(void **state)
+{
+  (void)state;
+  core_overlay *ov = core_overlay_new();
+  core_view v = {NULL, NULL, ov};
+  const uint8_t *val;
+  size_t len;
+  core_overlay_put(ov, CORE_DB_KV, "a", 2, "doc", 3);
+  core_savepoint outer, inner;
+  core_overlay_savepoint(ov, &outer);
+  core_overlay_put(ov, CORE_DB_KV, "a", 2, "rule", 4);
+  core_overlay_put(ov, CORE_DB_KV, "b", 2, "rule", 4);
+  core_overlay_savepoint(ov, &inner);
+  core_overlay_put(ov, CORE_DB_KV, "a", 2, "inner", 5);
+  core_overlay_put(ov, CORE_DB_KV, "b", 2, "inner", 5);
+  core_overlay_put(ov, CORE_DB_KV, "c", 2, "inner", 5);
+  core_overlay_event(ov, "t", "{}", 2);
+  core_overlay_rollback(ov, &inner);
+  assert_int_equal(core_view_get(&v, CORE_DB_KV, "a", 2, &val, &len), 0);
+  assert_memory_equal(val, "rule", 4);
+  assert_int_equal(core_view_get(&v, CORE_DB_KV, "b", 2, &val, &len), 0);
+  assert_memory_equal(val, "rule", 4);
+  assert_int_equal(core_view_get(&v, CORE_DB_KV, "c", 2, &val, &len),
+                   TWIN_ERR_NOT_FOUND);
+  assert_int_equal(core_overlay_events(ov), 0);
+  /* a second inner savepoint, released, then the outer rolled back */
+  core_overlay_savepoint(ov, &inner);
+  core_overlay_put(ov, CORE_DB_KV, "a", 2, "kept", 4);
+  core_overlay_release(ov, &inner);
+  assert_int_equal(core_view_get(&v, CORE_DB_KV, "a", 2, &val, &len), 0);
+  assert_memory_equal(val, "kept", 4);
+  core_overlay_rollback(ov, &outer);
+  assert_int_equal(core_view_get(&v, CORE_DB_KV, "a", 2, &val, &len), 0);
+  assert_memory_equal(val, "doc", 3);
+  assert_int_equal(core_view_get(&v, CORE_DB_KV, "b", 2, &val, &len),
+                   TWIN_ERR_NOT_FOUND);
   core_overlay_free(ov);
 }
 
@@ -511,6 +553,7 @@ int main(void)
       cmocka_unit_test(clear_forgets_staged_writes),
       cmocka_unit_test(scans_between_writes_keep_every_key_in_order),
       cmocka_unit_test(a_rollback_undoes_only_what_came_after_the_savepoint),
+      cmocka_unit_test(savepoints_nest),
       cmocka_unit_test_setup_teardown(the_map_grows_when_it_fills, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(backup_and_restore_bring_back_the_state,
