@@ -842,6 +842,7 @@ static void a_second_serve_on_a_port_in_use_exits_1(void **state)
   assert_contains(err, "in use");
   free(err);
   free(err_path);
+  free(other);
   status = stop_serve(f);
   assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
