@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "crash.h"
 #include "host.h"
 #include "media.h"
 #include "pipeline.h"
@@ -1256,6 +1257,8 @@ static int parse_opts(const char *cmd, int argc, char **argv, cli_opts *o)
 
 int cli_main(int argc, char **argv)
 {
+  /* a plugin that crashes leaves a line naming itself (crash.c) */
+  core_crash_install();
   cli_opts o = {0};
   int i = 1;
   for (; i < argc && argv[i][0] == '-'; i++) {

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crash.h"
 #include "pipeline.h"
 
 #define THREADS_MAX 4
@@ -47,6 +48,7 @@ static void save_status(core_host *h, core_instance *ci)
 static void *worker(void *arg)
 {
   core_fetch *f = arg;
+  core_crash_thread(); /* plugins' fetch runs here */
   pthread_mutex_lock(&f->mu);
   for (;;) {
     while (!f->count && !f->stopping)

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "crash.h"
 #include "ctx.h"
 #include "media.h"
 #include "schema.h"
@@ -586,9 +587,12 @@ static int open_instance(core_host *h, core_instance *ci, core_err *err)
   twin_ctx ctx;
   core_ctx_init(&ctx, h, ci, CORE_CTX_WRITE, txn, ov);
   void *inst = NULL;
+  core_call_mark mark;
+  core_call_enter(&mark, ci->town->id, d->name, "open");
   st = ov ? d->open(&h->api, &ctx, ci->config_json, strlen(ci->config_json),
                     &inst)
           : TWIN_ERR_NOMEM;
+  core_call_leave(&mark);
   core_store_end_read(h->store, txn);
   if (st) {
     char why[1100];
@@ -809,8 +813,12 @@ void core_host_close(core_host *h)
     return;
   for (size_t i = 0; i < h->n_inst; i++) {
     core_instance *ci = &h->inst[i];
-    if (ci->inst)
+    if (ci->inst) {
+      core_call_mark mark;
+      core_call_enter(&mark, ci->town->id, ci->plugin->desc.name, "close");
       ci->plugin->desc.close(ci->inst);
+      core_call_leave(&mark);
+    }
     free(ci->config_json);
     free(ci->refused_codes);
   }
@@ -1001,7 +1009,10 @@ static int describe_call(core_host *h, core_instance *ci, char **reply,
       core_mono_ns() + (uint64_t)(ci->town->query_ms ? ci->town->query_ms
                                                      : CORE_QUERY_MS_DEFAULT) *
                            1000000u;
+  core_call_mark mark;
+  core_call_enter(&mark, ci->town->id, ci->plugin->desc.name, "describe");
   st = ci->plugin->desc.describe(ci->inst, &ctx);
+  core_call_leave(&mark);
   if (st) {
     call_failed(&ctx, st, "describe", err);
   } else if (ctx.reply && ctx.reply_type[0] &&
@@ -1238,7 +1249,11 @@ int core_host_request(core_host *h, core_instance *ci, int kind,
   ctx.deadline_ns = core_mono_ns() + (uint64_t)ms * 1000000u;
   char what[80];
   call_label(scenario ? "scenario" : "query", o, what, sizeof what);
+  core_call_mark mark;
+  core_call_enter(&mark, ci->town->id, d->name,
+                  scenario ? "simulate" : "query");
   st = scenario && !ov ? TWIN_ERR_NOMEM : fn(ci->inst, &ctx, text, tlen);
+  core_call_leave(&mark);
   if (st && (st == TWIN_ERR_DEADLINE || deadline_passed(&ctx))) {
     st = deadline_failed(&ctx, what, ms,
                          scenario ? "deadlines.scenario_ms"
@@ -1312,7 +1327,10 @@ int core_host_run_ingest_as(core_host *h, core_instance *ci, MDB_txn *txn,
   ctx.in_ingest = 1;
   ctx.doc_type = type && *type ? type : "application/json";
   ctx.items = items;
+  core_call_mark mark;
+  core_call_enter(&mark, ci->town->id, ci->plugin->desc.name, "ingest");
   int st = ci->plugin->desc.ingest(ci->inst, &ctx, doc, len);
+  core_call_leave(&mark);
   if (!st)
     st = core_host_run_rules(h, &ctx, core_overlay_stamp(ov));
   if (st) {
@@ -1338,7 +1356,10 @@ int core_host_run_tick(core_host *h, core_instance *ci, MDB_txn *txn,
     return TWIN_OK;
   twin_ctx ctx;
   core_ctx_init(&ctx, h, ci, CORE_CTX_WRITE, txn, ov);
+  core_call_mark mark;
+  core_call_enter(&mark, ci->town->id, ci->plugin->desc.name, "tick");
   int st = ci->plugin->desc.tick(ci->inst, &ctx);
+  core_call_leave(&mark);
   if (!st)
     st = core_host_run_rules(h, &ctx, core_overlay_stamp(ov));
   if (st) {
@@ -1371,7 +1392,10 @@ int core_host_run_fetch(core_host *h, core_instance *ci, core_err *err)
   uint32_t timeout_s =
       ci->fetch_timeout_s ? ci->fetch_timeout_s : CORE_FETCH_TIMEOUT_S_DEFAULT;
   ctx.deadline_ns = core_mono_ns() + (uint64_t)timeout_s * 1000000000u;
+  core_call_mark mark;
+  core_call_enter(&mark, ci->town->id, ci->plugin->desc.name, "fetch");
   int st = ci->plugin->desc.fetch(ci->inst, &ctx);
+  core_call_leave(&mark);
   if (st && (st == TWIN_ERR_DEADLINE || deadline_passed(&ctx))) {
     char why[1100];
     core_ctx_reason(&ctx, st, why, sizeof why);

@@ -6,6 +6,7 @@
  * checked, never trusted: a bad call returns a status, it does not crash the
  * host.
  */
+#include "crash.h"
 #include "ctx.h"
 #include "media.h"
 #include "pipeline.h"
@@ -621,7 +622,10 @@ static int api_query_plugin(twin_ctx *ctx, const char *plugin, const char *req,
   sub.depth = ctx->depth + 1;
   sub.op = op;
   sub.deadline_ns = ctx->deadline_ns;
+  core_call_mark mark;
+  core_call_enter(&mark, ctx->town->id, other->plugin->desc.name, "query");
   rc = other->plugin->desc.query(other->inst, &sub, text, tlen);
+  core_call_leave(&mark);
   free(text);
   if (!rc) {
     rc = cb(ud, sub.reply ? sub.reply : "null", sub.reply ? sub.reply_len : 4);

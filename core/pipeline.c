@@ -8,6 +8,8 @@
  */
 #include "pipeline.h"
 
+#include "crash.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -212,6 +214,7 @@ static void save_health(core_pipeline *p, uint64_t from, uint64_t to)
 static void *writer(void *arg)
 {
   core_pipeline *p = arg;
+  core_crash_thread(); /* plugins' ingest and tick run here */
   pthread_mutex_lock(&p->mu);
   for (;;) {
     while (p->head == p->tail && !p->stopping)

@@ -32,6 +32,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "crash.h"
 #include "ctx.h"
 #include "host.h"
 #include "tz.h"
@@ -1494,7 +1495,10 @@ static int l_ingest(lua_State *L)
   /* the plugin may call back into these rules (call_script) */
   lua_State *prev = r->nest_L;
   r->nest_L = L;
+  core_call_mark mark;
+  core_call_enter(&mark, r->town->id, ci->plugin->desc.name, "ingest");
   int rc = ci->plugin->desc.ingest(ci->inst, &pc, text, strlen(text));
+  core_call_leave(&mark);
   r->nest_L = prev;
   free(text);
   size_t refused = items.total;
