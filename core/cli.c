@@ -490,7 +490,64 @@ typedef struct ingest_state {
   uint64_t done, accepted, rejected, items_refused;
   int ack;
   json_t *rejections, *refused;
+  /* --ack lines, written by the printer thread: the writer only appends
+   * (a slow reader of stdout must not hold up the writer) */
+  char *acks;
+  size_t acks_len, acks_cap;
+  int acks_oom, finished;
+  pthread_cond_t acks_cv;
 } ingest_state;
+
+/* Queue one --ack line (under st->mu). */
+static void ack_line(ingest_state *st, const char *line)
+{
+  size_t n = strlen(line);
+  if (st->acks_len + n + 2 > st->acks_cap) {
+    size_t cap = st->acks_cap ? st->acks_cap * 2 : 4096;
+    while (cap < st->acks_len + n + 2)
+      cap *= 2;
+    char *b = realloc(st->acks, cap);
+    if (!b) {
+      st->acks_oom = 1;
+      return;
+    }
+    st->acks = b;
+    st->acks_cap = cap;
+  }
+  memcpy(st->acks + st->acks_len, line, n);
+  st->acks_len += n;
+  st->acks[st->acks_len++] = '\n';
+  pthread_cond_signal(&st->acks_cv);
+}
+
+static void *ack_printer(void *arg)
+{
+  ingest_state *st = arg;
+  char *out = NULL;
+  size_t out_cap = 0;
+  pthread_mutex_lock(&st->mu);
+  for (;;) {
+    while (!st->acks_len && !st->finished)
+      pthread_cond_wait(&st->acks_cv, &st->mu);
+    if (!st->acks_len && st->finished)
+      break;
+    /* swap the buffers, print outside the lock */
+    char *b = st->acks;
+    size_t n = st->acks_len, cap = st->acks_cap;
+    st->acks = out;
+    st->acks_cap = out_cap;
+    st->acks_len = 0;
+    out = b;
+    out_cap = cap;
+    pthread_mutex_unlock(&st->mu);
+    if (fwrite(out, 1, n, stdout) != n || fflush(stdout))
+      output_failed = 1;
+    pthread_mutex_lock(&st->mu);
+  }
+  pthread_mutex_unlock(&st->mu);
+  free(out);
+  return NULL;
+}
 
 typedef struct ingest_doc {
   ingest_state *st;
@@ -516,12 +573,15 @@ static void ingest_done(void *ud, const core_outcome *o)
   if (!status) {
     st->accepted++;
     if (st->ack) {
+      char line[96];
       if (o->items->total)
-        printf("{\"line\":%zu,\"status\":\"ok\",\"items_refused\":%zu}\n",
-               d->line, o->items->total);
+        snprintf(line, sizeof line,
+                 "{\"line\":%zu,\"status\":\"ok\",\"items_refused\":%zu}",
+                 d->line, o->items->total);
       else
-        printf("{\"line\":%zu,\"status\":\"ok\"}\n", d->line);
-      fflush(stdout);
+        snprintf(line, sizeof line, "{\"line\":%zu,\"status\":\"ok\"}",
+                 d->line);
+      ack_line(st, line);
     }
   } else {
     st->rejected++;
@@ -544,10 +604,9 @@ static void ingest_done(void *ud, const core_outcome *o)
                     "rejected", "error", reason ? reason : "");
       char *s = json_dumps(j, JSON_COMPACT);
       if (s)
-        puts(s);
+        ack_line(st, s);
       free(s);
       json_decref(j);
-      fflush(stdout);
     }
   }
   pthread_mutex_unlock(&st->mu);
@@ -620,6 +679,11 @@ static int cmd_ingest(cli_opts *o)
                      .rejections = json_array(),
                      .refused = json_array()};
   pthread_mutex_init(&st.mu, NULL);
+  pthread_cond_init(&st.acks_cv, NULL);
+  pthread_t printer;
+  int printing = o->ack && !pthread_create(&printer, NULL, ack_printer, &st);
+  if (o->ack && !printing)
+    st.ack = 0; /* cannot start the printer: the summary still comes */
   int show = isatty(2) && len > (1 << 20);
   size_t ndocs = 0, cap = 0;
   ingest_doc *docs = NULL;
@@ -658,6 +722,16 @@ static int cmd_ingest(cli_opts *o)
     }
   }
   core_pipeline_drain(p);
+  if (printing) { /* every acknowledgement printed before the summary */
+    pthread_mutex_lock(&st.mu);
+    st.finished = 1;
+    pthread_cond_signal(&st.acks_cv);
+    pthread_mutex_unlock(&st.mu);
+    pthread_join(printer, NULL);
+  }
+  if (st.acks_oom)
+    cli_error("ingest", "out of memory for --ack lines; some were not "
+                        "printed (the summary counts every document)");
   if (show)
     progress(&st, ndocs, len, len, 1);
   json_t *sum = json_pack(
@@ -678,6 +752,8 @@ static int cmd_ingest(cli_opts *o)
             (unsigned long long)st.rejected, ndocs);
   json_decref(sum);
   pthread_mutex_destroy(&st.mu);
+  pthread_cond_destroy(&st.acks_cv);
+  free(st.acks);
   free(docs);
   rc = st.rejected || !docs ? CLI_FAIL : CLI_OK;
 out:

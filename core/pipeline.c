@@ -15,6 +15,10 @@
 #include <string.h>
 
 #define BATCH_MAX 1024 /* jobs per transaction */
+/* A slot keeps a document buffer up to this size for the next job; a
+ * larger one (a big upload) is freed after its batch, so one large request
+ * does not keep its memory in the ring forever. */
+#define SLOT_KEEP (64 * 1024)
 /* Twice a batch, so callers fill the next batch while one commits. */
 #define RING (2 * BATCH_MAX)
 
@@ -282,6 +286,16 @@ static void *writer(void *arg)
     }
     if (health_changed)
       save_health(p, from, to);
+    for (uint64_t i = from; i < to; i++) {
+      job *j = &p->ring[i % RING];
+      if (j->cap > SLOT_KEEP) {
+        free(j->doc);
+        j->doc = NULL;
+        j->cap = 0;
+      }
+      if (j->items.cap > 64)
+        core_items_free(&j->items);
+    }
     pthread_mutex_lock(&p->mu);
     p->stats.docs += docs;
     p->stats.docs_rejected += rejected;

@@ -46,6 +46,32 @@ static void tick_done(void *ud, int status, const char *reason)
   __atomic_store_n(&s->pending, 0, __ATOMIC_RELEASE);
 }
 
+/* The writer job storing every instance's health record at start, so
+ * `plugins list` in another process sees open failures. */
+static int save_status_job(void *arg, core_host *h, MDB_txn *txn,
+                           core_overlay *ov, core_err *err)
+{
+  (void)arg;
+  (void)txn;
+  (void)err;
+  int st = TWIN_OK;
+  for (size_t i = 0; !st && i < h->n_inst; i++)
+    st = core_host_stage_status(h, &h->inst[i], ov);
+  return st;
+}
+
+typedef struct status_save {
+  int status;
+} status_save;
+
+static void status_saved(void *ud, int status, const char *reason)
+{
+  ((status_save *)ud)->status = status;
+  if (status)
+    core_log(TWIN_LEVEL_WARNING, NULL, NULL,
+             "cannot record plugin status: %s", reason ? reason : "");
+}
+
 /* "ADDR:PORT", "[v6]:PORT" or ":PORT" (address from the config). */
 static int parse_listen(const char *s, char *addr, size_t size, int *port)
 {
@@ -131,9 +157,11 @@ int cli_serve(cli_opts *o)
     close(lock);
     return CLI_FAIL;
   }
-  if (core_host_save_status(h, &err))
-    core_log(TWIN_LEVEL_WARNING, NULL, NULL, "cannot record plugin status: %s",
-             err.msg);
+  /* Through the writer, the one writer of the store once it runs. */
+  status_save save = {0};
+  if (core_pipeline_submit_fn(p, save_status_job, NULL, status_saved,
+                              &save) == TWIN_OK)
+    core_pipeline_drain(p);
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_signal;
@@ -171,6 +199,16 @@ int cli_serve(cli_opts *o)
   }
 
   tick_slot *slots = calloc(h->n_inst ? h->n_inst : 1, sizeof *slots);
+  if (!slots) {
+    cli_error("serve", "out of memory");
+    core_fetch_stop(fetch);
+    core_http_stop(api);
+    core_pipeline_stop(p);
+    core_rules_stop(rules);
+    core_host_close(h);
+    close(lock);
+    return CLI_FAIL;
+  }
   size_t running = 0;
   for (size_t i = 0; i < h->n_inst; i++) {
     slots[i].ci = &h->inst[i];
