@@ -52,18 +52,32 @@ struct core_pipeline {
   core_journal *journal;   /* what this batch wrote, in case it must retry */
   core_overlay *status_ov; /* health records of ticked instances */
   core_pipeline_stats stats;
+  /* called once each after the next batch frees ring space */
+  struct waiter_cb {
+    void (*fn)(void *ud);
+    void *ud;
+    struct waiter_cb *next;
+  } *space_waiters;
 };
 
+/* wait: block while the ring is full; else return TWIN_ERR_UNAVAILABLE
+ * with *full set. */
 static int enqueue(core_pipeline *p, int kind, core_instance *ci,
                    core_job_fn fn, void *arg, const char *type,
                    const char *doc, size_t len, core_done_fn done,
-                   core_outcome_fn outcome, void *ud)
+                   core_outcome_fn outcome, void *ud, int wait, int *full)
 {
   if (type && strlen(type) >= sizeof((job *)0)->type)
     return TWIN_ERR_INVALID;
   pthread_mutex_lock(&p->mu);
-  while (!p->stopping && p->head - p->tail >= RING)
+  while (wait && !p->stopping && p->head - p->tail >= RING)
     pthread_cond_wait(&p->not_full, &p->mu);
+  if (!wait && !p->stopping && p->head - p->tail >= RING) {
+    pthread_mutex_unlock(&p->mu);
+    if (full)
+      *full = 1;
+    return TWIN_ERR_UNAVAILABLE;
+  }
   if (p->stopping) {
     pthread_mutex_unlock(&p->mu);
     return TWIN_ERR_UNAVAILABLE;
@@ -104,7 +118,7 @@ int core_pipeline_submit(core_pipeline *p, core_instance *ci, const char *doc,
                          size_t len, core_done_fn done, void *ud)
 {
   return enqueue(p, JOB_INGEST, ci, NULL, NULL, NULL, doc, len, done, NULL,
-                 ud);
+                 ud, 1, NULL);
 }
 
 int core_pipeline_submit_as(core_pipeline *p, core_instance *ci,
@@ -112,7 +126,40 @@ int core_pipeline_submit_as(core_pipeline *p, core_instance *ci,
                             core_outcome_fn done, void *ud)
 {
   return enqueue(p, JOB_INGEST, ci, NULL, NULL, type, doc, len, NULL, done,
-                 ud);
+                 ud, 1, NULL);
+}
+
+int core_pipeline_try_submit_as(core_pipeline *p, core_instance *ci,
+                                const char *type, const char *doc, size_t len,
+                                core_outcome_fn done, void *ud, int *full)
+{
+  *full = 0;
+  return enqueue(p, JOB_INGEST, ci, NULL, NULL, type, doc, len, NULL, done,
+                 ud, 0, full);
+}
+
+int core_pipeline_when_space(core_pipeline *p, void (*fn)(void *ud),
+                             void *ud)
+{
+  pthread_mutex_lock(&p->mu);
+  int st = TWIN_OK;
+  if (p->stopping) {
+    st = TWIN_ERR_UNAVAILABLE;
+  } else if (p->head - p->tail < RING) {
+    st = TWIN_STOP; /* room already: try again at once */
+  } else {
+    struct waiter_cb *w = malloc(sizeof *w);
+    if (!w) {
+      st = TWIN_ERR_NOMEM;
+    } else {
+      w->fn = fn;
+      w->ud = ud;
+      w->next = p->space_waiters;
+      p->space_waiters = w;
+    }
+  }
+  pthread_mutex_unlock(&p->mu);
+  return st;
 }
 
 int core_pipeline_on_writer(core_pipeline *p)
@@ -123,13 +170,15 @@ int core_pipeline_on_writer(core_pipeline *p)
 int core_pipeline_submit_tick(core_pipeline *p, core_instance *ci,
                               core_done_fn done, void *ud)
 {
-  return enqueue(p, JOB_TICK, ci, NULL, NULL, NULL, "", 0, done, NULL, ud);
+  return enqueue(p, JOB_TICK, ci, NULL, NULL, NULL, "", 0, done, NULL, ud, 1,
+                 NULL);
 }
 
 int core_pipeline_submit_fn(core_pipeline *p, core_job_fn fn, void *arg,
                             core_done_fn done, void *ud)
 {
-  return enqueue(p, JOB_FN, NULL, fn, arg, NULL, "", 0, done, NULL, ud);
+  return enqueue(p, JOB_FN, NULL, fn, arg, NULL, "", 0, done, NULL, ud, 1,
+                 NULL);
 }
 
 /* Flush the running job's staged writes into txn and the journal; on
@@ -314,6 +363,18 @@ static void *writer(void *arg)
     p->tail = to;
     pthread_cond_broadcast(&p->not_full);
     pthread_cond_broadcast(&p->drained);
+    struct waiter_cb *w = p->space_waiters;
+    p->space_waiters = NULL;
+    if (w) { /* outside the lock: they submit again */
+      pthread_mutex_unlock(&p->mu);
+      while (w) {
+        struct waiter_cb *next = w->next;
+        w->fn(w->ud);
+        free(w);
+        w = next;
+      }
+      pthread_mutex_lock(&p->mu);
+    }
   }
   pthread_cond_broadcast(&p->drained);
   pthread_mutex_unlock(&p->mu);
@@ -375,6 +436,13 @@ void core_pipeline_stop(core_pipeline *p)
     p->h->pipeline = NULL;
   pthread_rwlock_unlock(&p->h->pipeline_lock);
   pthread_join(p->thread, NULL);
+  /* whoever still waits for space is told: the callbacks see stopping */
+  for (struct waiter_cb *w = p->space_waiters, *next; w; w = next) {
+    next = w->next;
+    w->fn(w->ud);
+    free(w);
+  }
+  p->space_waiters = NULL;
   for (int i = 0; i < RING; i++) {
     free(p->ring[i].doc);
     core_items_free(&p->ring[i].items);

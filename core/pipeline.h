@@ -57,6 +57,18 @@ int core_pipeline_submit(core_pipeline *p, core_instance *ci, const char *doc,
 int core_pipeline_submit_as(core_pipeline *p, core_instance *ci,
                             const char *type, const char *doc, size_t len,
                             core_outcome_fn done, void *ud);
+/* The same without waiting: when the ring is full right now nothing is
+ * queued, TWIN_ERR_UNAVAILABLE is returned and *full set (else 0). For
+ * threads that must not block (HTTP pool threads). */
+int core_pipeline_try_submit_as(core_pipeline *p, core_instance *ci,
+                                const char *type, const char *doc, size_t len,
+                                core_outcome_fn done, void *ud, int *full);
+/* Call fn(ud) once, from the writer thread after a batch freed ring space
+ * (or from core_pipeline_stop), to submit what did not fit. TWIN_STOP:
+ * there is room already, try again now (fn is not called); TWIN_OK:
+ * registered; TWIN_ERR_UNAVAILABLE: stopping; TWIN_ERR_NOMEM. */
+int core_pipeline_when_space(core_pipeline *p, void (*fn)(void *ud),
+                             void *ud);
 /* 1 when called on p's writer thread (where waiting for p deadlocks). */
 int core_pipeline_on_writer(core_pipeline *p);
 /* Queue a tick of ci. */

@@ -843,6 +843,89 @@ a_map_that_fills_mid_batch_grows_and_each_document_runs_once(void **state)
   json_decref(evs);
 }
 
+/* ---- a full ring does not block who cannot wait ------------------------- */
+
+typedef struct gate {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int entered, open, woken;
+} gate;
+
+/* A writer job that holds the writer until the gate opens. */
+static int hold_writer(void *arg, core_host *h, MDB_txn *txn, core_overlay *ov,
+                       core_err *err)
+{
+  (void)h;
+  (void)txn;
+  (void)ov;
+  (void)err;
+  gate *g = arg;
+  pthread_mutex_lock(&g->mu);
+  g->entered = 1;
+  pthread_cond_broadcast(&g->cv);
+  while (!g->open)
+    pthread_cond_wait(&g->cv, &g->mu);
+  pthread_mutex_unlock(&g->mu);
+  return TWIN_OK;
+}
+
+static void space_freed(void *ud)
+{
+  gate *g = ud;
+  pthread_mutex_lock(&g->mu);
+  g->woken = 1;
+  pthread_cond_broadcast(&g->cv);
+  pthread_mutex_unlock(&g->mu);
+}
+
+static void ignore_outcome(void *ud, const core_outcome *o)
+{
+  (void)ud;
+  (void)o;
+}
+
+static void a_full_ring_refuses_at_once_and_calls_back_when_there_is_room(
+    void **state)
+{
+  fx *f = *state;
+  gate g = {.entered = 0};
+  pthread_mutex_init(&g.mu, NULL);
+  pthread_cond_init(&g.cv, NULL);
+  assert_int_equal(core_pipeline_submit_fn(f->p, hold_writer, &g, NULL, NULL),
+                   TWIN_OK);
+  pthread_mutex_lock(&g.mu);
+  while (!g.entered)
+    pthread_cond_wait(&g.cv, &g.mu);
+  pthread_mutex_unlock(&g.mu);
+  /* the writer is held: fill the ring without ever waiting */
+  const char *doc = "{\"ops\":[]}";
+  int full = 0, queued = 0;
+  for (int i = 0; i < 100000 && !full; i++) {
+    int st = core_pipeline_try_submit_as(f->p, inst(f, "alpha"), NULL, doc,
+                                         strlen(doc), ignore_outcome, NULL,
+                                         &full);
+    if (!st)
+      queued++;
+    else
+      assert_int_equal(st, TWIN_ERR_UNAVAILABLE);
+  }
+  assert_true(full);
+  assert_true(queued > 0);
+  assert_int_equal(core_pipeline_when_space(f->p, space_freed, &g), TWIN_OK);
+  /* released only now: the callback follows the batch that frees room */
+  pthread_mutex_lock(&g.mu);
+  assert_int_equal(g.woken, 0);
+  g.open = 1;
+  pthread_cond_broadcast(&g.cv);
+  while (!g.woken)
+    pthread_cond_wait(&g.cv, &g.mu);
+  pthread_mutex_unlock(&g.mu);
+  core_pipeline_drain(f->p);
+  assert_int_equal(core_pipeline_when_space(f->p, space_freed, &g), TWIN_STOP);
+  pthread_mutex_destroy(&g.mu);
+  pthread_cond_destroy(&g.cv);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -871,6 +954,7 @@ int main(void)
       T(call_script_finds_nothing_in_a_town_without_rules),
       T(bad_names_are_refused_not_stored),
       T(ticks_count_and_failing_ticks_back_off_then_disable),
+      T(a_full_ring_refuses_at_once_and_calls_back_when_there_is_room),
       cmocka_unit_test_setup_teardown(
           a_map_that_fills_mid_batch_grows_and_each_document_runs_once,
           setup_small_map, teardown),
