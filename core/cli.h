@@ -42,7 +42,27 @@ const char *cli_config_path(const cli_opts *o);
  * only the plugins of --town. CLI_OK, or CLI_FAIL after saying why. */
 int cli_open_host(cli_opts *o, int level, struct core_host **h);
 /* Print j as indented JSON on stdout; when it cannot be written the
- * command exits 1 (cli_main checks). */
+ * command exits 1 (cli_main checks cli_output_failed). */
 void cli_print_json(json_t *j);
+extern int cli_output_failed;
+/* 1 when value is given; else says "OPT is required" and returns 0. */
+int cli_need(const char *cmd, const char *value, const char *opt);
+/* FILE, "-" or nothing (standard input), whole; caller frees; NULL after
+ * saying why. */
+char *cli_read_input(const char *cmd, const char *arg, size_t *len);
+
+/* The command groups, one file each: cli_plugins.c, cli_ingest.c
+ * (ingest, query, scenario), cli_store.c (entities, history, events,
+ * backup, restore), cli_script.c. */
+int cli_cmd_plugins(cli_opts *o);
+int cli_cmd_ingest(cli_opts *o);
+int cli_cmd_query(cli_opts *o);
+int cli_cmd_scenario(cli_opts *o);
+int cli_cmd_entities(cli_opts *o);
+int cli_cmd_history(cli_opts *o);
+int cli_cmd_events(cli_opts *o);
+int cli_cmd_script(cli_opts *o);
+int cli_cmd_backup(cli_opts *o);
+int cli_cmd_restore(cli_opts *o);
 
 #endif
