@@ -10,12 +10,15 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <jansson.h>
+#include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "crash.h"
 #include "ctx.h"
@@ -357,19 +360,82 @@ void core_plugin_unload(core_plugin *p)
   memset(p, 0, sizeof *p);
 }
 
+/* The plugin folder that goes with the running binary, found once. A binary
+ * inside the build tree (the host, a test, a benchmark) has the build tree's
+ * plugins/; any other is an installed one and has
+ * <its folder>/TWIN_PLUGIN_DIR_FROM_BIN (bin/../lib/twinhost/plugins, written
+ * without the ".."), so a prefix moved after `cmake --install` still finds
+ * its plugins. "" when /proc/self/exe cannot be read. */
+static char own_plugins[PATH_MAX];
+
+static void find_own_plugins(void)
+{
+  char exe[PATH_MAX], build[PATH_MAX];
+  ssize_t len = readlink("/proc/self/exe", exe, sizeof exe);
+  if (len <= 0 || (size_t)len >= sizeof exe || exe[0] != '/')
+    return;
+  exe[len] = '\0';
+  if (realpath(TWIN_BUILD_DIR, build)) {
+    size_t blen = strlen(build);
+    if (!strncmp(exe, build, blen) && exe[blen] == '/') {
+      snprintf(own_plugins, sizeof own_plugins, "%s", TWIN_BUILD_PLUGIN_DIR);
+      return;
+    }
+  }
+  *strrchr(exe, '/') = '\0'; /* the binary's folder */
+  const char *rel = TWIN_PLUGIN_DIR_FROM_BIN;
+  char *slash;
+  while (!strncmp(rel, "../", 3) && (slash = strrchr(exe, '/'))) {
+    *slash = '\0';
+    rel += 3;
+  }
+  if (snprintf(own_plugins, sizeof own_plugins, "%s/%s", exe, rel) >=
+      (int)sizeof own_plugins)
+    own_plugins[0] = '\0';
+}
+
 size_t core_host_plugin_dirs(const core_config *cfg, const char **dirs,
                              size_t max)
 {
-  static char env_copy[4096];
+  static pthread_once_t own_once = PTHREAD_ONCE_INIT;
+  /* $TWINHOST_PLUGIN_PATH as last seen, and a copy split at ':' that dirs
+   * point into, kept until the variable changes: any length (a fixed copy
+   * would cut a long value short without a word). */
+  static char *env_seen, *env_split;
   size_t n = 0;
-  dirs[n++] = TWIN_BUILD_PLUGIN_DIR;
-  dirs[n++] = TWIN_INSTALL_PLUGIN_DIR;
+  pthread_once(&own_once, find_own_plugins);
+  if (own_plugins[0]) {
+    if (n < max)
+      dirs[n++] = own_plugins;
+  } else { /* where the binary lies is unknown: both compiled-in folders */
+    if (n < max)
+      dirs[n++] = TWIN_BUILD_PLUGIN_DIR;
+    if (n < max)
+      dirs[n++] = TWIN_INSTALL_FULL_PLUGIN_DIR;
+  }
   const char *env = getenv("TWINHOST_PLUGIN_PATH");
-  if (env && *env) {
-    snprintf(env_copy, sizeof env_copy, "%s", env);
-    for (char *save = NULL, *p = strtok_r(env_copy, ":", &save); p && n < max;
-         p = strtok_r(NULL, ":", &save))
-      dirs[n++] = p;
+  if (env && *env && (!env_seen || strcmp(env_seen, env))) {
+    char *seen = strdup(env), *split = strdup(env);
+    if (seen && split) {
+      free(env_seen);
+      free(env_split);
+      env_seen = seen;
+      env_split = split;
+      for (char *c = split; *c; c++)
+        if (*c == ':')
+          *c = '\0';
+    } else {
+      free(seen);
+      free(split);
+      core_log(TWIN_LEVEL_WARNING, NULL, NULL,
+               "TWINHOST_PLUGIN_PATH ignored: out of memory");
+    }
+  }
+  if (env && *env && env_seen && !strcmp(env_seen, env)) {
+    const char *stop = env_split + strlen(env_seen);
+    for (char *p = env_split; p < stop && n < max; p += strlen(p) + 1)
+      if (*p)
+        dirs[n++] = p;
   }
   for (size_t i = 0; cfg && i < cfg->n_plugin_path && n < max; i++)
     dirs[n++] = cfg->plugin_path[i];

@@ -163,8 +163,10 @@ struct core_script *core_host_script(core_host *h, const core_town *town);
  */
 int core_host_run_rules(core_host *h, twin_ctx *ctx, uint32_t upto);
 
-/* The search path for plugin files, in order: build tree, install prefix,
- * $TWINHOST_PLUGIN_PATH (':'-separated), the config's plugin_path. */
+/* The search path for plugin files, in order: the binary's own plugin
+ * folder (the build tree's, or <prefix>/lib/twinhost/plugins of an
+ * installed one), $TWINHOST_PLUGIN_PATH (':'-separated), the config's
+ * plugin_path. */
 size_t core_host_plugin_dirs(const core_config *cfg, const char **dirs,
                              size_t max);
 

@@ -215,22 +215,13 @@ a_host_enabling_it_ingests_a_document_and_answers_queries(void **state)
   free(so);
 }
 
-/* The first ```c block of docs/plugins.md, compiled as the page says
- * (only -I include, then libtwinaux.a and -lm) into plugins/visitors.so,
- * and town alpha switched to it. Returns the .so path (caller frees). */
+/* The worked plugin of docs/plugins.md (its first ```c block defining a
+ * plugin), compiled as the page says (only -I include, then libtwinaux.a
+ * and -lm) into plugins/visitors.so, and town alpha switched to it.
+ * Returns the .so path (caller frees). */
 static char *build_guide_plugin(fx *f)
 {
-  char *page_path = tu_fmt("%s/docs/plugins.md", tu_env("TWIN_SOURCE_DIR"));
-  char *page = NULL;
-  size_t len = 0;
-  core_err err;
-  assert_int_equal(core_read_file(page_path, &page, &len, &err), TWIN_OK);
-  const char *start = strstr(page, "```c\n");
-  assert_non_null(start);
-  start += 5;
-  const char *end = strstr(start, "```");
-  assert_non_null(end);
-  char *code = strndup(start, (size_t)(end - start));
+  char *code = tu_doc_block("docs/plugins.md", "c", "TWIN_PLUGIN_DEFINE");
   char *src = tu_write_file(f->dir, "visitors.c", code);
   char *aux = tu_fmt("%s/lib/twinaux/libtwinaux.a", tu_env("TWIN_BUILD_DIR"));
   struct stat sb;
@@ -244,8 +235,6 @@ static char *build_guide_plugin(fx *f)
   free(aux);
   free(src);
   free(code);
-  free(page);
-  free(page_path);
   return so;
 }
 

@@ -5,6 +5,7 @@
  * answers {"ok":true}.
  */
 #define _GNU_SOURCE /* memmem */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,7 +38,8 @@ static int c_query(void *inst, twin_ctx *ctx, const char *req, size_t len)
 {
   crashy *c = inst;
   if (len && memmem(req, len, "\"crash\"", 7)) {
-    volatile int *nowhere = NULL;
+    /* not NULL, which a sanitizer would report before the host could */
+    volatile int *nowhere = (volatile int *)(uintptr_t)16;
     return *nowhere; /* the fault the test wants */
   }
   return c->api->respond(ctx, "{\"ok\":true}", 11);

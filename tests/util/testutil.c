@@ -207,6 +207,37 @@ char *tu_read_file(const char *path)
   return buf;
 }
 
+char *tu_doc_block(const char *doc, const char *lang, const char *needle)
+{
+  char *path = tu_fmt("%s/%s", tu_env("TWIN_SOURCE_DIR"), doc);
+  char *page = tu_read_file(path);
+  if (!page)
+    fail_msg("cannot read %s: %s", path, strerror(errno));
+  char *fence = tu_fmt("```%s\n", lang);
+  char *block = NULL;
+  for (const char *at = page; !block && (at = strstr(at, fence));) {
+    const char *start = at + strlen(fence);
+    const char *end = strstr(start, "\n```");
+    if (!end)
+      break;
+    end++; /* the block's last newline is part of it */
+    if (at == page || at[-1] == '\n') {
+      char *text = strndup(start, (size_t)(end - start));
+      if (strstr(text, needle))
+        block = text;
+      else
+        free(text);
+    }
+    at = end + 3;
+  }
+  if (!block)
+    fail_msg("%s has no ```%s block containing \"%s\"", path, lang, needle);
+  free(fence);
+  free(page);
+  free(path);
+  return block;
+}
+
 void tu_utc_zoneinfo(const char *dir)
 {
   char *zoneinfo = tu_fmt("%s/zoneinfo", dir);

@@ -44,6 +44,13 @@ void tu_run_free(tu_run *r);
  * when it cannot be read. */
 char *tu_read_file(const char *path);
 
+/* The first fenced block of $TWIN_SOURCE_DIR/doc (e.g. "docs/plugins.md")
+ * opened with ```lang (e.g. "c", "sh") whose text contains needle, without
+ * its fences, as the page prints it (caller frees). Fails the test, naming
+ * the page, when there is no such block. Tests that run a page's examples
+ * use it, so the page stays true. */
+char *tu_doc_block(const char *doc, const char *lang, const char *needle);
+
 /* A `twinhost serve` child with its HTTP API on 127.0.0.1. */
 typedef struct tu_server {
   pid_t pid;       /* -1 once stopped */
