@@ -38,9 +38,10 @@ static int c_query(void *inst, twin_ctx *ctx, const char *req, size_t len)
 {
   crashy *c = inst;
   if (len && memmem(req, len, "\"crash\"", 7)) {
-    /* not NULL, which a sanitizer would report before the host could */
-    volatile int *nowhere = (volatile int *)(uintptr_t)16;
-    return *nowhere; /* the fault the test wants */
+    /* not NULL, which a sanitizer would report before the host could; read
+     * through a volatile so the compiler cannot see the address */
+    volatile uintptr_t at = 16;
+    return *(volatile int *)at; /* the fault the test wants */
   }
   return c->api->respond(ctx, "{\"ok\":true}", 11);
 }
