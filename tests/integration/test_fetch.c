@@ -10,11 +10,9 @@
  * ingest would wait for it and the test's bounded wait for B would fail.
  */
 #define _GNU_SOURCE /* POLLRDHUP */
-#include "testutil.h"
+#include "testhost.h"
 
-#include <arpa/inet.h>
 #include <jansson.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -23,8 +21,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include "util.h"
 
 /* A feed server that answers one request, when told to. */
 typedef struct held_feed {
@@ -69,18 +65,7 @@ static void feed_start(held_feed *h)
   memset(h, 0, sizeof *h);
   pthread_mutex_init(&h->mu, NULL);
   pthread_cond_init(&h->cv, NULL);
-  struct sockaddr_in a;
-  socklen_t len = sizeof a;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  h->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
-  assert_true(h->listen_fd >= 0);
-  assert_int_equal(bind(h->listen_fd, (struct sockaddr *)&a, sizeof a), 0);
-  assert_int_equal(listen(h->listen_fd, 4), 0);
-  assert_int_equal(
-      getsockname(h->listen_fd, (struct sockaddr *)&a, &len), 0);
-  h->port = ntohs(a.sin_port);
+  h->listen_fd = tu_listen_loopback(4, &h->port);
   h->conn_fd = -1;
   assert_int_equal(pthread_create(&h->th, NULL, feed_main, h), 0);
 }
@@ -122,16 +107,11 @@ static void feed_stop(held_feed *h)
 {
   feed_release(h);
   if (!h->got_request) { /* nobody came: unblock accept */
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)h->port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(s, (struct sockaddr *)&a, sizeof a) == 0 &&
-        write(s, "x", 1) < 0)
+    int s = tu_connect_loopback(h->port);
+    if (s >= 0 && write(s, "x", 1) < 0)
       fprintf(stderr, "held feed: cannot wake accept\n");
-    close(s);
+    if (s >= 0)
+      close(s);
   }
   pthread_join(h->th, NULL);
   if (h->conn_fd >= 0)
@@ -143,9 +123,8 @@ static void a_slow_feed_of_one_town_does_not_hold_another_towns_ingest(
     void **state)
 {
   (void)state;
-  char *dir = tu_tempdir();
-  tu_utc_zoneinfo(dir);
-  unsetenv("TWINHOST_PLUGIN_PATH");
+  th_host *t = th_new();
+  tu_utc_zoneinfo(t->dir);
   held_feed feed;
   feed_start(&feed);
   char when[40];
@@ -156,37 +135,19 @@ static void a_slow_feed_of_one_town_does_not_hold_another_towns_ingest(
            when);
   /* the pull may take a minute (feed and fetch timeouts): a writer that
    * waited for it would hold B far longer than the wait below allows */
-  char *cfg = tu_fmt(
-      "{\"data_dir\":\"data\",\"plugin_path\":[\"%s\"],\"towns\":["
-      "{\"id\":\"a\",\"timezone\":\"UTC\",\"scripts\":\".\",\"plugins\":{"
-      "\"parking\":{\"config\":{\"feed_url\":\"http://127.0.0.1:%d/lots\","
-      "\"feed_timeout_ms\":60000},\"fetch_timeout_s\":120}}},"
-      "{\"id\":\"b\",\"timezone\":\"UTC\",\"scripts\":\".\","
-      "\"plugins\":{\"sensors\":{}}}]}",
-      tu_env("TWIN_PLUGIN_BUILD_DIR"), feed.port);
-  char *config = tu_write_file(dir, "host.json", cfg);
-  tu_run t = tu_twinhost(NULL, "--config", config, "token", "create", "--town",
-                         "b", "--scope", "read,write", NULL);
-  if (t.exit_code)
-    fail_msg("token create: %s", t.err);
-  json_t *tok = json_loads(t.out, 0, NULL);
-  char token[128];
-  snprintf(token, sizeof token, "%s",
-           json_string_value(json_object_get(tok, "token")));
-  json_decref(tok);
-  tu_run_free(&t);
-  t = tu_twinhost(NULL, "--config", config, "token", "create", "--town", "a",
-                  "--scope", "read", NULL);
-  tok = json_loads(t.out, 0, NULL);
-  char token_a[128];
-  snprintf(token_a, sizeof token_a, "%s",
-           json_string_value(json_object_get(tok, "token")));
-  json_decref(tok);
-  tu_run_free(&t);
+  th_config(t, TH_BUILT,
+            "{'id':'a','timezone':'UTC','scripts':'.','plugins':{"
+            "'parking':{'config':{'feed_url':'http://127.0.0.1:%d/lots',"
+            "'feed_timeout_ms':60000},'fetch_timeout_s':120}}},"
+            "{'id':'b','timezone':'UTC','scripts':'.',"
+            "'plugins':{'sensors':{}}}",
+            feed.port);
+  char *token = th_token(t, "b", "read,write");
+  char *token_a = th_token(t, "a", "read");
 
-  char *log = tu_fmt("%s/serve.log", dir);
+  char *log = tu_fmt("%s/serve.log", t->dir);
   tu_server srv;
-  tu_server_start(&srv, config, log);
+  tu_server_start(&srv, t->config, log);
   /* serve fetches at start: A's pull is now held by the feed server */
   if (!feed_wait_request(&feed, 20000))
     fail_msg("town a's feed was not pulled within 20 s");
@@ -200,7 +161,7 @@ static void a_slow_feed_of_one_town_does_not_hold_another_towns_ingest(
   free(url);
   if (r.status != 200)
     fail_msg("town b's ingest: %ld %s", r.status, r.body);
-  assert_int_equal(json_integer_value(json_object_get(r.json, "accepted")), 1);
+  assert_int_equal(tu_int(r.json, "accepted"), 1);
   tu_http_free(&r);
   /* B was acknowledged while A's pull still waited on its reply */
   assert_true(feed_still_held(&feed));
@@ -222,12 +183,10 @@ static void a_slow_feed_of_one_town_does_not_hold_another_towns_ingest(
              log);
   assert_int_equal(tu_server_stop(&srv, SIGTERM), 0);
   feed_stop(&feed);
-  tu_rmtree(dir);
-  free(dir);
-  free(cfg);
-  free(config);
+  th_free(t);
+  free(token);
+  free(token_a);
   free(log);
-  unsetenv("TZDIR");
 }
 
 int main(void)

@@ -6,7 +6,7 @@
  * rule of queries, the scenario overlay, town isolation, atomic documents in
  * a batch, group commit, and tick backoff.
  */
-#include "testutil.h"
+#include "testhost.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -16,354 +16,219 @@
 #include <unistd.h>
 
 #include "ctx.h"
-#include "host.h"
-#include "pipeline.h"
 #include "tz.h"
-
-typedef struct fx {
-  char *dir;
-  core_host *h;
-  core_pipeline *p;
-} fx;
-
-static const char *config_text =
-    "{\"data_dir\":\"data\",\"plugin_path\":[\"plugins\"],\"towns\":["
-    "{\"id\":\"alpha\",\"name\":\"Alpha\",\"timezone\":\"Europe/Berlin\","
-    " \"scripts\":\".\",\"plugins\":{\"probe\":{}}},"
-    "{\"id\":\"beta\",\"name\":\"Beta\",\"timezone\":\"Europe/Berlin\","
-    " \"scripts\":\".\",\"plugins\":{\"probe\":{\"config\":{\"tick_fail\":"
-    "true},\"tick_s\":1}}}]}";
 
 static int setup(void **state)
 {
-  fx *f = calloc(1, sizeof *f);
-  f->dir = tu_tempdir();
-  char *plugins = tu_fmt("%s/plugins", f->dir);
-  char *probe = tu_fmt("%s/probe.so", tu_env("TWIN_FIXTURE_DIR"));
-  char *link = tu_fmt("%s/probe.so", plugins);
-  core_mkdirs(plugins, NULL);
-  assert_int_equal(symlink(probe, link), 0);
-  char *cfg = tu_write_file(f->dir, "host.json", config_text);
-  core_err err;
-  int rc = core_host_open(cfg, CORE_HOST_INSTANCES, &f->h, &err);
-  if (rc)
-    fail_msg("host: %s", err.msg);
-  assert_int_equal(core_pipeline_start(f->h, &f->p, &err), TWIN_OK);
-  free(plugins);
-  free(probe);
-  free(link);
-  free(cfg);
+  th_host *f = th_new();
+  th_fixture(f, "probe.so");
+  th_config(f, TH_FIXTURES,
+            "{'id':'alpha','name':'Alpha','timezone':'Europe/Berlin',"
+            " 'scripts':'.','plugins':{'probe':{}}},"
+            "{'id':'beta','name':'Beta','timezone':'Europe/Berlin',"
+            " 'scripts':'.','plugins':{'probe':{'config':{'tick_fail':"
+            "true},'tick_s':1}}}");
+  th_open(f);
   *state = f;
   return 0;
 }
 
-static int teardown(void **state)
+/* The probe of town. */
+static core_instance *inst(th_host *f, const char *town)
 {
-  fx *f = *state;
-  core_pipeline_stop(f->p);
-  core_host_close(f->h);
-  tu_rmtree(f->dir);
-  free(f->dir);
-  free(f);
-  return 0;
-}
-
-typedef struct result {
-  int status;
-  char reason[1024];
-  int called;
-} result;
-
-static void on_done(void *ud, int status, const char *reason)
-{
-  result *r = ud;
-  r->status = status;
-  snprintf(r->reason, sizeof r->reason, "%s", reason ? reason : "");
-  r->called = 1;
-}
-
-static core_instance *inst(fx *f, const char *town)
-{
-  core_instance *ci = core_host_instance(f->h, town, "probe");
-  assert_non_null(ci);
-  return ci;
-}
-
-/* Ingest one document into town's probe and wait for its commit. */
-static result ingest(fx *f, const char *town, const char *doc)
-{
-  result r = {0};
-  assert_int_equal(
-      core_pipeline_submit(f->p, inst(f, town), doc, strlen(doc), on_done, &r),
-      TWIN_OK);
-  core_pipeline_drain(f->p);
-  assert_true(r.called);
-  return r;
-}
-
-static void ingest_ok(fx *f, const char *town, const char *doc)
-{
-  result r = ingest(f, town, doc);
-  if (r.status)
-    fail_msg("ingest refused: %d %s", r.status, r.reason);
-}
-
-/* Query town's probe; returns the parsed reply (NULL on error, err set). */
-static json_t *query(fx *f, const char *town, const char *req, core_err *err)
-{
-  char *reply = NULL;
-  if (core_host_query(f->h, inst(f, town), req, strlen(req), &reply, err))
-    return NULL;
-  json_t *j = json_loads(reply, JSON_DECODE_ANY, NULL);
-  free(reply);
-  assert_non_null(j);
-  return j;
-}
-
-static json_t *query_ok(fx *f, const char *town, const char *req)
-{
-  core_err err;
-  json_t *j = query(f, town, req, &err);
-  if (!j)
-    fail_msg("query %s: %s", req, err.msg);
-  return j;
+  return th_inst(f, town, "probe");
 }
 
 static void put_then_get_returns_each_value_type(void **state)
 {
-  fx *f = *state;
-  ingest_ok(f, "alpha",
-            "{\"ops\":[{\"op\":\"put\",\"type\":\"Lot\",\"id\":\"p1\","
-            "\"time\":1000,\"attrs\":{\"free\":12,\"occ\":0.5,"
-            "\"name\":\"Stadthallen\",\"open\":true,\"note\":null}}]}");
-  json_t *a =
-      query_ok(f, "alpha", "{\"op\":\"attrs\",\"type\":\"Lot\",\"id\":\"p1\"}");
-  assert_int_equal(
-      json_integer_value(json_object_get(json_object_get(a, "free"), "value")),
-      12);
-  assert_true(
-      json_is_integer(json_object_get(json_object_get(a, "free"), "value")));
-  assert_true(json_real_value(
-                  json_object_get(json_object_get(a, "occ"), "value")) == 0.5);
-  assert_string_equal(
-      json_string_value(json_object_get(json_object_get(a, "name"), "value")),
-      "Stadthallen");
-  assert_true(
-      json_is_true(json_object_get(json_object_get(a, "open"), "value")));
-  assert_true(
-      json_is_null(json_object_get(json_object_get(a, "note"), "value")));
-  assert_int_equal(
-      json_integer_value(json_object_get(json_object_get(a, "free"), "time")),
-      1000);
+  th_host *f = *state;
+  th_ingest_ok(f, inst(f, "alpha"),
+               "{\"ops\":[{\"op\":\"put\",\"type\":\"Lot\",\"id\":\"p1\","
+               "\"time\":1000,\"attrs\":{\"free\":12,\"occ\":0.5,"
+               "\"name\":\"Stadthallen\",\"open\":true,\"note\":null}}]}");
+  json_t *a = th_query_ok(f, inst(f, "alpha"),
+                          "{\"op\":\"attrs\",\"type\":\"Lot\",\"id\":\"p1\"}");
+  assert_int_equal(tu_int(a, "free.value"), 12);
+  assert_true(json_is_integer(tu_get(a, "free.value")));
+  assert_true(json_real_value(tu_get(a, "occ.value")) == 0.5);
+  assert_string_equal(tu_str(a, "name.value"), "Stadthallen");
+  assert_true(json_is_true(tu_get(a, "open.value")));
+  assert_true(json_is_null(tu_get(a, "note.value")));
+  assert_int_equal(tu_int(a, "free.time"), 1000);
   json_decref(a);
-  json_t *g = query_ok(
-      f, "alpha",
+  json_t *g = th_query_ok(
+      f, inst(f, "alpha"),
       "{\"op\":\"get\",\"type\":\"Lot\",\"id\":\"p1\",\"attr\":\"free\"}");
-  assert_int_equal(json_integer_value(json_object_get(g, "value")), 12);
+  assert_int_equal(tu_int(g, "value"), 12);
   json_decref(g);
 }
 
 static void a_put_keeps_attributes_it_does_not_name(void **state)
 {
-  fx *f = *state;
-  ingest_ok(f, "alpha",
-            "{\"ops\":[{\"op\":\"put\",\"type\":\"Lot\",\"id\":\"p1\","
-            "\"attrs\":{\"a\":1,\"b\":2}},{\"op\":\"put\",\"type\":\"Lot\","
-            "\"id\":\"p1\",\"attrs\":{\"b\":3}}]}");
-  json_t *a =
-      query_ok(f, "alpha", "{\"op\":\"attrs\",\"type\":\"Lot\",\"id\":\"p1\"}");
+  th_host *f = *state;
+  th_ingest_ok(f, inst(f, "alpha"),
+               "{\"ops\":[{\"op\":\"put\",\"type\":\"Lot\",\"id\":\"p1\","
+               "\"attrs\":{\"a\":1,\"b\":2}},{\"op\":\"put\",\"type\":\"Lot\","
+               "\"id\":\"p1\",\"attrs\":{\"b\":3}}]}");
+  json_t *a = th_query_ok(f, inst(f, "alpha"),
+                          "{\"op\":\"attrs\",\"type\":\"Lot\",\"id\":\"p1\"}");
   assert_int_equal(json_object_size(a), 2);
-  assert_int_equal(
-      json_integer_value(json_object_get(json_object_get(a, "b"), "value")), 3);
+  assert_int_equal(tu_int(a, "b.value"), 3);
   json_decref(a);
 }
 
 static void missing_entity_is_not_found(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   core_err err;
-  assert_null(query(f, "alpha",
-                    "{\"op\":\"get\",\"type\":\"Lot\",\"id\":\"nope\","
-                    "\"attr\":\"free\"}",
-                    &err));
+  assert_null(th_query(f, inst(f, "alpha"),
+                       "{\"op\":\"get\",\"type\":\"Lot\",\"id\":\"nope\","
+                       "\"attr\":\"free\"}",
+                       &err));
   assert_non_null(strstr(err.msg, "NOT_FOUND"));
 }
 
 static void history_is_time_ordered_bounded_and_limited(void **state)
 {
-  fx *f = *state;
-  ingest_ok(f, "alpha",
-            "{\"ops\":[{\"op\":\"obs\",\"type\":\"Lot\",\"id\":\"p1\","
-            "\"attr\":\"free\",\"values\":[[3000,3],[1000,1],[2000,2],"
-            "[-5000,-5],[4000,4]]}]}");
-  json_t *h = query_ok(f, "alpha",
-                       "{\"op\":\"history\",\"type\":\"Lot\",\"id\":\"p1\","
-                       "\"attr\":\"free\",\"from\":-10000,\"to\":100000}");
+  th_host *f = *state;
+  th_ingest_ok(f, inst(f, "alpha"),
+               "{\"ops\":[{\"op\":\"obs\",\"type\":\"Lot\",\"id\":\"p1\","
+               "\"attr\":\"free\",\"values\":[[3000,3],[1000,1],[2000,2],"
+               "[-5000,-5],[4000,4]]}]}");
+  json_t *h = th_query_ok(f, inst(f, "alpha"),
+                          "{\"op\":\"history\",\"type\":\"Lot\",\"id\":\"p1\","
+                          "\"attr\":\"free\",\"from\":-10000,\"to\":100000}");
   assert_int_equal(json_array_size(h), 5);
   json_int_t want[] = {-5000, 1000, 2000, 3000, 4000};
   for (size_t i = 0; i < 5; i++)
-    assert_int_equal(
-        json_integer_value(json_array_get(json_array_get(h, i), 0)), want[i]);
+    assert_int_equal(tu_int(h, "[%zu][0]", i), want[i]);
   json_decref(h);
   /* from is inclusive, to exclusive */
-  h = query_ok(f, "alpha",
-               "{\"op\":\"history\",\"type\":\"Lot\",\"id\":\"p1\","
-               "\"attr\":\"free\",\"from\":1000,\"to\":3000}");
+  h = th_query_ok(f, inst(f, "alpha"),
+                  "{\"op\":\"history\",\"type\":\"Lot\",\"id\":\"p1\","
+                  "\"attr\":\"free\",\"from\":1000,\"to\":3000}");
   assert_int_equal(json_array_size(h), 2);
   json_decref(h);
-  h = query_ok(f, "alpha",
-               "{\"op\":\"history\",\"type\":\"Lot\",\"id\":\"p1\","
-               "\"attr\":\"free\",\"from\":0,\"to\":100000,\"limit\":2}");
+  h = th_query_ok(f, inst(f, "alpha"),
+                  "{\"op\":\"history\",\"type\":\"Lot\",\"id\":\"p1\","
+                  "\"attr\":\"free\",\"from\":0,\"to\":100000,\"limit\":2}");
   assert_int_equal(json_array_size(h), 2);
-  assert_int_equal(json_integer_value(json_array_get(json_array_get(h, 1), 0)),
-                   2000);
+  assert_int_equal(tu_int(h, "[1][0]"), 2000);
   json_decref(h);
   /* Another attribute's series is separate. */
-  h = query_ok(f, "alpha",
-               "{\"op\":\"history\",\"type\":\"Lot\",\"id\":\"p1\","
-               "\"attr\":\"fre\",\"from\":-10000,\"to\":100000}");
+  h = th_query_ok(f, inst(f, "alpha"),
+                  "{\"op\":\"history\",\"type\":\"Lot\",\"id\":\"p1\","
+                  "\"attr\":\"fre\",\"from\":-10000,\"to\":100000}");
   assert_int_equal(json_array_size(h), 0);
   json_decref(h);
 }
 
 static void an_observation_at_the_same_time_replaces_the_first(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   for (int i = 0; i < 2; i++)
-    ingest_ok(f, "alpha",
-              i == 0 ? "{\"ops\":[{\"op\":\"obs\",\"type\":\"L\",\"id\":\"x\","
+    th_ingest_ok(f, inst(f, "alpha"),
+                 i == 0
+                     ? "{\"ops\":[{\"op\":\"obs\",\"type\":\"L\",\"id\":\"x\","
                        "\"attr\":\"v\",\"values\":[[1000,1]]}]}"
                      : "{\"ops\":[{\"op\":\"obs\",\"type\":\"L\",\"id\":\"x\","
                        "\"attr\":\"v\",\"values\":[[1000,9]]}]}");
-  json_t *h = query_ok(f, "alpha",
-                       "{\"op\":\"history\",\"type\":\"L\",\"id\":\"x\","
-                       "\"attr\":\"v\",\"from\":0,\"to\":5000}");
+  json_t *h = th_query_ok(f, inst(f, "alpha"),
+                          "{\"op\":\"history\",\"type\":\"L\",\"id\":\"x\","
+                          "\"attr\":\"v\",\"from\":0,\"to\":5000}");
   assert_int_equal(json_array_size(h), 1);
-  assert_int_equal(json_integer_value(json_array_get(json_array_get(h, 0), 1)),
-                   9);
+  assert_int_equal(tu_int(h, "[0][1]"), 9);
   json_decref(h);
 }
 
 static void delete_removes_current_state_and_keeps_history(void **state)
 {
-  fx *f = *state;
-  ingest_ok(f, "alpha",
-            "{\"ops\":[{\"op\":\"put\",\"type\":\"Lot\",\"id\":\"p1\","
-            "\"attrs\":{\"a\":1,\"b\":2}},{\"op\":\"obs\",\"type\":\"Lot\","
-            "\"id\":\"p1\",\"attr\":\"a\",\"values\":[[1,1]]}]}");
-  ingest_ok(f, "alpha",
-            "{\"ops\":[{\"op\":\"delete\",\"type\":\"Lot\",\"id\":\"p1\"}]}");
-  json_t *l = query_ok(f, "alpha", "{\"op\":\"list\"}");
+  th_host *f = *state;
+  th_ingest_ok(f, inst(f, "alpha"),
+               "{\"ops\":[{\"op\":\"put\",\"type\":\"Lot\",\"id\":\"p1\","
+               "\"attrs\":{\"a\":1,\"b\":2}},{\"op\":\"obs\",\"type\":\"Lot\","
+               "\"id\":\"p1\",\"attr\":\"a\",\"values\":[[1,1]]}]}");
+  th_ingest_ok(
+      f, inst(f, "alpha"),
+      "{\"ops\":[{\"op\":\"delete\",\"type\":\"Lot\",\"id\":\"p1\"}]}");
+  json_t *l = th_query_ok(f, inst(f, "alpha"), "{\"op\":\"list\"}");
   assert_int_equal(json_array_size(l), 0);
   json_decref(l);
-  json_t *h = query_ok(f, "alpha",
-                       "{\"op\":\"history\",\"type\":\"Lot\",\"id\":\"p1\","
-                       "\"attr\":\"a\",\"from\":0,\"to\":10}");
+  json_t *h = th_query_ok(f, inst(f, "alpha"),
+                          "{\"op\":\"history\",\"type\":\"Lot\",\"id\":\"p1\","
+                          "\"attr\":\"a\",\"from\":0,\"to\":10}");
   assert_int_equal(json_array_size(h), 1);
   json_decref(h);
   /* Deleting what is not there says so. */
-  result r = ingest(f, "alpha",
-                    "{\"ops\":[{\"op\":\"delete\",\"type\":\"Lot\","
-                    "\"id\":\"p1\"}]}");
+  th_outcome r = th_ingest(f, inst(f, "alpha"),
+                           "{\"ops\":[{\"op\":\"delete\",\"type\":\"Lot\","
+                           "\"id\":\"p1\"}]}");
   assert_int_equal(r.status, TWIN_ERR_NOT_FOUND);
 }
 
 static void iterate_lists_each_entity_once_in_type_then_id_order(void **state)
 {
-  fx *f = *state;
-  ingest_ok(
-      f, "alpha",
+  th_host *f = *state;
+  th_ingest_ok(
+      f, inst(f, "alpha"),
       "{\"ops\":["
       "{\"op\":\"put\",\"type\":\"Zone\",\"id\":\"z1\",\"attrs\":{\"a\":1}},"
       "{\"op\":\"put\",\"type\":\"Lot\",\"id\":\"p2\",\"attrs\":{\"a\":1,"
       "\"b\":2,\"c\":3}},"
       "{\"op\":\"put\",\"type\":\"Lot\",\"id\":\"p1\",\"attrs\":{\"a\":1,"
       "\"b\":2}}]}");
-  json_t *l = query_ok(f, "alpha", "{\"op\":\"list\"}");
+  json_t *l = th_query_ok(f, inst(f, "alpha"), "{\"op\":\"list\"}");
   assert_int_equal(json_array_size(l), 3);
-  assert_string_equal(
-      json_string_value(json_array_get(json_array_get(l, 0), 1)), "p1");
-  assert_string_equal(
-      json_string_value(json_array_get(json_array_get(l, 2), 0)), "Zone");
+  assert_string_equal(tu_str(l, "[0][1]"), "p1");
+  assert_string_equal(tu_str(l, "[2][0]"), "Zone");
   json_decref(l);
-  l = query_ok(f, "alpha", "{\"op\":\"list\",\"type\":\"Lot\"}");
+  l = th_query_ok(f, inst(f, "alpha"), "{\"op\":\"list\",\"type\":\"Lot\"}");
   assert_int_equal(json_array_size(l), 2);
   json_decref(l);
 }
 
 static void kv_stores_reads_and_deletes_bytes(void **state)
 {
-  fx *f = *state;
-  ingest_ok(
-      f, "alpha",
+  th_host *f = *state;
+  th_ingest_ok(
+      f, inst(f, "alpha"),
       "{\"ops\":[{\"op\":\"kv_put\",\"key\":\"etag\",\"value\":\"W/1\"}]}");
-  json_t *v = query_ok(f, "alpha", "{\"op\":\"kv_get\",\"key\":\"etag\"}");
-  assert_string_equal(json_string_value(json_object_get(v, "value")), "W/1");
+  json_t *v =
+      th_query_ok(f, inst(f, "alpha"), "{\"op\":\"kv_get\",\"key\":\"etag\"}");
+  assert_string_equal(tu_str(v, "value"), "W/1");
   json_decref(v);
-  ingest_ok(f, "alpha", "{\"ops\":[{\"op\":\"kv_delete\",\"key\":\"etag\"}]}");
+  th_ingest_ok(f, inst(f, "alpha"),
+               "{\"ops\":[{\"op\":\"kv_delete\",\"key\":\"etag\"}]}");
   core_err err;
-  assert_null(query(f, "alpha", "{\"op\":\"kv_get\",\"key\":\"etag\"}", &err));
-}
-
-typedef struct evlist {
-  json_t *events;
-} evlist;
-
-static int collect_events(void *ud, const uint8_t *key, size_t klen,
-                          const uint8_t *val, size_t vlen)
-{
-  (void)key;
-  (void)klen;
-  json_t *ev = json_loadb((const char *)val, vlen, 0, NULL);
-  json_array_append_new(((evlist *)ud)->events, ev);
-  return TWIN_OK;
-}
-
-static json_t *town_events(fx *f, const char *town)
-{
-  MDB_txn *txn;
-  assert_int_equal(core_store_begin_read(f->h->store, &txn, NULL), TWIN_OK);
-  core_key lo = {.len = 0}, hi;
-  core_key_part(&lo, town);
-  hi = lo;
-  core_key_prefix_end(&hi);
-  evlist l = {json_array()};
-  core_view v = {f->h->store, txn, NULL};
-  assert_int_equal(
-      core_view_scan(&v, CORE_DB_EVT, &lo, &hi, collect_events, &l), TWIN_OK);
-  core_store_end_read(f->h->store, txn);
-  return l.events;
+  assert_null(th_query(f, inst(f, "alpha"),
+                       "{\"op\":\"kv_get\",\"key\":\"etag\"}", &err));
 }
 
 static void emit_records_an_event_in_the_town_log(void **state)
 {
-  fx *f = *state;
-  ingest_ok(
-      f, "alpha",
+  th_host *f = *state;
+  th_ingest_ok(
+      f, inst(f, "alpha"),
       "{\"ops\":[{\"op\":\"emit\",\"level\":\"warning\",\"type\":\"Lot\","
       "\"id\":\"p1\",\"message\":\"almost full\",\"data\":{\"occ\":0.93}}]}");
-  json_t *evs = town_events(f, "alpha");
+  json_t *evs = th_events(f, "alpha");
   assert_int_equal(json_array_size(evs), 1);
   json_t *ev = json_array_get(evs, 0);
-  assert_string_equal(json_string_value(json_object_get(ev, "message")),
-                      "almost full");
-  assert_string_equal(json_string_value(json_object_get(ev, "level")),
-                      "warning");
-  assert_string_equal(json_string_value(json_object_get(ev, "entity_id")),
-                      "p1");
-  assert_true(json_real_value(
-                  json_object_get(json_object_get(ev, "data"), "occ")) == 0.93);
+  assert_string_equal(tu_str(ev, "message"), "almost full");
+  assert_string_equal(tu_str(ev, "level"), "warning");
+  assert_string_equal(tu_str(ev, "entity_id"), "p1");
+  assert_true(json_real_value(tu_get(ev, "data.occ")) == 0.93);
   json_decref(evs);
-  evs = town_events(f, "beta");
+  evs = th_events(f, "beta");
   assert_int_equal(json_array_size(evs), 0);
   json_decref(evs);
 }
 
 static void a_failed_document_leaves_nothing_behind(void **state)
 {
-  fx *f = *state;
-  result r = ingest(
-      f, "alpha",
+  th_host *f = *state;
+  th_outcome r = th_ingest(
+      f, inst(f, "alpha"),
       "{\"ops\":[{\"op\":\"put\",\"type\":\"Lot\",\"id\":\"p9\",\"attrs\":"
       "{\"a\":1}},{\"op\":\"obs\",\"type\":\"Lot\",\"id\":\"p9\",\"attr\":"
       "\"a\",\"values\":[[1,1]]},{\"op\":\"kv_put\",\"key\":\"k\",\"value\":"
@@ -372,17 +237,18 @@ static void a_failed_document_leaves_nothing_behind(void **state)
       "\"free 412 > total 400\"}]}");
   assert_int_equal(r.status, TWIN_ERR_REJECTED);
   assert_non_null(strstr(r.reason, "free 412 > total 400"));
-  json_t *l = query_ok(f, "alpha", "{\"op\":\"list\"}");
+  json_t *l = th_query_ok(f, inst(f, "alpha"), "{\"op\":\"list\"}");
   assert_int_equal(json_array_size(l), 0);
   json_decref(l);
-  json_t *h = query_ok(f, "alpha",
-                       "{\"op\":\"history\",\"type\":\"Lot\",\"id\":\"p9\","
-                       "\"attr\":\"a\",\"from\":0,\"to\":10}");
+  json_t *h = th_query_ok(f, inst(f, "alpha"),
+                          "{\"op\":\"history\",\"type\":\"Lot\",\"id\":\"p9\","
+                          "\"attr\":\"a\",\"from\":0,\"to\":10}");
   assert_int_equal(json_array_size(h), 0);
   json_decref(h);
   core_err err;
-  assert_null(query(f, "alpha", "{\"op\":\"kv_get\",\"key\":\"k\"}", &err));
-  json_t *evs = town_events(f, "alpha");
+  assert_null(
+      th_query(f, inst(f, "alpha"), "{\"op\":\"kv_get\",\"key\":\"k\"}", &err));
+  json_t *evs = th_events(f, "alpha");
   assert_int_equal(json_array_size(evs), 0);
   json_decref(evs);
 }
@@ -390,8 +256,8 @@ static void a_failed_document_leaves_nothing_behind(void **state)
 static void
 a_rejected_document_does_not_stop_the_rest_of_its_batch(void **state)
 {
-  fx *f = *state;
-  result r[50] = {{0}};
+  th_host *f = *state;
+  th_outcome r[50] = {{0}};
   core_instance *ci = inst(f, "alpha");
   for (int i = 0; i < 50; i++) {
     char *doc = i == 25 ? tu_fmt("{\"ops\":[{\"op\":\"put\",\"type\":\"D\","
@@ -401,8 +267,9 @@ a_rejected_document_does_not_stop_the_rest_of_its_batch(void **state)
                         : tu_fmt("{\"ops\":[{\"op\":\"put\",\"type\":\"D\","
                                  "\"id\":\"d%d\",\"attrs\":{\"a\":1}}]}",
                                  i);
-    assert_int_equal(
-        core_pipeline_submit(f->p, ci, doc, strlen(doc), on_done, &r[i]), 0);
+    assert_int_equal(core_pipeline_submit_as(f->p, ci, NULL, doc, strlen(doc),
+                                             th_on_outcome, &r[i]),
+                     0);
     free(doc);
   }
   core_pipeline_drain(f->p);
@@ -410,14 +277,15 @@ a_rejected_document_does_not_stop_the_rest_of_its_batch(void **state)
     assert_true(r[i].called);
     assert_int_equal(r[i].status, i == 25 ? TWIN_ERR_REJECTED : TWIN_OK);
   }
-  json_t *l = query_ok(f, "alpha", "{\"op\":\"list\",\"type\":\"D\"}");
+  json_t *l =
+      th_query_ok(f, inst(f, "alpha"), "{\"op\":\"list\",\"type\":\"D\"}");
   assert_int_equal(json_array_size(l), 49);
   json_decref(l);
 }
 
 static void many_documents_share_commits(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   core_pipeline_stats before, after;
   core_pipeline_stats_get(f->p, &before);
   core_instance *ci = inst(f, "alpha");
@@ -436,7 +304,7 @@ static void many_documents_share_commits(void **state)
 
 static void writes_in_a_query_are_refused(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   const char *writes[] = {
       "{\"op\":\"put\",\"type\":\"L\",\"id\":\"x\",\"attrs\":{\"a\":1}}",
       "{\"op\":\"obs\",\"type\":\"L\",\"id\":\"x\",\"attr\":\"a\","
@@ -446,27 +314,27 @@ static void writes_in_a_query_are_refused(void **state)
       "{\"op\":\"kv_delete\",\"key\":\"k\"}",
       "{\"op\":\"emit\",\"level\":\"info\",\"message\":\"m\"}"};
   for (size_t i = 0; i < sizeof writes / sizeof writes[0]; i++) {
-    json_t *r = query_ok(f, "alpha", writes[i]);
-    assert_string_equal(json_string_value(json_object_get(r, "status")),
-                        "ERR_READ_ONLY");
+    json_t *r = th_query_ok(f, inst(f, "alpha"), writes[i]);
+    assert_string_equal(tu_str(r, "status"), "ERR_READ_ONLY");
     json_decref(r);
   }
 }
 
 static void respond_during_ingest_is_unsupported(void **state)
 {
-  fx *f = *state;
-  result r = ingest(f, "alpha",
-                    "{\"ops\":[{\"op\":\"respond\",\"value\":{\"a\":1}}]}");
+  th_host *f = *state;
+  th_outcome r =
+      th_ingest(f, inst(f, "alpha"),
+                "{\"ops\":[{\"op\":\"respond\",\"value\":{\"a\":1}}]}");
   assert_int_equal(r.status, TWIN_ERR_UNSUPPORTED);
 }
 
 static void a_scenario_sees_its_writes_and_changes_nothing_live(void **state)
 {
-  fx *f = *state;
-  ingest_ok(f, "alpha",
-            "{\"ops\":[{\"op\":\"put\",\"type\":\"Lot\",\"id\":\"p1\","
-            "\"attrs\":{\"free\":100}}]}");
+  th_host *f = *state;
+  th_ingest_ok(f, inst(f, "alpha"),
+               "{\"ops\":[{\"op\":\"put\",\"type\":\"Lot\",\"id\":\"p1\","
+               "\"attrs\":{\"free\":100}}]}");
   const char *sc =
       "{\"ops\":[{\"op\":\"put\",\"type\":\"Lot\",\"id\":\"p1\",\"attrs\":"
       "{\"free\":0}},{\"op\":\"put\",\"type\":\"Lot\",\"id\":\"new\","
@@ -474,85 +342,74 @@ static void a_scenario_sees_its_writes_and_changes_nothing_live(void **state)
       "\"p1\",\"attr\":\"free\",\"values\":[[7,0]]},{\"op\":\"kv_put\","
       "\"key\":\"s\",\"value\":\"x\"},{\"op\":\"emit\",\"level\":\"error\","
       "\"message\":\"p1 full\"}],\"then\":{\"op\":\"list\"}}";
-  char *reply = NULL;
-  core_err err;
-  assert_int_equal(
-      core_host_simulate(f->h, inst(f, "alpha"), sc, strlen(sc), &reply, &err),
-      TWIN_OK);
-  json_t *j = json_loads(reply, 0, NULL);
-  free(reply);
+  json_t *j = th_simulate_ok(f, inst(f, "alpha"), sc);
   /* The scenario's reads saw its own writes (two lots) ... */
   assert_int_equal(json_array_size(json_object_get(j, "report")), 2);
   assert_int_equal(json_array_size(json_object_get(j, "events")), 1);
   assert_true(json_integer_value(json_object_get(j, "staged_writes")) >= 4);
   json_decref(j);
   /* ... and live state is as it was. */
-  json_t *g = query_ok(f, "alpha",
-                       "{\"op\":\"get\",\"type\":\"Lot\",\"id\":\"p1\","
-                       "\"attr\":\"free\"}");
-  assert_int_equal(json_integer_value(json_object_get(g, "value")), 100);
+  json_t *g = th_query_ok(f, inst(f, "alpha"),
+                          "{\"op\":\"get\",\"type\":\"Lot\",\"id\":\"p1\","
+                          "\"attr\":\"free\"}");
+  assert_int_equal(tu_int(g, "value"), 100);
   json_decref(g);
-  json_t *l = query_ok(f, "alpha", "{\"op\":\"list\"}");
+  json_t *l = th_query_ok(f, inst(f, "alpha"), "{\"op\":\"list\"}");
   assert_int_equal(json_array_size(l), 1);
   json_decref(l);
-  json_t *h = query_ok(f, "alpha",
-                       "{\"op\":\"history\",\"type\":\"Lot\",\"id\":\"p1\","
-                       "\"attr\":\"free\",\"from\":0,\"to\":100}");
+  json_t *h = th_query_ok(f, inst(f, "alpha"),
+                          "{\"op\":\"history\",\"type\":\"Lot\",\"id\":\"p1\","
+                          "\"attr\":\"free\",\"from\":0,\"to\":100}");
   assert_int_equal(json_array_size(h), 0);
   json_decref(h);
-  assert_null(query(f, "alpha", "{\"op\":\"kv_get\",\"key\":\"s\"}", &err));
-  json_t *evs = town_events(f, "alpha");
+  core_err err;
+  assert_null(
+      th_query(f, inst(f, "alpha"), "{\"op\":\"kv_get\",\"key\":\"s\"}", &err));
+  json_t *evs = th_events(f, "alpha");
   assert_int_equal(json_array_size(evs), 0);
   json_decref(evs);
 }
 
 static void towns_never_see_each_other(void **state)
 {
-  fx *f = *state;
-  ingest_ok(f, "alpha",
-            "{\"ops\":[{\"op\":\"put\",\"type\":\"Lot\",\"id\":\"p1\","
-            "\"attrs\":{\"free\":1}},{\"op\":\"kv_put\",\"key\":\"k\","
-            "\"value\":\"alpha\"}]}");
-  json_t *l = query_ok(f, "beta", "{\"op\":\"list\"}");
+  th_host *f = *state;
+  th_ingest_ok(f, inst(f, "alpha"),
+               "{\"ops\":[{\"op\":\"put\",\"type\":\"Lot\",\"id\":\"p1\","
+               "\"attrs\":{\"free\":1}},{\"op\":\"kv_put\",\"key\":\"k\","
+               "\"value\":\"alpha\"}]}");
+  json_t *l = th_query_ok(f, inst(f, "beta"), "{\"op\":\"list\"}");
   assert_int_equal(json_array_size(l), 0);
   json_decref(l);
   core_err err;
-  assert_null(query(f, "beta",
-                    "{\"op\":\"get\",\"type\":\"Lot\",\"id\":\"p1\","
-                    "\"attr\":\"free\"}",
-                    &err));
-  assert_null(query(f, "beta", "{\"op\":\"kv_get\",\"key\":\"k\"}", &err));
+  assert_null(th_query(f, inst(f, "beta"),
+                       "{\"op\":\"get\",\"type\":\"Lot\",\"id\":\"p1\","
+                       "\"attr\":\"free\"}",
+                       &err));
+  assert_null(
+      th_query(f, inst(f, "beta"), "{\"op\":\"kv_get\",\"key\":\"k\"}", &err));
 }
 
 static void town_info_and_clock_describe_the_calling_town(void **state)
 {
-  fx *f = *state;
-  json_t *t = query_ok(f, "beta", "{\"op\":\"town\"}");
-  assert_string_equal(json_string_value(json_object_get(t, "id")), "beta");
-  assert_string_equal(json_string_value(json_object_get(t, "name")), "Beta");
-  assert_string_equal(json_string_value(json_object_get(t, "timezone")),
-                      "Europe/Berlin");
+  th_host *f = *state;
+  json_t *t = th_query_ok(f, inst(f, "beta"), "{\"op\":\"town\"}");
+  assert_string_equal(tu_str(t, "id"), "beta");
+  assert_string_equal(tu_str(t, "name"), "Beta");
+  assert_string_equal(tu_str(t, "timezone"), "Europe/Berlin");
   json_decref(t);
   twin_time before = core_now_ms();
-  json_t *n = query_ok(f, "alpha", "{\"op\":\"now\"}");
+  json_t *n = th_query_ok(f, inst(f, "alpha"), "{\"op\":\"now\"}");
   json_int_t now = json_integer_value(json_object_get(n, "now"));
   assert_true(now >= before && now <= core_now_ms());
   json_decref(n);
 }
 
-static twin_time at(const char *rfc3339)
-{
-  twin_time t;
-  assert_int_equal(core_parse_time(rfc3339, &t), TWIN_OK);
-  return t;
-}
-
 /* The probe's local_time op: the plugin calls api->local_time through the
  * ABI and replies with the fields. */
-static void expect_local(fx *f, twin_time t, const char *want)
+static void expect_local(th_host *f, twin_time t, const char *want)
 {
   char *req = tu_fmt("{\"op\":\"local_time\",\"t\":%lld}", (long long)t);
-  json_t *got = query_ok(f, "alpha", req);
+  json_t *got = th_query_ok(f, inst(f, "alpha"), req);
   json_t *exp = json_loads(want, 0, NULL);
   assert_non_null(exp);
   if (!json_equal(got, exp)) {
@@ -566,14 +423,14 @@ static void expect_local(fx *f, twin_time t, const char *want)
 
 static void local_time_gives_the_towns_wall_clock(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   /* Summer: 10:00Z is 12:00 CEST, a Wednesday, day 181 of 2026. */
-  expect_local(f, at("2026-07-01T10:00:00Z"),
+  expect_local(f, th_time("2026-07-01T10:00:00Z"),
                "{\"year\":2026,\"month\":7,\"day\":1,\"hour\":12,"
                "\"minute\":0,\"second\":0,\"weekday\":3,\"yday\":181,"
                "\"utc_offset_s\":7200,\"is_dst\":true}");
   /* Winter: 08:30:15.999Z is 09:30:15 CET (the fraction is dropped). */
-  expect_local(f, at("2026-01-15T08:30:15.999Z"),
+  expect_local(f, th_time("2026-01-15T08:30:15.999Z"),
                "{\"year\":2026,\"month\":1,\"day\":15,\"hour\":9,"
                "\"minute\":30,\"second\":15,\"weekday\":4,\"yday\":14,"
                "\"utc_offset_s\":3600,\"is_dst\":false}");
@@ -583,7 +440,7 @@ static void local_time_gives_the_towns_wall_clock(void **state)
                "\"minute\":59,\"second\":59,\"weekday\":4,\"yday\":0,"
                "\"utc_offset_s\":3600,\"is_dst\":false}");
   /* Beyond the zone file's table: its footer rule (last Sunday of March). */
-  expect_local(f, at("2100-03-28T01:00:00Z"),
+  expect_local(f, th_time("2100-03-28T01:00:00Z"),
                "{\"year\":2100,\"month\":3,\"day\":28,\"hour\":3,"
                "\"minute\":0,\"second\":0,\"weekday\":0,\"yday\":86,"
                "\"utc_offset_s\":7200,\"is_dst\":true}");
@@ -591,15 +448,16 @@ static void local_time_gives_the_towns_wall_clock(void **state)
 
 static void local_time_leaves_the_process_zone_alone(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   twin_ctx ctx;
   twin_local lt;
   core_ctx_init_town(&ctx, f->h, core_config_town(f->h->cfg, "alpha"), "probe",
                      CORE_CTX_READ, NULL, NULL);
   assert_int_equal(setenv("TZ", "America/New_York", 1), 0);
   tzset();
-  assert_int_equal(f->h->api.local_time(&ctx, at("2026-07-01T10:00:00Z"), &lt),
-                   TWIN_OK);
+  assert_int_equal(
+      f->h->api.local_time(&ctx, th_time("2026-07-01T10:00:00Z"), &lt),
+      TWIN_OK);
   assert_int_equal(lt.hour, 12); /* the town's zone, not TZ */
   assert_string_equal(getenv("TZ"), "America/New_York");
   unsetenv("TZ");
@@ -672,7 +530,7 @@ static void *stress_run(void *arg)
 
 static void two_threads_convert_in_two_zones_at_once(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   core_err err;
   const core_tz *berlin = core_tz_get("Europe/Berlin", &err);
   const core_tz *ny = core_tz_get("America/New_York", &err);
@@ -687,9 +545,10 @@ static void two_threads_convert_in_two_zones_at_once(void **state)
     local_of(ny, stress_time(i), &want_n[i]);
   }
   /* The expectations themselves, at the sample nearest 2026-07-01T10:00Z. */
-  size_t k = (size_t)((at("2026-07-01T10:00:00Z") / 1000 - 788918400) / 9497);
-  assert_true(stress_time(k) <= at("2026-07-01T10:00:00Z") &&
-              stress_time(k + 1) > at("2026-07-01T10:00:00Z"));
+  size_t k =
+      (size_t)((th_time("2026-07-01T10:00:00Z") / 1000 - 788918400) / 9497);
+  assert_true(stress_time(k) <= th_time("2026-07-01T10:00:00Z") &&
+              stress_time(k + 1) > th_time("2026-07-01T10:00:00Z"));
   assert_int_equal(want_b[k].utc_offset_s, 7200);
   assert_int_equal(want_n[k].utc_offset_s, -14400);
   assert_int_equal((want_b[k].hour - want_n[k].hour + 24) % 24, 6);
@@ -710,62 +569,64 @@ static void two_threads_convert_in_two_zones_at_once(void **state)
 
 static void query_plugin_asks_another_plugin_of_the_same_town(void **state)
 {
-  fx *f = *state;
-  ingest_ok(f, "alpha",
-            "{\"ops\":[{\"op\":\"put\",\"type\":\"Lot\",\"id\":\"p1\","
-            "\"attrs\":{\"free\":7}}]}");
-  json_t *r = query_ok(f, "alpha",
-                       "{\"op\":\"query_plugin\",\"plugin\":\"probe\","
-                       "\"request\":{\"op\":\"get\",\"type\":\"Lot\",\"id\":"
-                       "\"p1\",\"attr\":\"free\"}}");
-  assert_int_equal(json_integer_value(json_object_get(r, "value")), 7);
+  th_host *f = *state;
+  th_ingest_ok(f, inst(f, "alpha"),
+               "{\"ops\":[{\"op\":\"put\",\"type\":\"Lot\",\"id\":\"p1\","
+               "\"attrs\":{\"free\":7}}]}");
+  json_t *r = th_query_ok(f, inst(f, "alpha"),
+                          "{\"op\":\"query_plugin\",\"plugin\":\"probe\","
+                          "\"request\":{\"op\":\"get\",\"type\":\"Lot\",\"id\":"
+                          "\"p1\",\"attr\":\"free\"}}");
+  assert_int_equal(tu_int(r, "value"), 7);
   json_decref(r);
   core_err err;
-  assert_null(query(f, "alpha",
-                    "{\"op\":\"query_plugin\",\"plugin\":\"parking\","
-                    "\"request\":{}}",
-                    &err));
+  assert_null(th_query(f, inst(f, "alpha"),
+                       "{\"op\":\"query_plugin\",\"plugin\":\"parking\","
+                       "\"request\":{}}",
+                       &err));
   assert_non_null(strstr(err.msg, "NOT_FOUND"));
 }
 
 static void call_script_finds_nothing_in_a_town_without_rules(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   core_err err;
-  assert_null(query(f, "alpha",
-                    "{\"op\":\"call_script\",\"function\":\"price\","
-                    "\"args\":[]}",
-                    &err));
+  assert_null(th_query(f, inst(f, "alpha"),
+                       "{\"op\":\"call_script\",\"function\":\"price\","
+                       "\"args\":[]}",
+                       &err));
   assert_non_null(strstr(err.msg, "ERR_NOT_FOUND"));
 }
 
 static void bad_names_are_refused_not_stored(void **state)
 {
-  fx *f = *state;
-  result r = ingest(f, "alpha",
-                    "{\"ops\":[{\"op\":\"put\",\"type\":\"\",\"id\":\"x\","
-                    "\"attrs\":{\"a\":1}}]}");
+  th_host *f = *state;
+  th_outcome r =
+      th_ingest(f, inst(f, "alpha"),
+                "{\"ops\":[{\"op\":\"put\",\"type\":\"\",\"id\":\"x\","
+                "\"attrs\":{\"a\":1}}]}");
   assert_int_equal(r.status, TWIN_ERR_INVALID);
-  r = ingest(f, "alpha",
-             "{\"ops\":[{\"op\":\"put\",\"type\":\"L\",\"id\":\"x\\u0001y\","
-             "\"attrs\":{\"a\":1}}]}");
+  r = th_ingest(f, inst(f, "alpha"),
+                "{\"ops\":[{\"op\":\"put\",\"type\":\"L\",\"id\":\"x\\u0001y\","
+                "\"attrs\":{\"a\":1}}]}");
   assert_int_equal(r.status, TWIN_ERR_INVALID);
-  json_t *l = query_ok(f, "alpha", "{\"op\":\"list\"}");
+  json_t *l = th_query_ok(f, inst(f, "alpha"), "{\"op\":\"list\"}");
   assert_int_equal(json_array_size(l), 0);
   json_decref(l);
 }
 
 static void ticks_count_and_failing_ticks_back_off_then_disable(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   core_instance *a = inst(f, "alpha");
   for (int i = 0; i < 3; i++)
     core_pipeline_submit_tick(f->p, a, NULL, NULL);
   core_pipeline_drain(f->p);
-  json_t *d = query_ok(f, "alpha",
-                       "{\"op\":\"get\",\"type\":\"Ticker\",\"id\":\"ticker\","
-                       "\"attr\":\"count\"}");
-  assert_int_equal(json_integer_value(json_object_get(d, "value")), 3);
+  json_t *d =
+      th_query_ok(f, inst(f, "alpha"),
+                  "{\"op\":\"get\",\"type\":\"Ticker\",\"id\":\"ticker\","
+                  "\"attr\":\"count\"}");
+  assert_int_equal(tu_int(d, "value"), 3);
   json_decref(d);
   core_instance *b = inst(f, "beta");
   core_pipeline_submit_tick(f->p, b, NULL, NULL);
@@ -800,20 +661,21 @@ static int setup_small_map(void **state)
 static void
 a_map_that_fills_mid_batch_grows_and_each_document_runs_once(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   core_instance *ci = inst(f, "alpha");
   size_t big = 200 * 1024;
   char *value = malloc(big + 1);
   memset(value, 'x', big);
   value[big] = 0;
-  result r[20] = {{0}};
+  th_outcome r[20] = {{0}};
   for (int i = 0; i < 20; i++) {
     char *doc = tu_fmt("{\"ops\":[{\"op\":\"kv_put\",\"key\":\"k%d\","
                        "\"value\":\"%s\"},{\"op\":\"emit\",\"level\":"
                        "\"info\",\"message\":\"doc %d\"}]}",
                        i, value, i);
-    assert_int_equal(
-        core_pipeline_submit(f->p, ci, doc, strlen(doc), on_done, &r[i]), 0);
+    assert_int_equal(core_pipeline_submit_as(f->p, ci, NULL, doc, strlen(doc),
+                                             th_on_outcome, &r[i]),
+                     0);
     free(doc);
   }
   core_pipeline_drain(f->p);
@@ -824,21 +686,20 @@ a_map_that_fills_mid_batch_grows_and_each_document_runs_once(void **state)
   uint64_t used, mapsize;
   core_store_usage(f->h->store, &used, &mapsize);
   assert_true(mapsize >= 4u << 20); /* 4 MiB of values in a 1 MiB map */
-  json_t *calls = query_ok(f, "alpha", "{\"op\":\"calls\"}");
-  assert_int_equal(json_integer_value(json_object_get(calls, "ingest")), 20);
+  json_t *calls = th_query_ok(f, inst(f, "alpha"), "{\"op\":\"calls\"}");
+  assert_int_equal(tu_int(calls, "ingest"), 20);
   json_decref(calls);
-  json_t *v = query_ok(f, "alpha", "{\"op\":\"kv_get\",\"key\":\"k19\"}");
+  json_t *v =
+      th_query_ok(f, inst(f, "alpha"), "{\"op\":\"kv_get\",\"key\":\"k19\"}");
   assert_int_equal(strlen(json_string_value(json_object_get(v, "value"))), big);
   json_decref(v);
   /* Each document's event once, in order, numbered without gaps. */
-  json_t *evs = town_events(f, "alpha");
+  json_t *evs = th_events(f, "alpha");
   assert_int_equal(json_array_size(evs), 20);
   for (int i = 0; i < 20; i++) {
     char want[16];
     snprintf(want, sizeof want, "doc %d", i);
-    assert_string_equal(
-        json_string_value(json_object_get(json_array_get(evs, i), "message")),
-        want);
+    assert_string_equal(tu_str(evs, "[%d].message", i), want);
   }
   json_decref(evs);
 }
@@ -887,7 +748,7 @@ static void ignore_outcome(void *ud, const core_outcome *o)
 static void a_full_ring_refuses_at_once_and_calls_back_when_there_is_room(
     void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   gate g = {.entered = 0};
   pthread_mutex_init(&g.mu, NULL);
   pthread_cond_init(&g.cv, NULL);
@@ -928,7 +789,7 @@ static void a_full_ring_refuses_at_once_and_calls_back_when_there_is_room(
 
 int main(void)
 {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, th_teardown)
   const struct CMUnitTest tests[] = {
       T(put_then_get_returns_each_value_type),
       T(a_put_keeps_attributes_it_does_not_name),
@@ -957,7 +818,7 @@ int main(void)
       T(a_full_ring_refuses_at_once_and_calls_back_when_there_is_room),
       cmocka_unit_test_setup_teardown(
           a_map_that_fills_mid_batch_grows_and_each_document_runs_once,
-          setup_small_map, teardown),
+          setup_small_map, th_teardown),
   };
 #undef T
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,9 +7,8 @@
  * and open failures disable only their instance, a plugin a town enables but
  * nobody provides shows as missing, and how the search path is walked.
  */
-#include "testutil.h"
+#include "testhost.h"
 
-#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,90 +16,41 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "host.h"
-
-/* A temp folder holding twinhost.json, a plugins/ folder of symlinks to
- * chosen fixtures, the data folder and a zoneinfo with only UTC in it. */
-typedef struct fx {
-  char *dir;
-  char *plugins;
-  char *config;
-  char *cwd; /* restored in teardown; some tests chdir */
-} fx;
+/* The folder the tests start in; some chdir, teardown comes back. */
+static char *start_dir;
 
 static const char one_town[] = "{\"id\": \"alpha\", \"timezone\": \"UTC\", "
                                "\"plugins\": {\"probe\": {}}}";
 
+/* A temp folder for the config, a plugins/ folder of symlinks to chosen
+ * fixtures, the data folder and a zoneinfo with only UTC in it. */
 static int setup(void **state)
 {
-  fx *f = calloc(1, sizeof *f);
-  f->dir = tu_tempdir();
-  f->plugins = tu_fmt("%s/plugins", f->dir);
-  f->cwd = getcwd(NULL, 0);
-  assert_non_null(f->cwd);
-  assert_int_equal(mkdir(f->plugins, 0755), 0);
+  th_host *f = th_new();
   tu_utc_zoneinfo(f->dir);
-  unsetenv("TWINHOST_PLUGIN_PATH");
   *state = f;
   return 0;
 }
 
 static int teardown(void **state)
 {
-  fx *f = *state;
-  if (chdir(f->cwd))
-    fprintf(stderr, "teardown: cannot return to %s\n", f->cwd);
-  unsetenv("TZDIR");
-  unsetenv("TWINHOST_PLUGIN_PATH");
-  tu_rmtree(f->dir);
-  free(f->dir);
-  free(f->plugins);
-  free(f->config);
-  free(f->cwd);
-  free(f);
-  return 0;
+  if (chdir(start_dir))
+    fprintf(stderr, "teardown: cannot return to %s\n", start_dir);
+  return th_teardown(state);
 }
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static char *fixture_file(const char *name)
-{
-  return tu_fmt("%s/%s", tu_env("TWIN_FIXTURE_DIR"), name);
-}
-
-/* plugins/<name> -> the fixture of that name (which need not exist). */
-static void add_plugin(fx *f, const char *name)
-{
-  char *target = fixture_file(name);
-  char *link = tu_fmt("%s/%s", f->plugins, name);
-  if (symlink(target, link))
-    fail_msg("symlink %s: %s", link, strerror(errno));
-  free(target);
-  free(link);
-}
-
 /* The plugin path as a host reports it: where plugins/<name> lives. */
-static char *plugin_file(fx *f, const char *name)
+static char *plugin_file(th_host *f, const char *name)
 {
   return tu_fmt("%s/%s", f->plugins, name);
 }
 
-/* twinhost.json with plugin_path ["plugins"] (when with_path) and towns. */
-static void write_config(fx *f, int with_path, const char *towns)
+/* The config: plugin_path ["plugins"] (when with_path) and towns. */
+static void write_config(th_host *f, int with_path, const char *towns)
 {
-  char *text =
-      tu_fmt("{\"data_dir\": \"data\",%s \"towns\": [%s]}\n",
-             with_path ? " \"plugin_path\": [\"plugins\"]," : "", towns);
-  free(f->config);
-  f->config = tu_write_file(f->dir, "twinhost.json", text);
-  free(text);
-}
-
-static void assert_contains(const char *text, const char *want)
-{
-  assert_non_null(text);
-  if (!strstr(text, want))
-    fail_msg("\"%s\"\n  lacks \"%s\"", text, want);
+  th_config(f, with_path ? TH_FIXTURES : 0, "%s", towns);
 }
 
 static void assert_one_line(const char *text)
@@ -113,16 +63,16 @@ static void assert_one_line(const char *text)
 static void assert_all(const char *text, const char *const *wants)
 {
   for (size_t i = 0; wants[i]; i++)
-    assert_contains(text, wants[i]);
+    tu_assert_contains(text, wants[i]);
 }
 
-static tu_run run_list(fx *f)
+static tu_run run_list(th_host *f)
 {
   return tu_twinhost(NULL, "--config", f->config, "plugins", "list", NULL);
 }
 
 /* `twinhost plugins list` as JSON; the command must succeed. */
-static json_t *plugins_list(fx *f)
+static json_t *plugins_list(th_host *f)
 {
   tu_run r = run_list(f);
   json_error_t je;
@@ -138,29 +88,8 @@ static json_t *plugins_list(fx *f)
   return j;
 }
 
-/* The element of arr whose key k equals v (and k2 equals v2, if given). */
-static json_t *find_row(json_t *arr, const char *k, const char *v,
-                        const char *k2, const char *v2)
-{
-  size_t i;
-  json_t *row;
-  json_array_foreach(arr, i, row)
-  {
-    const char *a = json_string_value(json_object_get(row, k));
-    const char *b = k2 ? json_string_value(json_object_get(row, k2)) : NULL;
-    if (a && !strcmp(a, v) && (!k2 || (b && !strcmp(b, v2))))
-      return row;
-  }
-  return NULL;
-}
-
-static const char *row_str(json_t *row, const char *key)
-{
-  return json_string_value(json_object_get(row, key));
-}
-
 /* probe answers a query for town alpha through the real binary. */
-static void assert_probe_answers(fx *f)
+static void assert_probe_answers(th_host *f)
 {
   tu_run r =
       tu_twinhost(NULL, "--config", f->config, "query", "--town", "alpha",
@@ -169,7 +98,7 @@ static void assert_probe_answers(fx *f)
     fail_msg("query of probe exited %d: %s", r.exit_code, r.err);
   json_t *j = json_loads(r.out, 0, NULL);
   assert_non_null(j);
-  assert_string_equal(row_str(j, "id"), "alpha");
+  assert_string_equal(tu_str(j, "id"), "alpha");
   json_decref(j);
   tu_run_free(&r);
 }
@@ -178,7 +107,7 @@ static void assert_probe_answers(fx *f)
 
 static void expect_load_refused(const char *name, const char *const *wants)
 {
-  char *path = fixture_file(name);
+  char *path = th_fixture_path(name);
   core_plugin p;
   core_err err = {.msg = {0}};
   int rc = core_plugin_load(path, &p, &err);
@@ -199,7 +128,7 @@ static void expect_load_refused(const char *name, const char *const *wants)
 
 static void expect_check_refused(const char *name, const char *const *wants)
 {
-  char *path = fixture_file(name);
+  char *path = th_fixture_path(name);
   tu_run r = tu_twinhost(NULL, "plugins", "check", path, NULL);
   assert_int_equal(r.exit_code, 1);
   assert_string_equal(r.out, "");
@@ -224,29 +153,27 @@ static void expect_check_refused(const char *name, const char *const *wants)
 
 /* ---- (c) a host refuses only the bad file and keeps running probe -------- */
 
-static void expect_host_skips(fx *f, const char *name, const char *const *wants)
+static void expect_host_skips(th_host *f, const char *name,
+                              const char *const *wants)
 {
-  add_plugin(f, "probe.so");
-  add_plugin(f, name);
+  th_fixture(f, "probe.so");
+  th_fixture(f, name);
   write_config(f, 1, one_town);
   json_t *list = plugins_list(f);
   char *bad = plugin_file(f, name);
-  json_t *refused =
-      find_row(json_object_get(list, "refused"), "file", bad, NULL, NULL);
+  json_t *refused = tu_get(list, "refused[file=%s]", bad);
   if (!refused)
     fail_msg("%s is not among the refused files", bad);
-  assert_one_line(row_str(refused, "reason"));
-  assert_contains(row_str(refused, "reason"), bad);
-  assert_all(row_str(refused, "reason"), wants);
-  json_t *probe =
-      find_row(json_object_get(list, "plugins"), "name", "probe", NULL, NULL);
+  assert_one_line(tu_str(refused, "reason"));
+  tu_assert_contains(tu_str(refused, "reason"), bad);
+  assert_all(tu_str(refused, "reason"), wants);
+  json_t *probe = tu_get(list, "plugins[name=probe]");
   assert_non_null(probe);
   char *good = plugin_file(f, "probe.so");
-  assert_string_equal(row_str(probe, "file"), good);
-  json_t *row = find_row(json_object_get(list, "towns"), "town", "alpha",
-                         "plugin", "probe");
+  assert_string_equal(tu_str(probe, "file"), good);
+  json_t *row = tu_get(list, "towns[town=alpha,plugin=probe]");
   assert_non_null(row);
-  assert_string_equal(row_str(row, "state"), "configured");
+  assert_string_equal(tu_str(row, "state"), "configured");
   assert_probe_answers(f);
   free(good);
   free(bad);
@@ -443,14 +370,14 @@ static void host_skips_a_plugin_without_open(void **state)
 
 static void host_refuses_the_second_file_with_a_taken_name(void **state)
 {
-  fx *f = *state;
-  add_plugin(f, "probe.so");
-  add_plugin(f, "probe_dup.so");
+  th_host *f = *state;
+  th_fixture(f, "probe.so");
+  th_fixture(f, "probe_dup.so");
   write_config(f, 1, one_town);
-  core_host *h = NULL;
   core_err err = {.msg = {0}};
-  if (core_host_open(f->config, CORE_HOST_LOAD, &h, &err))
+  if (th_try_open(f, CORE_HOST_LOAD, &err))
     fail_msg("host did not start: %s", err.msg);
+  core_host *h = f->h;
   char *first = plugin_file(f, "probe.so");
   char *second = plugin_file(f, "probe_dup.so");
   core_plugin *p = core_host_plugin(h, "probe");
@@ -464,12 +391,12 @@ static void host_refuses_the_second_file_with_a_taken_name(void **state)
   assert_one_line(r->reason);
   char *prefix = tu_fmt("%s: ", second);
   assert_int_equal(strncmp(r->reason, prefix, strlen(prefix)), 0);
-  assert_contains(r->reason, "duplicate plugin name 'probe'");
-  assert_contains(r->reason, first);
+  tu_assert_contains(r->reason, "duplicate plugin name 'probe'");
+  tu_assert_contains(r->reason, first);
   free(prefix);
   free(first);
   free(second);
-  core_host_close(h);
+  th_close(f);
 }
 
 static const char *const dup_why[] = {"duplicate plugin name 'probe'", NULL};
@@ -484,7 +411,7 @@ static void host_keeps_running_the_first_of_two_same_named_files(void **state)
 static void load_accepts_a_newer_minor_with_a_bigger_descriptor(void **state)
 {
   (void)state;
-  char *path = fixture_file("newer_minor.so");
+  char *path = th_fixture_path("newer_minor.so");
   core_plugin p;
   core_err err = {.msg = {0}};
   if (core_plugin_load(path, &p, &err))
@@ -503,7 +430,7 @@ static void load_accepts_a_newer_minor_with_a_bigger_descriptor(void **state)
 static void check_accepts_a_newer_minor(void **state)
 {
   (void)state;
-  char *path = fixture_file("newer_minor.so");
+  char *path = th_fixture_path("newer_minor.so");
   tu_run r = tu_twinhost(NULL, "plugins", "check", path, NULL);
   assert_int_equal(r.exit_code, 0);
   assert_string_equal(r.err, "");
@@ -516,14 +443,13 @@ static void check_accepts_a_newer_minor(void **state)
 
 static void host_runs_a_newer_minor_plugin(void **state)
 {
-  fx *f = *state;
-  add_plugin(f, "newer_minor.so");
+  th_host *f = *state;
+  th_fixture(f, "newer_minor.so");
   write_config(f, 1,
                "{\"id\": \"alpha\", \"timezone\": \"UTC\", "
                "\"plugins\": {\"newer\": {}}}");
   json_t *list = plugins_list(f);
-  assert_non_null(
-      find_row(json_object_get(list, "plugins"), "name", "newer", NULL, NULL));
+  assert_non_null(tu_get(list, "plugins[name=newer]"));
   assert_int_equal(json_array_size(json_object_get(list, "refused")), 0);
   json_decref(list);
   tu_run r = tu_twinhost(NULL, "--config", f->config, "plugins", "info",
@@ -544,8 +470,8 @@ static void host_runs_a_newer_minor_plugin(void **state)
  * that reaches local_time. */
 static void host_runs_a_plugin_built_against_abi_1_0(void **state)
 {
-  fx *f = *state;
-  char *path = fixture_file("old_minor.so");
+  th_host *f = *state;
+  char *path = th_fixture_path("old_minor.so");
   core_plugin p;
   core_err err = {.msg = {0}};
   if (core_plugin_load(path, &p, &err))
@@ -554,7 +480,7 @@ static void host_runs_a_plugin_built_against_abi_1_0(void **state)
   assert_true(TWIN_ABI_MINOR >= 1);
   core_plugin_unload(&p);
   free(path);
-  add_plugin(f, "old_minor.so");
+  th_fixture(f, "old_minor.so");
   write_config(f, 1,
                "{\"id\": \"alpha\", \"timezone\": \"UTC\", "
                "\"plugins\": {\"older\": {}}}");
@@ -586,25 +512,23 @@ static const char two_towns_beta_over_limit[] =
  * town, path and rule: a config with any mistake is refused whole. */
 static void a_config_over_the_schema_maximum_refuses_the_start(void **state)
 {
-  fx *f = *state;
-  add_plugin(f, "probe.so");
+  th_host *f = *state;
+  th_fixture(f, "probe.so");
   write_config(f, 1, two_towns_beta_over_limit);
-  core_host *h = NULL;
   core_err err = {.msg = {0}};
-  assert_int_equal(core_host_open(f->config, CORE_HOST_INSTANCES, &h, &err),
-                   TWIN_ERR_CONFIG);
-  assert_null(h);
+  assert_int_equal(th_try_open(f, CORE_HOST_INSTANCES, &err), TWIN_ERR_CONFIG);
+  assert_null(f->h);
   assert_one_line(err.msg);
-  assert_contains(err.msg, f->config);
-  assert_contains(err.msg, "town 'beta'");
-  assert_contains(err.msg, "plugins.probe.config.limit");
-  assert_contains(err.msg, "maximum");
+  tu_assert_contains(err.msg, f->config);
+  tu_assert_contains(err.msg, "town 'beta'");
+  tu_assert_contains(err.msg, "plugins.probe.config.limit");
+  tu_assert_contains(err.msg, "maximum");
   tu_run r = tu_twinhost(NULL, "--config", f->config, "query", "--town",
                          "alpha", "--plugin", "probe", "{\"op\":\"town\"}",
                          NULL);
   assert_int_equal(r.exit_code, 1);
-  assert_contains(r.err, "twinhost: config: ");
-  assert_contains(r.err, "limit");
+  tu_assert_contains(r.err, "twinhost: config: ");
+  tu_assert_contains(r.err, "limit");
   tu_run_free(&r);
 }
 
@@ -612,18 +536,18 @@ static void a_config_over_the_schema_maximum_refuses_the_start(void **state)
  * beside the good one, for the admin to read. */
 static void plugins_list_shows_a_config_the_schema_refuses(void **state)
 {
-  fx *f = *state;
-  add_plugin(f, "probe.so");
+  th_host *f = *state;
+  th_fixture(f, "probe.so");
   write_config(f, 1, two_towns_beta_over_limit);
   json_t *list = plugins_list(f);
   json_t *towns = json_object_get(list, "towns");
-  json_t *beta = find_row(towns, "town", "beta", "plugin", "probe");
+  json_t *beta = tu_get(towns, "[town=beta,plugin=probe]");
   assert_non_null(beta);
-  assert_string_equal(row_str(beta, "state"), "disabled");
-  assert_contains(row_str(beta, "reason"), "limit");
-  assert_contains(row_str(beta, "reason"), "maximum");
-  json_t *alpha = find_row(towns, "town", "alpha", "plugin", "probe");
-  assert_string_equal(row_str(alpha, "state"), "configured");
+  assert_string_equal(tu_str(beta, "state"), "disabled");
+  tu_assert_contains(tu_str(beta, "reason"), "limit");
+  tu_assert_contains(tu_str(beta, "reason"), "maximum");
+  json_t *alpha = tu_get(towns, "[town=alpha,plugin=probe]");
+  assert_string_equal(tu_str(alpha, "state"), "configured");
   json_decref(list);
 }
 
@@ -631,36 +555,36 @@ static void plugins_list_shows_a_config_the_schema_refuses(void **state)
 
 /* The instance of plugin in alpha is disabled with a reason naming file
  * and holding why; probe in the same town runs. */
-static void expect_open_refused(fx *f, const char *plugin, const char *file,
-                                const char *why)
+static void expect_open_refused(th_host *f, const char *plugin,
+                                const char *file, const char *why)
 {
-  core_host *h = NULL;
   core_err err = {.msg = {0}};
-  if (core_host_open(f->config, CORE_HOST_INSTANCES, &h, &err))
+  if (th_try_open(f, CORE_HOST_INSTANCES, &err))
     fail_msg("host did not start: %s", err.msg);
+  core_host *h = f->h;
   core_instance *ci = core_host_instance(h, "alpha", plugin);
   assert_non_null(ci);
   assert_int_equal(ci->state, CORE_INSTANCE_DISABLED);
   assert_null(ci->inst);
   assert_one_line(ci->reason);
   char *path = plugin_file(f, file);
-  assert_contains(ci->reason, path);
-  assert_contains(ci->reason, why);
+  tu_assert_contains(ci->reason, path);
+  tu_assert_contains(ci->reason, why);
   free(path);
   core_instance *probe = core_host_instance(h, "alpha", "probe");
   if (strcmp(plugin, "probe")) {
     assert_non_null(probe);
     assert_int_equal(probe->state, CORE_INSTANCE_RUNNING);
   }
-  core_host_close(h);
+  th_close(f);
 }
 
 static void
 a_failing_open_disables_the_instance_with_its_set_error_text(void **state)
 {
-  fx *f = *state;
-  add_plugin(f, "probe.so");
-  add_plugin(f, "open_fail.so");
+  th_host *f = *state;
+  th_fixture(f, "probe.so");
+  th_fixture(f, "open_fail.so");
   write_config(f, 1,
                "{\"id\": \"alpha\", \"timezone\": \"UTC\", "
                "\"plugins\": {\"openfail\": {}, \"probe\": {}}}");
@@ -669,9 +593,9 @@ a_failing_open_disables_the_instance_with_its_set_error_text(void **state)
 
 static void a_failing_open_leaves_the_other_plugins_running(void **state)
 {
-  fx *f = *state;
-  add_plugin(f, "probe.so");
-  add_plugin(f, "open_fail.so");
+  th_host *f = *state;
+  th_fixture(f, "probe.so");
+  th_fixture(f, "open_fail.so");
   write_config(f, 1,
                "{\"id\": \"alpha\", \"timezone\": \"UTC\", "
                "\"plugins\": {\"openfail\": {}, \"probe\": {}}}");
@@ -679,15 +603,15 @@ static void a_failing_open_leaves_the_other_plugins_running(void **state)
   tu_run r = tu_twinhost(NULL, "--config", f->config, "query", "--town",
                          "alpha", "--plugin", "openfail", "{}", NULL);
   assert_int_equal(r.exit_code, 1);
-  assert_contains(r.err, "twinhost: query: ");
-  assert_contains(r.err, "cannot reach the feed");
+  tu_assert_contains(r.err, "twinhost: query: ");
+  tu_assert_contains(r.err, "cannot reach the feed");
   tu_run_free(&r);
 }
 
 static void probe_asked_to_fail_open_is_disabled_with_its_reason(void **state)
 {
-  fx *f = *state;
-  add_plugin(f, "probe.so");
+  th_host *f = *state;
+  th_fixture(f, "probe.so");
   write_config(f, 1,
                "{\"id\": \"alpha\", \"timezone\": \"UTC\", "
                "\"plugins\": {\"probe\": {\"config\": {\"fail_open\": "
@@ -702,8 +626,8 @@ static void probe_asked_to_fail_open_is_disabled_with_its_reason(void **state)
 static void
 a_plugin_enabled_but_not_found_refuses_the_start(void **state)
 {
-  fx *f = *state;
-  add_plugin(f, "probe.so");
+  th_host *f = *state;
+  th_fixture(f, "probe.so");
   write_config(f, 1,
                "{\"id\": \"alpha\", \"timezone\": \"UTC\", "
                "\"plugins\": {\"prbe\": {}}}");
@@ -711,21 +635,21 @@ a_plugin_enabled_but_not_found_refuses_the_start(void **state)
                          "alpha", "--plugin", "probe", "{\"op\":\"town\"}",
                          NULL);
   assert_int_equal(r.exit_code, 1);
-  assert_contains(r.err, "plugins.prbe: no plugin of that name is loaded; "
-                         "did you mean \"probe\"?");
+  tu_assert_contains(r.err, "plugins.prbe: no plugin of that name is loaded; "
+                            "did you mean \"probe\"?");
   tu_run_free(&r);
   write_config(f, 1,
                "{\"id\": \"alpha\", \"timezone\": \"UTC\", "
                "\"plugins\": {\"ghost\": {}, \"probe\": {}}}");
   json_t *list = plugins_list(f);
   json_t *towns = json_object_get(list, "towns");
-  json_t *ghost = find_row(towns, "town", "alpha", "plugin", "ghost");
+  json_t *ghost = tu_get(towns, "[town=alpha,plugin=ghost]");
   assert_non_null(ghost);
-  assert_string_equal(row_str(ghost, "state"), "missing");
-  assert_non_null(row_str(ghost, "reason"));
-  json_t *probe = find_row(towns, "town", "alpha", "plugin", "probe");
+  assert_string_equal(tu_str(ghost, "state"), "missing");
+  assert_non_null(tu_str(ghost, "reason"));
+  json_t *probe = tu_get(towns, "[town=alpha,plugin=probe]");
   assert_non_null(probe);
-  assert_string_equal(row_str(probe, "state"), "configured");
+  assert_string_equal(tu_str(probe, "state"), "configured");
   json_decref(list);
 }
 
@@ -733,8 +657,8 @@ a_plugin_enabled_but_not_found_refuses_the_start(void **state)
 
 static void plugins_on_twinhost_plugin_path_are_found(void **state)
 {
-  fx *f = *state;
-  add_plugin(f, "probe.so");
+  th_host *f = *state;
+  th_fixture(f, "probe.so");
   write_config(f, 0, one_town);
   setenv("TWINHOST_PLUGIN_PATH", f->plugins, 1);
   json_t *list = plugins_list(f);
@@ -747,11 +671,10 @@ static void plugins_on_twinhost_plugin_path_are_found(void **state)
     listed |= !strcmp(json_string_value(dir), f->plugins);
   }
   assert_true(listed);
-  json_t *probe =
-      find_row(json_object_get(list, "plugins"), "name", "probe", NULL, NULL);
+  json_t *probe = tu_get(list, "plugins[name=probe]");
   assert_non_null(probe);
   char *file = plugin_file(f, "probe.so");
-  assert_string_equal(row_str(probe, "file"), file);
+  assert_string_equal(tu_str(probe, "file"), file);
   free(file);
   json_decref(list);
   assert_probe_answers(f);
@@ -759,23 +682,22 @@ static void plugins_on_twinhost_plugin_path_are_found(void **state)
 
 static void a_folder_without_plugins_on_the_path_is_harmless(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   char *empty = tu_fmt("%s/empty", f->dir);
   assert_int_equal(mkdir(empty, 0755), 0);
-  add_plugin(f, "probe.so");
+  th_fixture(f, "probe.so");
   write_config(f, 1, one_town);
   setenv("TWINHOST_PLUGIN_PATH", empty, 1);
   free(empty);
   json_t *list = plugins_list(f);
-  assert_non_null(
-      find_row(json_object_get(list, "plugins"), "name", "probe", NULL, NULL));
+  assert_non_null(tu_get(list, "plugins[name=probe]"));
   json_decref(list);
 }
 
 static void check_accepts_a_file_named_without_a_folder(void **state)
 {
-  fx *f = *state;
-  add_plugin(f, "probe.so");
+  th_host *f = *state;
+  th_fixture(f, "probe.so");
   assert_int_equal(chdir(f->plugins), 0);
   tu_run r = tu_twinhost(NULL, "plugins", "check", "probe.so", NULL);
   if (r.exit_code != 0)
@@ -790,6 +712,9 @@ static void check_accepts_a_file_named_without_a_folder(void **state)
 int main(void)
 {
   setenv("TWINHOST_MAP_MIB", "8", 1); /* small stores in the temp folders */
+  start_dir = getcwd(NULL, 0);
+  if (!start_dir)
+    return 1;
   const struct CMUnitTest tests[] = {
       T(load_refuses_a_missing_file),
       T(check_reports_a_missing_file),
@@ -831,5 +756,7 @@ int main(void)
       T(a_folder_without_plugins_on_the_path_is_harmless),
       T(check_accepts_a_file_named_without_a_folder),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  int failed = cmocka_run_group_tests(tests, NULL, NULL);
+  free(start_dir);
+  return failed;
 }

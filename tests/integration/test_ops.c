@@ -10,7 +10,7 @@
  * real host on a real LMDB: first in this process (core_host_request, the
  * pipeline), then through a real `twinhost serve` on a loopback port.
  */
-#include "testutil.h"
+#include "testhost.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -21,127 +21,45 @@
 #include <unistd.h>
 
 #include "api.h"
-#include "host.h"
-#include "pipeline.h"
 
-typedef struct fx {
-  char *dir;
-  char *config;
-  core_host *h;
-  core_pipeline *p;
-  /* the serve group */
-  char *log;
-  tu_server srv;
-  char token[128];
-  char base[64];
-} fx;
-
-static const char *config_text =
-    "{\"data_dir\":\"data\",\"plugin_path\":[\"plugins\"],\"towns\":["
-    "{\"id\":\"alpha\",\"name\":\"Alpha\",\"timezone\":\"UTC\","
-    " \"location\":{\"lat\":48.8349,\"lon\":12.9609},"
-    " \"deadlines\":{\"query_ms\":100},"
-    " \"scripts\":\".\",\"plugins\":{\"ops\":{},\"minorone\":{},"
-    " \"older\":{}}},"
-    "{\"id\":\"beta\",\"name\":\"Beta\",\"timezone\":\"UTC\","
-    " \"api\":{\"anonymous_read\":true},"
-    " \"scripts\":\".\",\"plugins\":{\"ops\":{}}}]}";
-
-static void link_fixture(const char *plugins, const char *name)
+/* The folder both groups run in: the three fixtures, town alpha with all
+ * of them (a 100 ms query deadline), town beta with ops, open to read. */
+static th_host *host_new(void)
 {
-  char *from = tu_fmt("%s/%s", tu_env("TWIN_FIXTURE_DIR"), name);
-  char *to = tu_fmt("%s/%s", plugins, name);
-  assert_int_equal(symlink(from, to), 0);
-  free(from);
-  free(to);
-}
-
-static fx *fx_new(void)
-{
-  fx *f = calloc(1, sizeof *f);
-  f->dir = tu_tempdir();
+  th_host *f = th_new();
   tu_utc_zoneinfo(f->dir);
-  unsetenv("TWINHOST_PLUGIN_PATH");
-  char *plugins = tu_fmt("%s/plugins", f->dir);
-  core_mkdirs(plugins, NULL);
-  link_fixture(plugins, "ops.so");
-  link_fixture(plugins, "minor_one.so");
-  link_fixture(plugins, "old_minor.so");
-  free(plugins);
-  f->config = tu_write_file(f->dir, "host.json", config_text);
+  th_fixture(f, "ops.so");
+  th_fixture(f, "minor_one.so");
+  th_fixture(f, "old_minor.so");
+  th_config(f, TH_FIXTURES,
+            "{'id':'alpha','name':'Alpha','timezone':'UTC',"
+            " 'location':{'lat':48.8349,'lon':12.9609},"
+            " 'deadlines':{'query_ms':100},"
+            " 'scripts':'.','plugins':{'ops':{},'minorone':{},"
+            " 'older':{}}},"
+            "{'id':'beta','name':'Beta','timezone':'UTC',"
+            " 'api':{'anonymous_read':true},"
+            " 'scripts':'.','plugins':{'ops':{}}}");
   return f;
-}
-
-static void fx_free(fx *f)
-{
-  unsetenv("TZDIR");
-  tu_rmtree(f->dir);
-  free(f->dir);
-  free(f->config);
-  free(f->log);
-  free(f);
 }
 
 static int setup_host(void **state)
 {
-  fx *f = fx_new();
-  core_err err;
-  if (core_host_open(f->config, CORE_HOST_INSTANCES, &f->h, &err))
-    fail_msg("host: %s", err.msg);
-  assert_int_equal(core_pipeline_start(f->h, &f->p, &err), TWIN_OK);
+  th_host *f = host_new();
+  th_open(f);
   *state = f;
   return 0;
 }
 
-static int teardown_host(void **state)
+/* alpha's ops plugin. */
+static core_instance *ops(th_host *f)
 {
-  fx *f = *state;
-  core_pipeline_stop(f->p);
-  core_host_close(f->h);
-  fx_free(f);
-  return 0;
+  return th_inst(f, "alpha", "ops");
 }
 
-static void assert_contains(const char *text, const char *want)
+static json_int_t echo_calls(th_host *f)
 {
-  if (!text || !strstr(text, want))
-    fail_msg("\"%s\"\n  lacks \"%s\"", text ? text : "(null)", want);
-}
-
-static core_instance *inst(fx *f, const char *town, const char *plugin)
-{
-  core_instance *ci = core_host_instance(f->h, town, plugin);
-  if (!ci)
-    fail_msg("no instance %s/%s", town, plugin);
-  return ci;
-}
-
-/* A query or scenario in this process: the status, *reply and *err. */
-static int ask(fx *f, const char *town, const char *plugin, int kind,
-               const char *op, const char *req, core_reply *reply,
-               core_err *err)
-{
-  return core_host_request(f->h, inst(f, town, plugin), kind, op, req,
-                           strlen(req), reply, err);
-}
-
-static json_t *ask_ok(fx *f, const char *plugin, int kind, const char *op,
-                      const char *req)
-{
-  core_reply r;
-  core_err err;
-  if (ask(f, "alpha", plugin, kind, op, req, &r, &err))
-    fail_msg("%s %s: %s", op ? op : "", req, err.msg);
-  json_t *j = json_loadb(r.body, r.len, JSON_DECODE_ANY, NULL);
-  if (!j)
-    fail_msg("reply is not JSON: %s", r.body);
-  free(r.body);
-  return j;
-}
-
-static json_int_t echo_calls(fx *f)
-{
-  json_t *j = ask_ok(f, "ops", TWIN_OP_QUERY, "calls", "{}");
+  json_t *j = th_ask_ok(f, ops(f), TWIN_OP_QUERY, "calls", "{}");
   json_int_t n = json_integer_value(json_object_get(j, "echo"));
   json_decref(j);
   return n;
@@ -151,7 +69,7 @@ static json_int_t echo_calls(fx *f)
 
 static void a_request_failing_its_schema_never_reaches_the_plugin(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   static const struct {
     const char *req, *field, *says;
   } bad[] = {
@@ -171,34 +89,34 @@ static void a_request_failing_its_schema_never_reaches_the_plugin(void **state)
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     core_reply r;
     core_err err;
-    int st = ask(f, "alpha", "ops", TWIN_OP_QUERY, NULL, bad[i].req, &r, &err);
+    int st = th_request(f, ops(f), TWIN_OP_QUERY, NULL, bad[i].req, &r, &err);
     if (st != TWIN_ERR_INVALID)
       fail_msg("%s: status %d (%s), want ERR_INVALID", bad[i].req, st,
                err.msg);
     assert_string_equal(err.code, "bad_request");
     assert_string_equal(err.field, bad[i].field);
-    assert_contains(err.msg, bad[i].says);
-    assert_contains(err.msg, "ops query 'echo'");
+    tu_assert_contains(err.msg, bad[i].says);
+    tu_assert_contains(err.msg, "ops query 'echo'");
   }
   assert_int_equal(echo_calls(f), 0);
 }
 
 static void a_checked_request_arrives_with_defaults_and_its_op(void **state)
 {
-  fx *f = *state;
-  json_t *j = ask_ok(f, "ops", TWIN_OP_QUERY, NULL,
-                     "{\"op\":\"echo\",\"from\":\"2026-12-01T10:00:00+01:00\"}");
+  th_host *f = *state;
+  json_t *j =
+      th_ask_ok(f, ops(f), TWIN_OP_QUERY, NULL,
+                "{\"op\":\"echo\",\"from\":\"2026-12-01T10:00:00+01:00\"}");
   json_t *got = json_object_get(j, "got");
-  assert_string_equal(json_string_value(json_object_get(got, "op")), "echo");
-  assert_int_equal(json_integer_value(json_object_get(got, "n")), 3);
+  assert_string_equal(tu_str(got, "op"), "echo");
+  assert_int_equal(tu_int(got, "n"), 3);
   assert_true(json_is_false(json_object_get(got, "exact")));
-  assert_string_equal(json_string_value(json_object_get(got, "from")),
-                      "2026-12-01T10:00:00+01:00");
+  assert_string_equal(tu_str(got, "from"), "2026-12-01T10:00:00+01:00");
   json_decref(j);
   /* the op named apart from the body (as a URL path does) */
-  j = ask_ok(f, "ops", TWIN_OP_QUERY, "echo", "{\"from\":1764547200000}");
+  j = th_ask_ok(f, ops(f), TWIN_OP_QUERY, "echo", "{\"from\":1764547200000}");
   got = json_object_get(j, "got");
-  assert_string_equal(json_string_value(json_object_get(got, "op")), "echo");
+  assert_string_equal(tu_str(got, "op"), "echo");
   json_decref(j);
   assert_int_equal(echo_calls(f), 2);
 }
@@ -206,50 +124,47 @@ static void a_checked_request_arrives_with_defaults_and_its_op(void **state)
 static void an_unknown_or_missing_op_is_refused_with_the_ops_listed(
     void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   core_reply r;
   core_err err;
-  assert_int_equal(ask(f, "alpha", "ops", TWIN_OP_QUERY, NULL,
-                       "{\"op\":\"ecoh\",\"from\":0}", &r, &err),
+  assert_int_equal(th_request(f, ops(f), TWIN_OP_QUERY, NULL,
+                              "{\"op\":\"ecoh\",\"from\":0}", &r, &err),
                    TWIN_ERR_NOT_FOUND);
   assert_string_equal(err.code, "unknown_op");
   assert_string_equal(err.field, "op");
-  assert_contains(err.msg, "did you mean \"echo\"");
-  assert_contains(err.msg, "echo, calls, calendar");
+  tu_assert_contains(err.msg, "did you mean \"echo\"");
+  tu_assert_contains(err.msg, "echo, calls, calendar");
 
   assert_int_equal(
-      ask(f, "alpha", "ops", TWIN_OP_QUERY, NULL, "{\"from\":0}", &r, &err),
+      th_request(f, ops(f), TWIN_OP_QUERY, NULL, "{\"from\":0}", &r, &err),
       TWIN_ERR_INVALID);
   assert_string_equal(err.field, "op");
-  assert_contains(err.msg, "missing");
+  tu_assert_contains(err.msg, "missing");
 
   /* the path names one op, the body another */
-  assert_int_equal(ask(f, "alpha", "ops", TWIN_OP_QUERY, "echo",
-                       "{\"op\":\"calls\"}", &r, &err),
+  assert_int_equal(th_request(f, ops(f), TWIN_OP_QUERY, "echo",
+                              "{\"op\":\"calls\"}", &r, &err),
                    TWIN_ERR_INVALID);
-  assert_contains(err.msg, "the path names query op 'echo'");
+  tu_assert_contains(err.msg, "the path names query op 'echo'");
 
-  assert_int_equal(
-      ask(f, "alpha", "ops", TWIN_OP_QUERY, NULL, "[1]", &r, &err),
-      TWIN_ERR_INVALID);
-  assert_contains(err.msg, "must be a JSON object");
+  assert_int_equal(th_request(f, ops(f), TWIN_OP_QUERY, NULL, "[1]", &r, &err),
+                   TWIN_ERR_INVALID);
+  tu_assert_contains(err.msg, "must be a JSON object");
   assert_int_equal(echo_calls(f), 0);
 }
 
 static void the_only_scenario_op_needs_no_name_and_changes_nothing(
     void **state)
 {
-  fx *f = *state;
-  json_t *j = ask_ok(f, "ops", TWIN_OP_SCENARIO, NULL, "{\"id\":\"m1\"}");
-  assert_string_equal(
-      json_string_value(json_object_get(json_object_get(j, "report"), "marked")),
-      "m1");
-  assert_int_equal(json_integer_value(json_object_get(j, "staged_writes")), 1);
+  th_host *f = *state;
+  json_t *j = th_ask_ok(f, ops(f), TWIN_OP_SCENARIO, NULL, "{\"id\":\"m1\"}");
+  assert_string_equal(tu_str(j, "report.marked"), "m1");
+  assert_int_equal(tu_int(j, "staged_writes"), 1);
   json_decref(j);
   core_reply r;
   core_err err;
-  assert_int_equal(ask(f, "alpha", "ops", TWIN_OP_SCENARIO, "mark",
-                       "{\"id\":\"\"}", &r, &err),
+  assert_int_equal(th_request(f, ops(f), TWIN_OP_SCENARIO, "mark",
+                              "{\"id\":\"\"}", &r, &err),
                    TWIN_ERR_INVALID);
   assert_string_equal(err.field, "id");
 }
@@ -258,49 +173,49 @@ static void the_only_scenario_op_needs_no_name_and_changes_nothing(
 
 static void a_calendar_reply_keeps_its_media_type(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   core_reply r;
   core_err err;
   assert_int_equal(
-      ask(f, "alpha", "ops", TWIN_OP_QUERY, "calendar", "{}", &r, &err), 0);
+      th_request(f, ops(f), TWIN_OP_QUERY, "calendar", "{}", &r, &err), 0);
   assert_string_equal(r.type, "text/calendar");
   assert_true(r.len > 15 && !memcmp(r.body, "BEGIN:VCALENDAR\r\n", 17));
   free(r.body);
-  assert_int_equal(ask(f, "alpha", "ops", TWIN_OP_QUERY, "calendar",
-                       "{\"as\":\"json\"}", &r, &err),
+  assert_int_equal(th_request(f, ops(f), TWIN_OP_QUERY, "calendar",
+                              "{\"as\":\"json\"}", &r, &err),
                    0);
   assert_string_equal(r.type, "application/json");
   free(r.body);
   /* a type the op does not declare is the plugin's error */
-  assert_int_equal(ask(f, "alpha", "ops", TWIN_OP_QUERY, "calendar",
-                       "{\"as\":\"csv\"}", &r, &err),
+  assert_int_equal(th_request(f, ops(f), TWIN_OP_QUERY, "calendar",
+                              "{\"as\":\"csv\"}", &r, &err),
                    TWIN_ERR_INVALID);
-  assert_contains(err.msg, "not a reply type of calendar");
+  tu_assert_contains(err.msg, "not a reply type of calendar");
 }
 
 /* ---- deadlines and the town ---------------------------------------------- */
 
 static void a_query_is_stopped_at_its_deadline(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   core_reply r;
   core_err err;
   /* spin polls check_deadline until it says the deadline passed */
-  int st = ask(f, "alpha", "ops", TWIN_OP_QUERY, "spin", "{}", &r, &err);
+  int st = th_request(f, ops(f), TWIN_OP_QUERY, "spin", "{}", &r, &err);
   assert_int_equal(st, TWIN_ERR_DEADLINE);
   assert_string_equal(err.code, "deadline_exceeded");
-  assert_contains(err.msg, "alpha/ops query 'spin' ran out of time");
-  assert_contains(err.msg, "deadline of 100 ms");
-  assert_contains(err.msg, "deadlines.query_ms");
+  tu_assert_contains(err.msg, "alpha/ops query 'spin' ran out of time");
+  tu_assert_contains(err.msg, "deadline of 100 ms");
+  tu_assert_contains(err.msg, "deadlines.query_ms");
 }
 
 static void the_town_call_gives_id_name_zone_and_location(void **state)
 {
-  fx *f = *state;
-  json_t *j = ask_ok(f, "ops", TWIN_OP_QUERY, "town", "{}");
-  assert_string_equal(json_string_value(json_object_get(j, "id")), "alpha");
-  assert_string_equal(json_string_value(json_object_get(j, "name")), "Alpha");
-  assert_string_equal(json_string_value(json_object_get(j, "timezone")), "UTC");
+  th_host *f = *state;
+  json_t *j = th_ask_ok(f, ops(f), TWIN_OP_QUERY, "town", "{}");
+  assert_string_equal(tu_str(j, "id"), "alpha");
+  assert_string_equal(tu_str(j, "name"), "Alpha");
+  assert_string_equal(tu_str(j, "timezone"), "UTC");
   assert_true(json_is_true(json_object_get(j, "has_location")));
   assert_true(json_real_value(json_object_get(j, "lat")) == 48.8349);
   assert_true(json_real_value(json_object_get(j, "lon")) == 12.9609);
@@ -309,79 +224,46 @@ static void the_town_call_gives_id_name_zone_and_location(void **state)
 
 /* ---- ingest: media types and items --------------------------------------- */
 
-typedef struct outcome {
-  int status, called;
-  char reason[1024], code[48];
-  json_t *items;
-  size_t total;
-} outcome;
-
-static void on_outcome(void *ud, const core_outcome *o)
-{
-  outcome *r = ud;
-  r->status = o->status;
-  r->called = 1;
-  snprintf(r->reason, sizeof r->reason, "%s", o->reason ? o->reason : "");
-  snprintf(r->code, sizeof r->code, "%s", o->code ? o->code : "");
-  r->items = core_items_json(o->items);
-  r->total = o->items->total;
-}
-
-static outcome ingest_as(fx *f, const char *type, const char *doc, size_t len)
-{
-  outcome r = {0};
-  assert_int_equal(core_pipeline_submit_as(f->p, inst(f, "alpha", "ops"), type,
-                                           doc, len, on_outcome, &r),
-                   TWIN_OK);
-  core_pipeline_drain(f->p);
-  assert_true(r.called);
-  return r;
-}
-
 static void a_csv_body_reaches_the_plugin_untouched(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   /* ; separators, a decimal comma, CRLF, a quoted field and a NUL byte */
   static const char csv[] = "zeit;wert\r\n01.12.2026 10:00;\"1,5\"\r\n\0x";
   size_t n = sizeof csv - 1;
-  outcome r = ingest_as(f, "text/csv", csv, n);
+  th_outcome r = th_ingest_as(f, ops(f), "text/csv", csv, n);
   if (r.status)
     fail_msg("csv refused: %s", r.reason);
-  json_decref(r.items);
-  json_t *j = ask_ok(f, "ops", TWIN_OP_QUERY, "last", "{}");
+  th_outcome_free(&r);
+  json_t *j = th_ask_ok(f, ops(f), TWIN_OP_QUERY, "last", "{}");
   char hex[2 * sizeof csv + 1];
   for (size_t i = 0; i < n; i++)
     snprintf(hex + 2 * i, 3, "%02x", (unsigned char)csv[i]);
-  assert_string_equal(json_string_value(json_object_get(j, "hex")), hex);
-  assert_string_equal(json_string_value(json_object_get(j, "type")),
-                      "text/csv");
+  assert_string_equal(tu_str(j, "hex"), hex);
+  assert_string_equal(tu_str(j, "type"), "text/csv");
   json_decref(j);
 }
 
 static void refused_items_are_listed_and_the_rest_lands(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   const char *doc = "{\"items\":[{\"id\":\"a\",\"value\":1},"
                     "{\"id\":\"b\",\"value\":-2},{\"value\":3},"
                     "{\"id\":\"d\",\"value\":4}]}";
-  outcome r = ingest_as(f, NULL, doc, strlen(doc));
+  th_outcome r = th_ingest_as(f, ops(f), NULL, doc, strlen(doc));
   if (r.status)
     fail_msg("document refused: %s", r.reason);
   assert_int_equal(r.total, 2);
   json_t *b = json_array_get(r.items, 0), *c = json_array_get(r.items, 1);
-  assert_string_equal(json_string_value(json_object_get(b, "item")), "b");
-  assert_string_equal(json_string_value(json_object_get(b, "field")), "value");
-  assert_string_equal(json_string_value(json_object_get(b, "code")),
-                      "implausible");
-  assert_contains(json_string_value(json_object_get(b, "reason")),
-                  "-2 is negative");
-  assert_string_equal(json_string_value(json_object_get(c, "item")),
-                      "items[2]");
-  assert_string_equal(json_string_value(json_object_get(c, "code")),
-                      "malformed");
-  json_decref(r.items);
+  assert_string_equal(tu_str(b, "item"), "b");
+  assert_string_equal(tu_str(b, "field"), "value");
+  assert_string_equal(tu_str(b, "code"), "implausible");
+  tu_assert_contains(json_string_value(json_object_get(b, "reason")),
+                     "-2 is negative");
+  assert_string_equal(tu_str(c, "item"), "items[2]");
+  assert_string_equal(tu_str(c, "code"), "malformed");
+  th_outcome_free(&r);
   /* the good ones landed, the refused one did not */
-  core_instance *ci = inst(f, "alpha", "ops");
+  core_instance *ci = ops(f);
   MDB_txn *txn;
   core_err err;
   assert_int_equal(core_store_begin_read(f->h->store, &txn, &err), 0);
@@ -416,77 +298,74 @@ static void refused_items_are_listed_and_the_rest_lands(void **state)
 static void a_document_whose_items_all_fail_is_rejected_with_them(
     void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   const char *doc = "{\"items\":[{\"id\":\"x\",\"value\":-1}]}";
-  outcome r = ingest_as(f, NULL, doc, strlen(doc));
+  th_outcome r = th_ingest_as(f, ops(f), NULL, doc, strlen(doc));
   assert_int_equal(r.status, TWIN_ERR_REJECTED);
-  assert_contains(r.reason, "every item was refused");
+  tu_assert_contains(r.reason, "every item was refused");
   assert_int_equal(r.total, 1);
-  json_decref(r.items);
+  th_outcome_free(&r);
   /* a structured error: the plugin's field */
-  r = ingest_as(f, NULL, "{}", 2);
+  r = th_ingest_as(f, ops(f), NULL, "{}", 2);
   assert_int_equal(r.status, TWIN_ERR_PARSE);
   assert_string_equal(r.code, "no_items");
-  json_decref(r.items);
+  th_outcome_free(&r);
 }
 
 static void a_media_type_the_plugin_does_not_take_is_refused(void **state)
 {
-  fx *f = *state;
-  assert_false(core_plugin_takes(inst(f, "alpha", "ops")->plugin,
-                                 "text/calendar"));
-  assert_true(core_plugin_takes(inst(f, "alpha", "ops")->plugin,
-                                "Text/CSV; charset=utf-8"));
-  assert_true(core_plugin_takes(inst(f, "alpha", "ops")->plugin,
-                                "application/geo+json"));
+  th_host *f = *state;
+  assert_false(core_plugin_takes(ops(f)->plugin, "text/calendar"));
+  assert_true(core_plugin_takes(ops(f)->plugin, "Text/CSV; charset=utf-8"));
+  assert_true(core_plugin_takes(ops(f)->plugin, "application/geo+json"));
 }
 
 /* ---- plugins of ABI 1.0 and 1.1 ------------------------------------------ */
 
 static void plugins_of_abi_1_0_and_1_1_still_load_and_answer(void **state)
 {
-  fx *f = *state;
-  core_instance *one = inst(f, "alpha", "minorone");
+  th_host *f = *state;
+  core_instance *one = th_inst(f, "alpha", "minorone");
   assert_int_equal(one->plugin->desc.abi_minor, 1);
   assert_int_equal(one->plugin->n_ops, 0);
-  json_t *j = ask_ok(f, "minorone", TWIN_OP_QUERY, NULL, "{\"op\":\"hello\"}");
-  assert_string_equal(json_string_value(json_object_get(j, "hello")), "world");
+  json_t *j = th_ask_ok(f, th_inst(f, "alpha", "minorone"), TWIN_OP_QUERY, NULL,
+                        "{\"op\":\"hello\"}");
+  assert_string_equal(tu_str(j, "hello"), "world");
   json_decref(j);
   /* the op in the path reaches a plugin without a table as "op" */
-  j = ask_ok(f, "minorone", TWIN_OP_QUERY, "hour", "{\"t\":7200000}");
-  assert_int_equal(json_integer_value(json_object_get(j, "hour")), 2);
+  j = th_ask_ok(f, th_inst(f, "alpha", "minorone"), TWIN_OP_QUERY, "hour",
+                "{\"t\":7200000}");
+  assert_int_equal(tu_int(j, "hour"), 2);
   json_decref(j);
   core_err err;
   char *d = NULL;
-  assert_int_equal(core_host_describe(f->h, inst(f, "alpha", "older"), &d, &err),
-                   0);
-  assert_contains(d, "\"host_has_local_time\":true");
+  assert_int_equal(
+      core_host_describe(f->h, th_inst(f, "alpha", "older"), &d, &err), 0);
+  tu_assert_contains(d, "\"host_has_local_time\":true");
   free(d);
-  outcome r = {0};
-  assert_int_equal(core_pipeline_submit_as(f->p, one, NULL, "{\"x\":1}", 7,
-                                           on_outcome, &r),
-                   0);
-  core_pipeline_drain(f->p);
+  th_outcome r = th_ingest_as(f, one, NULL, "{\"x\":1}", 7);
   assert_int_equal(r.status, 0);
-  json_decref(r.items);
+  th_outcome_free(&r);
 }
 
 /* ---- through `twinhost serve` -------------------------------------------- */
 
+/* The same folder under a real `twinhost serve`, with a token of alpha. */
+typedef struct served {
+  th_host *t;
+  char *log;
+  tu_server srv;
+  char *token;
+  char base[64];
+} served;
+
 static int setup_serve(void **state)
 {
-  fx *f = fx_new();
-  f->log = tu_fmt("%s/serve.log", f->dir);
-  tu_run t = tu_twinhost(NULL, "--config", f->config, "token", "create",
-                         "--town", "alpha", "--scope", "read,write", NULL);
-  if (t.exit_code)
-    fail_msg("token create: %s", t.err);
-  json_t *j = json_loads(t.out, 0, NULL);
-  snprintf(f->token, sizeof f->token, "%s",
-           json_string_value(json_object_get(j, "token")));
-  json_decref(j);
-  tu_run_free(&t);
-  tu_server_start(&f->srv, f->config, f->log);
+  served *f = calloc(1, sizeof *f);
+  f->t = host_new();
+  f->log = tu_fmt("%s/serve.log", f->t->dir);
+  f->token = th_token(f->t, "alpha", "read,write");
+  tu_server_start(&f->srv, f->t->config, f->log);
   snprintf(f->base, sizeof f->base, "http://127.0.0.1:%d", f->srv.port);
   *state = f;
   return 0;
@@ -494,13 +373,16 @@ static int setup_serve(void **state)
 
 static int teardown_serve(void **state)
 {
-  fx *f = *state;
+  served *f = *state;
   tu_server_stop(&f->srv, SIGTERM);
-  fx_free(f);
+  th_free(f->t);
+  free(f->log);
+  free(f->token);
+  free(f);
   return 0;
 }
 
-static tu_http_resp req(fx *f, const char *method, const char *path,
+static tu_http_resp req(served *f, const char *method, const char *path,
                         const char *type, const char *body, size_t len)
 {
   char *url = tu_fmt("%s%s", f->base, path);
@@ -529,7 +411,7 @@ static void expect(const tu_http_resp *r, long status, const char *code,
 
 static void a_safe_op_is_answered_on_get_from_typed_parameters(void **state)
 {
-  fx *f = *state;
+  served *f = *state;
   tu_http_resp r = req(f, "GET",
                        "/v1/towns/alpha/plugins/ops/query/echo?from=2026-12-"
                        "01T00:00:00Z&n=4&ratio=0.5&exact=true&tags=a&tags=b",
@@ -537,7 +419,7 @@ static void a_safe_op_is_answered_on_get_from_typed_parameters(void **state)
   expect(&r, 200, NULL, NULL);
   json_t *got = json_object_get(r.json, "got");
   assert_true(json_is_integer(json_object_get(got, "n")));
-  assert_int_equal(json_integer_value(json_object_get(got, "n")), 4);
+  assert_int_equal(tu_int(got, "n"), 4);
   assert_true(json_real_value(json_object_get(got, "ratio")) == 0.5);
   assert_true(json_is_true(json_object_get(got, "exact")));
   assert_int_equal(json_array_size(json_object_get(got, "tags")), 2);
@@ -546,8 +428,7 @@ static void a_safe_op_is_answered_on_get_from_typed_parameters(void **state)
   r = req(f, "GET", "/v1/towns/alpha/plugins/ops/query/echo?from=1764547200000",
           NULL, NULL, 0);
   expect(&r, 200, NULL, NULL);
-  assert_true(json_is_integer(
-      json_object_get(json_object_get(r.json, "got"), "from")));
+  assert_true(json_is_integer(tu_get(r.json, "got.from")));
   tu_http_free(&r);
 
   r = req(f, "GET", "/v1/towns/alpha/plugins/ops/query/echo?from=0&n=four",
@@ -580,20 +461,18 @@ static void a_safe_op_is_answered_on_get_from_typed_parameters(void **state)
 
 static void post_by_path_and_by_body_reach_the_same_op(void **state)
 {
-  fx *f = *state;
+  served *f = *state;
   const char *params = "{\"from\":\"2026-12-01T00:00:00Z\",\"n\":5}";
   tu_http_resp r = req(f, "POST", "/v1/towns/alpha/plugins/ops/query/echo",
                        "application/json", params, strlen(params));
   expect(&r, 200, NULL, NULL);
-  assert_int_equal(json_integer_value(json_object_get(
-                       json_object_get(r.json, "got"), "n")),
-                   5);
+  assert_int_equal(tu_int(r.json, "got.n"), 5);
   tu_http_free(&r);
   const char *body = "{\"op\":\"echo\",\"from\":0,\"n\":0}";
   r = req(f, "POST", "/v1/towns/alpha/plugins/ops/query", "application/json",
           body, strlen(body));
   expect(&r, 400, "bad_request", "n");
-  assert_contains(r.body, "below the minimum 1");
+  tu_assert_contains(r.body, "below the minimum 1");
   tu_http_free(&r);
   r = req(f, "POST", "/v1/towns/alpha/plugins/ops/scenario/mark",
           "application/json", "{\"id\":\"m\"}", 10);
@@ -603,8 +482,7 @@ static void post_by_path_and_by_body_reach_the_same_op(void **state)
   r = req(f, "POST", "/v1/towns/alpha/plugins/minorone/query/hello", NULL,
           NULL, 0);
   expect(&r, 200, NULL, NULL);
-  assert_string_equal(json_string_value(json_object_get(r.json, "hello")),
-                      "world");
+  assert_string_equal(tu_str(r.json, "hello"), "world");
   tu_http_free(&r);
   r = req(f, "POST", "/v1/towns/alpha/plugins/ops/query/spin", NULL, NULL, 0);
   expect(&r, 504, "deadline_exceeded", NULL);
@@ -613,13 +491,13 @@ static void post_by_path_and_by_body_reach_the_same_op(void **state)
 
 static void a_calendar_reply_is_sent_with_its_content_type(void **state)
 {
-  fx *f = *state;
+  served *f = *state;
   tu_http_resp r =
       req(f, "GET", "/v1/towns/alpha/plugins/ops/query/calendar", NULL, NULL, 0);
   expect(&r, 200, NULL, NULL);
   assert_string_equal(r.content_type, "text/calendar; charset=utf-8");
   assert_true(r.len > 17 && !memcmp(r.body, "BEGIN:VCALENDAR\r\n", 17));
-  assert_contains(r.body, "SUMMARY:Wochenmarkt\r\n");
+  tu_assert_contains(r.body, "SUMMARY:Wochenmarkt\r\n");
   tu_http_free(&r);
   r = req(f, "GET", "/v1/towns/alpha/plugins/ops/query/calendar?as=json", NULL,
           NULL, 0);
@@ -630,57 +508,55 @@ static void a_calendar_reply_is_sent_with_its_content_type(void **state)
 
 static void a_raw_csv_body_is_one_document_as_sent(void **state)
 {
-  fx *f = *state;
+  served *f = *state;
   static const char csv[] = "zeit;wert\r\n01.12.2026 10:00;1,5\r\n";
   tu_http_resp r = req(f, "POST", "/v1/towns/alpha/plugins/ops/ingest",
                        "text/csv; charset=utf-8", csv, sizeof csv - 1);
   expect(&r, 200, NULL, NULL);
-  assert_int_equal(json_integer_value(json_object_get(r.json, "accepted")), 1);
+  assert_int_equal(tu_int(r.json, "accepted"), 1);
   tu_http_free(&r);
   r = req(f, "GET", "/v1/towns/alpha/plugins/ops/query/last", NULL, NULL, 0);
   expect(&r, 200, NULL, NULL);
   char hex[2 * sizeof csv + 1];
   for (size_t i = 0; i + 1 < sizeof csv; i++)
     snprintf(hex + 2 * i, 3, "%02x", (unsigned char)csv[i]);
-  assert_string_equal(json_string_value(json_object_get(r.json, "hex")), hex);
+  assert_string_equal(tu_str(r.json, "hex"), hex);
   tu_http_free(&r);
   r = req(f, "POST", "/v1/towns/alpha/plugins/ops/ingest", "text/calendar",
           "BEGIN:VCALENDAR", 15);
   expect(&r, 415, "unsupported_media_type", "Content-Type");
-  assert_contains(r.body, "text/csv");
+  tu_assert_contains(r.body, "text/csv");
   tu_http_free(&r);
 }
 
 static void ingest_results_list_refused_items_and_metrics_count_them(
     void **state)
 {
-  fx *f = *state;
+  served *f = *state;
   /* one object alone is one document */
   const char *doc = "{\"items\":[{\"id\":\"h1\",\"value\":1},"
                     "{\"id\":\"h2\",\"value\":-5}]}";
   tu_http_resp r = req(f, "POST", "/v1/towns/alpha/plugins/ops/ingest",
                        "application/json", doc, strlen(doc));
   expect(&r, 200, NULL, NULL);
-  assert_int_equal(json_integer_value(json_object_get(r.json, "accepted")), 1);
-  assert_int_equal(json_integer_value(json_object_get(r.json, "items_refused")),
-                   1);
-  json_t *row = json_array_get(json_object_get(r.json, "results"), 0);
-  json_t *item = json_array_get(json_object_get(row, "refused"), 0);
-  assert_string_equal(json_string_value(json_object_get(item, "item")), "h2");
-  assert_string_equal(json_string_value(json_object_get(item, "code")),
+  assert_int_equal(tu_int(r.json, "accepted"), 1);
+  assert_int_equal(tu_int(r.json, "items_refused"), 1);
+  assert_string_equal(tu_str(r.json, "results[0].refused[0].item"), "h2");
+  assert_string_equal(tu_str(r.json, "results[0].refused[0].code"),
                       "implausible");
   tu_http_free(&r);
   char *url = tu_fmt("%s/metrics", f->base);
   r = tu_http("GET", url, NULL, NULL, NULL, 0);
   free(url);
-  assert_contains(r.body, "twinhost_ingest_items_refused_total{town=\"alpha\","
-                          "plugin=\"ops\",code=\"implausible\"} 1\n");
+  tu_assert_contains(r.body,
+                     "twinhost_ingest_items_refused_total{town=\"alpha\","
+                     "plugin=\"ops\",code=\"implausible\"} 1\n");
   tu_http_free(&r);
 }
 
 static void the_served_openapi_lists_every_op_of_every_plugin(void **state)
 {
-  fx *f = *state;
+  served *f = *state;
   char *url = tu_fmt("%s/v1/openapi.json", f->base);
   tu_http_resp doc = tu_http("GET", url, NULL, NULL, NULL, 0);
   free(url);
@@ -709,19 +585,14 @@ static void the_served_openapi_lists_every_op_of_every_plugin(void **state)
         fail_msg("%s is not in the served OpenAPI", path);
       json_t *post = json_object_get(item, "post");
       assert_non_null(post);
-      assert_string_equal(
-          json_string_value(json_object_get(post, "summary")),
-          json_string_value(json_object_get(op, "summary")));
+      assert_string_equal(tu_str(post, "summary"),
+                          json_string_value(json_object_get(op, "summary")));
       assert_int_equal(json_object_get(item, "get") != NULL,
                        json_is_true(json_object_get(op, "safe")));
       if (json_object_get(op, "request_schema") &&
           !json_is_null(json_object_get(op, "request_schema")))
-        assert_non_null(json_object_get(
-            json_object_get(json_object_get(json_object_get(post,
-                                                            "requestBody"),
-                                            "content"),
-                            "application/json"),
-            "schema"));
+        assert_non_null(
+            tu_get(post, "requestBody.content.application/json.schema"));
       free(path);
       seen++;
     }
@@ -737,19 +608,20 @@ static void the_served_openapi_lists_every_op_of_every_plugin(void **state)
 static void the_cli_prints_other_media_types_raw_and_checks_requests(
     void **state)
 {
-  fx *f = *state;
-  tu_run r = tu_twinhost(NULL, "--config", f->config, "query", "--town",
+  served *f = *state;
+  tu_run r = tu_twinhost(NULL, "--config", f->t->config, "query", "--town",
                          "alpha", "--plugin", "ops", "--op", "calendar", NULL);
   if (r.exit_code)
     fail_msg("query --op calendar: %s", r.err);
   assert_true(!strncmp(r.out, "BEGIN:VCALENDAR\r\n", 17));
   tu_run_free(&r);
-  r = tu_twinhost(NULL, "--config", f->config, "query", "--town", "alpha",
+  r = tu_twinhost(NULL, "--config", f->t->config, "query", "--town", "alpha",
                   "--plugin", "ops", "--op", "echo", "{\"n\":2}", NULL);
   assert_int_equal(r.exit_code, 1);
-  assert_contains(r.err, "from: required but missing");
+  tu_assert_contains(r.err, "from: required but missing");
   tu_run_free(&r);
-  r = tu_twinhost(NULL, "--config", f->config, "plugins", "info", "ops", NULL);
+  r = tu_twinhost(NULL, "--config", f->t->config, "plugins", "info", "ops",
+                  NULL);
   json_t *j = json_loads(r.out, 0, NULL);
   assert_int_equal(json_array_size(json_object_get(j, "ops")), 7);
   json_t *echo = json_array_get(json_object_get(j, "ops"), 0);
@@ -762,39 +634,35 @@ static void the_cli_prints_other_media_types_raw_and_checks_requests(
 static void the_cli_ingests_a_csv_file_whole_and_lists_refused_items(
     void **state)
 {
-  fx *f = *state;
-  char *csv = tu_write_file(f->dir, "meter.csv", "a;b\n1;2\n");
-  tu_run r = tu_twinhost(NULL, "--config", f->config, "ingest", "--town",
+  served *f = *state;
+  char *csv = tu_write_file(f->t->dir, "meter.csv", "a;b\n1;2\n");
+  tu_run r = tu_twinhost(NULL, "--config", f->t->config, "ingest", "--town",
                          "alpha", "--plugin", "ops", csv, NULL);
   if (r.exit_code)
     fail_msg("ingest meter.csv: %s %s", r.out, r.err);
   json_t *j = json_loads(r.out, 0, NULL);
-  assert_int_equal(json_integer_value(json_object_get(j, "documents")), 1);
-  assert_int_equal(json_integer_value(json_object_get(j, "accepted")), 1);
+  assert_int_equal(tu_int(j, "documents"), 1);
+  assert_int_equal(tu_int(j, "accepted"), 1);
   json_decref(j);
   tu_run_free(&r);
   /* a type the plugin does not take is refused before anything is sent */
-  r = tu_twinhost(NULL, "--config", f->config, "ingest", "--town", "alpha",
+  r = tu_twinhost(NULL, "--config", f->t->config, "ingest", "--town", "alpha",
                   "--plugin", "ops", "--content-type", "text/calendar", csv,
                   NULL);
   assert_int_equal(r.exit_code, 1);
-  assert_contains(r.err, "not text/calendar");
+  tu_assert_contains(r.err, "not text/calendar");
   tu_run_free(&r);
-  char *items = tu_write_file(
-      f->dir, "items.jsonl",
-      "{\"items\":[{\"id\":\"c1\",\"value\":1},{\"id\":\"c2\","
-      "\"value\":-1}]}\n");
-  r = tu_twinhost(NULL, "--config", f->config, "ingest", "--town", "alpha",
+  char *items =
+      tu_write_file(f->t->dir, "items.jsonl",
+                    "{\"items\":[{\"id\":\"c1\",\"value\":1},{\"id\":\"c2\","
+                    "\"value\":-1}]}\n");
+  r = tu_twinhost(NULL, "--config", f->t->config, "ingest", "--town", "alpha",
                   "--plugin", "ops", items, NULL);
   if (r.exit_code)
     fail_msg("ingest items.jsonl: %s %s", r.out, r.err);
   j = json_loads(r.out, 0, NULL);
-  assert_int_equal(json_integer_value(json_object_get(j, "items_refused")), 1);
-  json_t *first = json_array_get(
-      json_object_get(json_array_get(json_object_get(j, "refused"), 0),
-                      "items"),
-      0);
-  assert_string_equal(json_string_value(json_object_get(first, "item")), "c2");
+  assert_int_equal(tu_int(j, "items_refused"), 1);
+  assert_string_equal(tu_str(j, "refused[0].items[0].item"), "c2");
   json_decref(j);
   tu_run_free(&r);
   free(csv);
@@ -804,14 +672,14 @@ static void the_cli_ingests_a_csv_file_whole_and_lists_refused_items(
 /* ---- submit from other threads ------------------------------------------ */
 
 typedef struct submitter {
-  fx *f;
+  th_host *f;
   int n, ok;
 } submitter;
 
 static void *submit_main(void *arg)
 {
   submitter *s = arg;
-  core_instance *ci = inst(s->f, "alpha", "ops");
+  core_instance *ci = ops(s->f);
   for (int i = 0; i < s->n; i++) {
     char doc[96];
     snprintf(doc, sizeof doc,
@@ -831,7 +699,7 @@ static void *submit_main(void *arg)
 static void submit_from_threads_of_a_plugin_waits_for_each_commit(
     void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   submitter a = {f, 50, 0}, b = {f, 50, 0};
   pthread_t ta, tb;
   assert_int_equal(pthread_create(&ta, NULL, submit_main, &a), 0);
@@ -845,49 +713,50 @@ static void submit_from_threads_of_a_plugin_waits_for_each_commit(
   memset(&out, 0, sizeof out);
   out.struct_size = sizeof out;
   const char *bad = "{\"items\":[{\"id\":\"x\",\"value\":-1}]}";
-  assert_int_equal(f->h->api.submit((twin_source *)inst(f, "alpha", "ops"),
-                                    NULL, bad, strlen(bad), &out),
-                   TWIN_OK);
+  assert_int_equal(
+      f->h->api.submit((twin_source *)ops(f), NULL, bad, strlen(bad), &out),
+      TWIN_OK);
   assert_int_equal(out.status, TWIN_ERR_REJECTED);
   assert_int_equal(out.items_refused, 1);
-  assert_contains(out.message, "every item was refused");
+  tu_assert_contains(out.message, "every item was refused");
   /* a type the plugin does not take is refused at once */
-  assert_int_equal(f->h->api.submit((twin_source *)inst(f, "alpha", "ops"),
-                                    "text/calendar", "x", 1, &out),
-                   TWIN_ERR_INVALID);
+  assert_int_equal(
+      f->h->api.submit((twin_source *)ops(f), "text/calendar", "x", 1, &out),
+      TWIN_ERR_INVALID);
 }
 
 static void submit_without_a_running_pipeline_is_unavailable(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   core_pipeline_stop(f->p);
   f->p = NULL;
   twin_outcome out;
   memset(&out, 0, sizeof out);
   out.struct_size = sizeof out;
-  assert_int_equal(f->h->api.submit((twin_source *)inst(f, "alpha", "ops"),
-                                    NULL, "{}", 2, &out),
+  assert_int_equal(f->h->api.submit((twin_source *)ops(f), NULL, "{}", 2, &out),
                    TWIN_ERR_UNAVAILABLE);
 }
 
 int main(void)
 {
+#define T(name) cmocka_unit_test_setup_teardown(name, setup_host, th_teardown)
   const struct CMUnitTest in_process[] = {
-      cmocka_unit_test_setup_teardown(a_request_failing_its_schema_never_reaches_the_plugin, setup_host, teardown_host),
-      cmocka_unit_test_setup_teardown(a_checked_request_arrives_with_defaults_and_its_op, setup_host, teardown_host),
-      cmocka_unit_test_setup_teardown(an_unknown_or_missing_op_is_refused_with_the_ops_listed, setup_host, teardown_host),
-      cmocka_unit_test_setup_teardown(the_only_scenario_op_needs_no_name_and_changes_nothing, setup_host, teardown_host),
-      cmocka_unit_test_setup_teardown(a_calendar_reply_keeps_its_media_type, setup_host, teardown_host),
-      cmocka_unit_test_setup_teardown(a_query_is_stopped_at_its_deadline, setup_host, teardown_host),
-      cmocka_unit_test_setup_teardown(the_town_call_gives_id_name_zone_and_location, setup_host, teardown_host),
-      cmocka_unit_test_setup_teardown(a_csv_body_reaches_the_plugin_untouched, setup_host, teardown_host),
-      cmocka_unit_test_setup_teardown(refused_items_are_listed_and_the_rest_lands, setup_host, teardown_host),
-      cmocka_unit_test_setup_teardown(a_document_whose_items_all_fail_is_rejected_with_them, setup_host, teardown_host),
-      cmocka_unit_test_setup_teardown(a_media_type_the_plugin_does_not_take_is_refused, setup_host, teardown_host),
-      cmocka_unit_test_setup_teardown(plugins_of_abi_1_0_and_1_1_still_load_and_answer, setup_host, teardown_host),
-      cmocka_unit_test_setup_teardown(submit_from_threads_of_a_plugin_waits_for_each_commit, setup_host, teardown_host),
-      cmocka_unit_test_setup_teardown(submit_without_a_running_pipeline_is_unavailable, setup_host, teardown_host),
+      T(a_request_failing_its_schema_never_reaches_the_plugin),
+      T(a_checked_request_arrives_with_defaults_and_its_op),
+      T(an_unknown_or_missing_op_is_refused_with_the_ops_listed),
+      T(the_only_scenario_op_needs_no_name_and_changes_nothing),
+      T(a_calendar_reply_keeps_its_media_type),
+      T(a_query_is_stopped_at_its_deadline),
+      T(the_town_call_gives_id_name_zone_and_location),
+      T(a_csv_body_reaches_the_plugin_untouched),
+      T(refused_items_are_listed_and_the_rest_lands),
+      T(a_document_whose_items_all_fail_is_rejected_with_them),
+      T(a_media_type_the_plugin_does_not_take_is_refused),
+      T(plugins_of_abi_1_0_and_1_1_still_load_and_answer),
+      T(submit_from_threads_of_a_plugin_waits_for_each_commit),
+      T(submit_without_a_running_pipeline_is_unavailable),
   };
+#undef T
   const struct CMUnitTest served[] = {
       cmocka_unit_test(a_safe_op_is_answered_on_get_from_typed_parameters),
       cmocka_unit_test(post_by_path_and_by_body_reach_the_same_op),

@@ -9,14 +9,12 @@
  *
  * The town's zone is Etc/GMT-2 (UTC+2 all year), so local hours differ from
  * UTC ones without daylight-saving surprises. Documents are written with
- * single quotes for readability; jq() turns them into JSON.
+ * single quotes for readability; the test host turns them into JSON.
  */
-#include "testutil.h"
+#include "testhost.h"
 
-#include <arpa/inet.h>
 #include <jansson.h>
 #include <math.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -24,9 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#include "host.h"
-#include "pipeline.h"
 
 #define TOWN "deggendorf"
 #define HOUR_MS 3600000LL
@@ -46,68 +41,17 @@ static const char *lots_config =
     "{'id':'full','name':'Klein','lat':48.8301,'lon':12.9600,"
     "'total':10,'price':0}]}";
 
-typedef struct fx {
-  char *dir;
-  core_host *h;
-  core_pipeline *p;
-} fx;
-
-typedef struct result {
-  int status;
-  char reason[1024];
-  int called;
-  json_t *items; /* refused items (ingest), or NULL */
-} result;
-
-static char *jq(const char *s)
+/* Bring up the host with parking enabled for TOWN under parking_config (a
+ * JSON object in single quotes), the build's plugin folder on the path. */
+static void open_host(th_host *f, const char *parking_config)
 {
-  char *out = tu_fmt("%s", s);
-  for (char *p = out; *p; p++)
-    if (*p == '\'')
-      *p = '"';
-  return out;
-}
-
-static char *jqf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *jqf(const char *fmt, ...)
-{
-  va_list ap;
-  char buf[8192];
-  va_start(ap, fmt);
-  vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  return jq(buf);
-}
-
-static void open_host(fx *f, const char *parking_config)
-{
-  char *text =
-      jqf("{'data_dir':'data','plugin_path':['%s'],'towns':["
-          "{'id':'" TOWN "','name':'Deggendorf','timezone':'Etc/GMT-2',"
-          "'scripts':'.','plugins':{'parking':{'config':%s}}}]}",
-          tu_env("TWIN_PLUGIN_BUILD_DIR"), parking_config);
-  char *cfg = tu_write_file(f->dir, "host.json", text);
-  core_err err;
-  if (core_host_open(cfg, CORE_HOST_INSTANCES, &f->h, &err))
-    fail_msg("host: %s", err.msg);
-  assert_non_null(core_host_plugin(f->h, "parking"));
-  assert_int_equal(core_pipeline_start(f->h, &f->p, &err), TWIN_OK);
-  free(text);
-  free(cfg);
-}
-
-static void close_host(fx *f)
-{
-  core_pipeline_stop(f->p);
-  core_host_close(f->h);
-  f->p = NULL;
-  f->h = NULL;
+  th_config_built(f, TOWN, "Etc/GMT-2", "parking", parking_config);
+  th_open(f);
 }
 
 static int setup_with(void **state, const char *config)
 {
-  fx *f = calloc(1, sizeof *f);
-  f->dir = tu_tempdir();
+  th_host *f = th_new();
   open_host(f, config);
   *state = f;
   return 0;
@@ -131,214 +75,61 @@ static int setup_strict(void **state)
  * price (the rule answers nil). */
 static int setup_script(void **state)
 {
-  fx *f = calloc(1, sizeof *f);
-  f->dir = tu_tempdir();
-  char *lua = tu_write_file(f->dir, "50-price.lua",
-                            "function price(lot, hour)\n"
-                            "  if lot == 'far' then return 9 end\n"
-                            "  return nil\n"
-                            "end\n");
-  free(lua);
-  open_host(f, lots_config);
+  th_host *f = th_new();
+  th_config_built(f, TOWN, "Etc/GMT-2", "parking", lots_config);
+  th_rule(f, TOWN, "50-price.lua",
+          "function price(lot, hour)\n"
+          "  if lot == 'far' then return 9 end\n"
+          "  return nil\n"
+          "end\n");
+  th_open(f);
   *state = f;
   return 0;
 }
 
-static int teardown(void **state)
+static core_instance *parking_of(th_host *f)
 {
-  fx *f = *state;
-  close_host(f);
-  tu_rmtree(f->dir);
-  free(f->dir);
-  free(f);
-  return 0;
-}
-
-static core_instance *parking_of(fx *f)
-{
-  core_instance *ci = core_host_instance(f->h, TOWN, "parking");
-  assert_non_null(ci);
-  return ci;
-}
-
-static void on_done(void *ud, int status, const char *reason)
-{
-  result *r = ud;
-  r->status = status;
-  snprintf(r->reason, sizeof r->reason, "%s", reason ? reason : "");
-  r->called = 1;
-}
-
-static void on_outcome(void *ud, const core_outcome *o)
-{
-  result *r = ud;
-  on_done(ud, o->status, o->reason);
-  json_decref(r->items);
-  r->items = o->items->total ? core_items_json(o->items) : NULL;
-}
-
-/* One document through the pipeline: its outcome (free r.items). */
-static result ingest_raw(fx *f, const char *doc)
-{
-  result r = {0};
-  assert_int_equal(core_pipeline_submit_as(f->p, parking_of(f), NULL, doc,
-                                           strlen(doc), on_outcome, &r),
-                   TWIN_OK);
-  core_pipeline_drain(f->p);
-  assert_true(r.called);
-  return r;
-}
-
-static result ingest(fx *f, const char *doc_sq)
-{
-  char *doc = jq(doc_sq);
-  result r = ingest_raw(f, doc);
-  free(doc);
-  return r;
-}
-
-static void ingest_ok(fx *f, const char *doc_sq)
-{
-  result r = ingest(f, doc_sq);
-  if (r.status)
-    fail_msg("ingest refused: %d %s (%s)", r.status, r.reason, doc_sq);
-  if (r.items)
-    fail_msg("items refused: %s (%s)", json_dumps(r.items, 0), doc_sq);
-}
-
-static void ingest_fails(fx *f, const char *doc_sq, int status,
-                         const char *fragment)
-{
-  result r = ingest(f, doc_sq);
-  json_decref(r.items);
-  if (r.status != status)
-    fail_msg("expected status %d, got %d (%s) for %s", status, r.status,
-             r.reason, doc_sq);
-  if (fragment && !strstr(r.reason, fragment))
-    fail_msg("reason '%s' lacks '%s'", r.reason, fragment);
+  return th_inst(f, TOWN, "parking");
 }
 
 /* One observation of lot id: free spaces at time t (ms), total 100 unless
  * total > 0 says otherwise. */
-static void observe(fx *f, const char *id, int free_, int total, twin_time t)
+static void observe(th_host *f, const char *id, int free_, int total,
+                    twin_time t)
 {
   char tot[32] = "";
   if (total)
     snprintf(tot, sizeof tot, ",'total':%d", total);
   char *doc = tu_fmt("{'lot':'%s','free':%d,'time':%lld%s}", id, free_,
                      (long long)t, tot);
-  ingest_ok(f, doc);
+  th_ingest_ok(f, parking_of(f), doc);
   free(doc);
 }
 
-static json_t *parse_reply(char *reply)
+static size_t lot_count(th_host *f)
 {
-  json_t *j = json_loads(reply, JSON_DECODE_ANY, NULL);
-  free(reply);
-  assert_non_null(j);
-  return j;
-}
-
-static json_t *query(fx *f, const char *req_sq, core_err *err, int *rc)
-{
-  char *req = jq(req_sq), *reply = NULL;
-  *rc = core_host_query(f->h, parking_of(f), req, strlen(req), &reply, err);
-  free(req);
-  return *rc ? NULL : parse_reply(reply);
-}
-
-static json_t *query_ok(fx *f, const char *req_sq)
-{
-  core_err err;
-  int rc;
-  json_t *j = query(f, req_sq, &err, &rc);
-  if (!j)
-    fail_msg("query %s: %s", req_sq, err.msg);
-  return j;
-}
-
-static json_t *simulate_ok(fx *f, const char *sc_sq)
-{
-  char *sc = jq(sc_sq), *reply = NULL;
-  core_err err;
-  if (core_host_simulate(f->h, parking_of(f), sc, strlen(sc), &reply, &err))
-    fail_msg("simulate %s: %s", sc_sq, err.msg);
-  free(sc);
-  json_t *all = parse_reply(reply);
-  json_t *report = json_incref(json_object_get(all, "report"));
-  json_decref(all);
-  assert_non_null(report);
-  return report;
-}
-
-/* The lot of the "now" reply with this id, or NULL. */
-static json_t *now_lot(json_t *now, const char *id)
-{
-  size_t i;
-  json_t *l;
-  json_array_foreach(json_object_get(now, "lots"), i, l)
-  {
-    if (!strcmp(json_string_value(json_object_get(l, "id")), id))
-      return l;
-  }
-  return NULL;
-}
-
-static size_t lot_count(fx *f)
-{
-  json_t *n = query_ok(f, "{'op':'now'}");
+  json_t *n = th_query_ok(f, parking_of(f), "{'op':'now'}");
   size_t c = json_array_size(json_object_get(n, "lots"));
   json_decref(n);
   return c;
 }
 
-static size_t history_count(fx *f, const char *id)
+static size_t history_count(th_host *f, const char *id)
 {
   char *req = tu_fmt("{'op':'lot','lot':'%s','from':0}", id);
-  json_t *l = query_ok(f, req);
+  json_t *l = th_query_ok(f, parking_of(f), req);
   size_t n = json_array_size(json_object_get(l, "history"));
   free(req);
   json_decref(l);
   return n;
 }
 
-static json_int_t int_of(json_t *o, const char *k)
-{
-  json_t *v = json_object_get(o, k);
-  if (!json_is_integer(v))
-    fail_msg("%s: not an integer", k);
-  return json_integer_value(v);
-}
-
-static double num_of(json_t *o, const char *k)
-{
-  json_t *v = json_object_get(o, k);
-  if (!json_is_number(v))
-    fail_msg("%s: not a number", k);
-  return json_number_value(v);
-}
-
-static const char *str_of(json_t *o, const char *k)
-{
-  const char *s = json_string_value(json_object_get(o, k));
-  if (!s)
-    fail_msg("%s: not a string", k);
-  return s;
-}
-
-static char *rfc(twin_time t)
-{
-  char buf[40];
-  core_format_time(t, buf, sizeof buf);
-  return tu_fmt("%s", buf);
-}
-
 /* ---- ParkAPI v1 -------------------------------------------------------- */
 
 static void parkapi1_city_is_stored(void **state)
 {
-  fx *f = *state;
-  char *t = rfc(core_now_ms() - 60000);
+  th_host *f = *state;
+  char *t = th_rfc3339(core_now_ms() - 60000);
   char *doc = tu_fmt(
       "{'last_updated':'%s','lots':["
       "{'id':'p1','name':'Stadthalle','coords':{'lat':48.83,'lng':12.96},"
@@ -348,19 +139,19 @@ static void parkapi1_city_is_stored(void **state)
       "{'id':'p2','name':'Zentrum','total':100,'free':50,'state':'closed'},"
       "{'id':'p3','name':'Nord','total':100,'free':null,'state':'nodata'}]}",
       t);
-  ingest_ok(f, doc);
-  json_t *n = query_ok(f, "{'op':'now'}");
-  json_t *p1 = now_lot(n, "p1"), *s1 = now_lot(n, "s1"), *p2 = now_lot(n, "p2"),
-         *p3 = now_lot(n, "p3");
+  th_ingest_ok(f, parking_of(f), doc);
+  json_t *n = th_query_ok(f, parking_of(f), "{'op':'now'}");
+  json_t *p1 = tu_get(n, "lots[id=p1]"), *s1 = tu_get(n, "lots[id=s1]"),
+         *p2 = tu_get(n, "lots[id=p2]"), *p3 = tu_get(n, "lots[id=p3]");
   assert_non_null(p1);
-  assert_string_equal(str_of(p1, "type"), "OffStreetParking");
-  assert_int_equal(int_of(p1, "free"), 40);
-  assert_int_equal(int_of(p1, "total"), 400);
-  assert_true(fabs(num_of(p1, "occupancy") - 0.9) < 1e-9);
-  assert_string_equal(str_of(p1, "status"), "almostFull");
-  assert_string_equal(str_of(s1, "type"), "ParkingGroup");
-  assert_string_equal(str_of(s1, "status"), "full");
-  assert_string_equal(str_of(p2, "status"), "closed");
+  assert_string_equal(tu_str(p1, "type"), "OffStreetParking");
+  assert_int_equal(tu_int(p1, "free"), 40);
+  assert_int_equal(tu_int(p1, "total"), 400);
+  assert_true(fabs(tu_num(p1, "occupancy") - 0.9) < 1e-9);
+  assert_string_equal(tu_str(p1, "status"), "almostFull");
+  assert_string_equal(tu_str(s1, "type"), "ParkingGroup");
+  assert_string_equal(tu_str(s1, "status"), "full");
+  assert_string_equal(tu_str(p2, "status"), "closed");
   assert_true(json_is_null(json_object_get(p3, "free")));
   assert_int_equal(history_count(f, "p1"), 1);
   assert_int_equal(history_count(f, "p3"), 0);
@@ -371,33 +162,39 @@ static void parkapi1_city_is_stored(void **state)
 
 static void parkapi1_malformed_is_a_parse_error(void **state)
 {
-  fx *f = *state;
-  ingest_fails(f, "{'lots':[", TWIN_ERR_PARSE, "line 1");
-  ingest_fails(f, "{'lots':[{'id':'p1','total':'many','free':1}]}",
-               TWIN_ERR_PARSE, "lots[0].total: expected an integer");
-  ingest_fails(f, "{'lots':[{'id':5,'total':5,'free':1}]}", TWIN_ERR_PARSE,
-               "lots[0].id: expected a string");
-  ingest_fails(f, "{'lots':[{'id':'p1','total':5,'free':1,'state':'maybe'}]}",
-               TWIN_ERR_PARSE, "lots[0].state");
-  ingest_fails(f, "{'lots':[]}", TWIN_ERR_PARSE, "lots: empty");
-  ingest_fails(f, "[1,2]", TWIN_ERR_PARSE, "expected ParkAPI");
+  th_host *f = *state;
+  th_ingest_fails(f, parking_of(f), "{'lots':[", TWIN_ERR_PARSE, "line 1",
+                  NULL);
+  th_ingest_fails(f, parking_of(f),
+                  "{'lots':[{'id':'p1','total':'many','free':1}]}",
+                  TWIN_ERR_PARSE, "lots[0].total: expected an integer", NULL);
+  th_ingest_fails(f, parking_of(f), "{'lots':[{'id':5,'total':5,'free':1}]}",
+                  TWIN_ERR_PARSE, "lots[0].id: expected a string", NULL);
+  th_ingest_fails(f, parking_of(f),
+                  "{'lots':[{'id':'p1','total':5,'free':1,'state':'maybe'}]}",
+                  TWIN_ERR_PARSE, "lots[0].state", NULL);
+  th_ingest_fails(f, parking_of(f), "{'lots':[]}", TWIN_ERR_PARSE,
+                  "lots: empty", NULL);
+  th_ingest_fails(f, parking_of(f), "[1,2]", TWIN_ERR_PARSE, "expected ParkAPI",
+                  NULL);
   assert_int_equal(lot_count(f), 0);
 }
 
 /* The refused items of r: item, field, code and a reason holding
  * fragment, in order. */
-static void expect_refused(result *r, size_t n, const char *const (*want)[4])
+static void expect_refused(th_outcome *r, size_t n,
+                           const char *const (*want)[4])
 {
   if (json_array_size(r->items) != n)
     fail_msg("%zu lots refused, want %zu: %s", json_array_size(r->items), n,
              r->items ? json_dumps(r->items, 0) : "[]");
   for (size_t i = 0; i < n; i++) {
     json_t *it = json_array_get(r->items, i);
-    assert_string_equal(str_of(it, "item"), want[i][0]);
-    assert_string_equal(str_of(it, "field"), want[i][1]);
-    assert_string_equal(str_of(it, "code"), want[i][2]);
-    if (!strstr(str_of(it, "reason"), want[i][3]))
-      fail_msg("reason '%s' lacks '%s'", str_of(it, "reason"), want[i][3]);
+    assert_string_equal(tu_str(it, "item"), want[i][0]);
+    assert_string_equal(tu_str(it, "field"), want[i][1]);
+    assert_string_equal(tu_str(it, "code"), want[i][2]);
+    if (!strstr(tu_str(it, "reason"), want[i][3]))
+      fail_msg("reason '%s' lacks '%s'", tu_str(it, "reason"), want[i][3]);
   }
 }
 
@@ -405,29 +202,27 @@ static void expect_refused(result *r, size_t n, const char *const (*want)[4])
  * four land, the two are listed with their reasons. */
 static void parkapi1_implausible_lots_are_refused_alone(void **state)
 {
-  fx *f = *state;
-  char *t = rfc(core_now_ms() - 60000);
+  th_host *f = *state;
+  char *t = th_rfc3339(core_now_ms() - 60000);
   char *doc = tu_fmt(
       "{'last_updated':'%s','lots':[{'id':'a','total':100,'free':40},"
       "{'id':'b','total':540,'free':575},{'id':'c','total':80,'free':0},"
       "{'id':'d','total':60,'free':-3},{'id':'e','total':200,'free':199},"
       "{'id':'f','total':30,'free':30}]}",
       t);
-  char *j = jq(doc);
-  result r = ingest_raw(f, j);
-  free(j);
+  th_outcome r = th_ingest(f, parking_of(f), doc);
   if (r.status)
     fail_msg("snapshot refused whole: %s", r.reason);
   static const char *const want[][4] = {
       {"b", "free", "implausible", "lot 'b': free 575 > total 540"},
       {"d", "free", "implausible", "lot 'd': free -3 is negative"}};
   expect_refused(&r, 2, want);
-  json_decref(r.items);
+  th_outcome_free(&r);
   assert_int_equal(lot_count(f), 4);
-  json_t *n = query_ok(f, "{'op':'now'}");
-  assert_int_equal(int_of(now_lot(n, "a"), "free"), 40);
-  assert_int_equal(int_of(now_lot(n, "e"), "free"), 199);
-  assert_null(now_lot(n, "b"));
+  json_t *n = th_query_ok(f, parking_of(f), "{'op':'now'}");
+  assert_int_equal(tu_int(n, "lots[id=a].free"), 40);
+  assert_int_equal(tu_int(n, "lots[id=e].free"), 199);
+  assert_null(tu_get(n, "lots[id=b]"));
   json_decref(n);
   free(doc);
   free(t);
@@ -436,25 +231,27 @@ static void parkapi1_implausible_lots_are_refused_alone(void **state)
 static void parkapi1_a_snapshot_of_only_implausible_lots_is_rejected(
     void **state)
 {
-  fx *f = *state;
-  ingest_fails(f,
-               "{'lots':[{'id':'p3','total':400,'free':412},"
-               "{'id':'p9','total':10,'free':11}]}",
-               TWIN_ERR_REJECTED, "lot 'p3': free 412 > total 400");
-  ingest_fails(f, "{'lots':[{'id':'p4','total':10,'free':-2}]}",
-               TWIN_ERR_REJECTED, "lot 'p4': free -2 is negative");
-  ingest_fails(f, "{'lots':[{'id':'p5','total':-1}]}", TWIN_ERR_REJECTED,
-               "lot 'p5': total -1");
-  ingest_fails(f,
-               "{'lots':[{'id':'p6','total':10,'free':1,'coords':{'lat':91,"
-               "'lng':0}}]}",
-               TWIN_ERR_REJECTED, "lot 'p6': position");
-  ingest_fails(f,
-               "{'last_updated':'2999-01-01T00:00:00','lots':[{'id':'p7',"
-               "'total':10,'free':1}]}",
-               TWIN_ERR_REJECTED,
-               "lot 'p7': time 2999-01-01T00:00:00Z is "
-               "more than 300 s in the future");
+  th_host *f = *state;
+  th_ingest_fails(f, parking_of(f),
+                  "{'lots':[{'id':'p3','total':400,'free':412},"
+                  "{'id':'p9','total':10,'free':11}]}",
+                  TWIN_ERR_REJECTED, "lot 'p3': free 412 > total 400", NULL);
+  th_ingest_fails(f, parking_of(f),
+                  "{'lots':[{'id':'p4','total':10,'free':-2}]}",
+                  TWIN_ERR_REJECTED, "lot 'p4': free -2 is negative", NULL);
+  th_ingest_fails(f, parking_of(f), "{'lots':[{'id':'p5','total':-1}]}",
+                  TWIN_ERR_REJECTED, "lot 'p5': total -1", NULL);
+  th_ingest_fails(f, parking_of(f),
+                  "{'lots':[{'id':'p6','total':10,'free':1,'coords':{'lat':91,"
+                  "'lng':0}}]}",
+                  TWIN_ERR_REJECTED, "lot 'p6': position", NULL);
+  th_ingest_fails(f, parking_of(f),
+                  "{'last_updated':'2999-01-01T00:00:00','lots':[{'id':'p7',"
+                  "'total':10,'free':1}]}",
+                  TWIN_ERR_REJECTED,
+                  "lot 'p7': time 2999-01-01T00:00:00Z is "
+                  "more than 300 s in the future",
+                  NULL);
   /* nothing of any of them landed */
   assert_int_equal(lot_count(f), 0);
 }
@@ -463,13 +260,13 @@ static void parkapi1_a_snapshot_of_only_implausible_lots_is_rejected(
 
 static void parkapi2_lots_and_items_are_stored(void **state)
 {
-  fx *f = *state;
-  char *t = rfc(core_now_ms() - 60000);
+  th_host *f = *state;
+  char *t = th_rfc3339(core_now_ms() - 60000);
   char *doc = tu_fmt("{'lots':[{'id':'a','name':'A','capacity':200,"
                      "'num_free':150,'status':'open','timestamp':'%s',"
                      "'lat':'48.8','lon':'12.9'}]}",
                      t);
-  ingest_ok(f, doc);
+  th_ingest_ok(f, parking_of(f), doc);
   free(doc);
   doc = tu_fmt("{'items':[{'id':'b','name':'B','capacity':50,"
                "'realtime_free_capacity':5,'realtime_opening_status':'OPEN',"
@@ -478,16 +275,17 @@ static void parkapi2_lots_and_items_are_stored(void **state)
                "{'id':'c','capacity':30,'realtime_free_capacity':30,"
                "'realtime_opening_status':'CLOSED'}]}",
                t);
-  ingest_ok(f, doc);
-  json_t *n = query_ok(f, "{'op':'now'}");
-  json_t *a = now_lot(n, "a"), *b = now_lot(n, "b"), *c = now_lot(n, "c");
-  assert_int_equal(int_of(a, "free"), 150);
-  assert_true(fabs(num_of(a, "occupancy") - 0.25) < 1e-9);
-  assert_true(fabs(num_of(a, "lat") - 48.8) < 1e-9);
-  assert_string_equal(str_of(a, "status"), "spacesAvailable");
-  assert_string_equal(str_of(b, "type"), "ParkingGroup");
-  assert_string_equal(str_of(b, "status"), "almostFull");
-  assert_string_equal(str_of(c, "status"), "closed");
+  th_ingest_ok(f, parking_of(f), doc);
+  json_t *n = th_query_ok(f, parking_of(f), "{'op':'now'}");
+  json_t *a = tu_get(n, "lots[id=a]"), *b = tu_get(n, "lots[id=b]"),
+         *c = tu_get(n, "lots[id=c]");
+  assert_int_equal(tu_int(a, "free"), 150);
+  assert_true(fabs(tu_num(a, "occupancy") - 0.25) < 1e-9);
+  assert_true(fabs(tu_num(a, "lat") - 48.8) < 1e-9);
+  assert_string_equal(tu_str(a, "status"), "spacesAvailable");
+  assert_string_equal(tu_str(b, "type"), "ParkingGroup");
+  assert_string_equal(tu_str(b, "status"), "almostFull");
+  assert_string_equal(tu_str(c, "status"), "closed");
   json_decref(n);
   free(doc);
   free(t);
@@ -495,21 +293,25 @@ static void parkapi2_lots_and_items_are_stored(void **state)
 
 static void parkapi2_malformed_and_implausible_are_refused(void **state)
 {
-  fx *f = *state;
-  ingest_fails(f, "{'items':[{'id':'b','capacity':50,'num_free':'x'}]}",
-               TWIN_ERR_PARSE, "items[0].num_free: expected an integer");
-  ingest_fails(f,
-               "{'items':[{'id':'b','capacity':50,'num_free':1,'lat':'north',"
-               "'lon':12}]}",
-               TWIN_ERR_PARSE, "items[0].lat");
-  ingest_fails(f,
-               "{'lots':[{'id':'b','capacity':50,'num_free':1,"
-               "'timestamp':'yesterday'}]}",
-               TWIN_ERR_PARSE, "lots[0].timestamp");
-  ingest_fails(f, "{'items':[{'id':'b','capacity':50,'num_free':51}]}",
-               TWIN_ERR_REJECTED, "lot 'b': free 51 > total 50");
-  ingest_fails(f, "{'lots':[{'id':'b','capacity':50,'num_free':-1}]}",
-               TWIN_ERR_REJECTED, "lot 'b': free -1 is negative");
+  th_host *f = *state;
+  th_ingest_fails(
+      f, parking_of(f), "{'items':[{'id':'b','capacity':50,'num_free':'x'}]}",
+      TWIN_ERR_PARSE, "items[0].num_free: expected an integer", NULL);
+  th_ingest_fails(
+      f, parking_of(f),
+      "{'items':[{'id':'b','capacity':50,'num_free':1,'lat':'north',"
+      "'lon':12}]}",
+      TWIN_ERR_PARSE, "items[0].lat", NULL);
+  th_ingest_fails(f, parking_of(f),
+                  "{'lots':[{'id':'b','capacity':50,'num_free':1,"
+                  "'timestamp':'yesterday'}]}",
+                  TWIN_ERR_PARSE, "lots[0].timestamp", NULL);
+  th_ingest_fails(f, parking_of(f),
+                  "{'items':[{'id':'b','capacity':50,'num_free':51}]}",
+                  TWIN_ERR_REJECTED, "lot 'b': free 51 > total 50", NULL);
+  th_ingest_fails(f, parking_of(f),
+                  "{'lots':[{'id':'b','capacity':50,'num_free':-1}]}",
+                  TWIN_ERR_REJECTED, "lot 'b': free -1 is negative", NULL);
   assert_int_equal(lot_count(f), 0);
 }
 
@@ -517,7 +319,7 @@ static void parkapi2_malformed_and_implausible_are_refused(void **state)
 
 static void single_observations_are_checked_against_the_stored_lot(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   twin_time now = core_now_ms();
   observe(f, "x", 10, 100, now - 600000);
   observe(f, "x", 20, 0, now - 300000); /* total from the store */
@@ -525,43 +327,48 @@ static void single_observations_are_checked_against_the_stored_lot(void **state)
   /* older than what is stored */
   char *doc =
       tu_fmt("{'lot':'x','free':5,'time':%lld}", (long long)(now - 900000));
-  ingest_fails(f, doc, TWIN_ERR_REJECTED, "older than the stored observation");
+  th_ingest_fails(f, parking_of(f), doc, TWIN_ERR_REJECTED,
+                  "older than the stored observation", NULL);
   free(doc);
   /* too far in the future */
   doc = tu_fmt("{'lot':'x','free':5,'time':%lld}", (long long)(now + 3600000));
-  ingest_fails(f, doc, TWIN_ERR_REJECTED, "more than 300 s in the future");
+  th_ingest_fails(f, parking_of(f), doc, TWIN_ERR_REJECTED,
+                  "more than 300 s in the future", NULL);
   free(doc);
   /* more free than the stored total */
   doc = tu_fmt("{'lot':'x','free':101,'time':%lld}", (long long)now);
-  ingest_fails(f, doc, TWIN_ERR_REJECTED, "lot 'x': free 101 > total 100");
+  th_ingest_fails(f, parking_of(f), doc, TWIN_ERR_REJECTED,
+                  "lot 'x': free 101 > total 100", NULL);
   free(doc);
   /* malformed */
-  ingest_fails(f, "{'lot':'x','free':5}", TWIN_ERR_PARSE,
-               "observation.time: missing");
-  ingest_fails(f, "{'lot':'x','free':5,'time':'noon'}", TWIN_ERR_PARSE,
-               "observation.time: expected");
-  ingest_fails(f, "{'lot':'x','free':5,'time':0,'colour':'red'}",
-               TWIN_ERR_PARSE, "colour: unknown field");
-  ingest_fails(f, "{'lot':'y','free':5,'time':0}", TWIN_ERR_REJECTED,
-               "lot 'y': free given but no total known");
+  th_ingest_fails(f, parking_of(f), "{'lot':'x','free':5}", TWIN_ERR_PARSE,
+                  "observation.time: missing", NULL);
+  th_ingest_fails(f, parking_of(f), "{'lot':'x','free':5,'time':'noon'}",
+                  TWIN_ERR_PARSE, "observation.time: expected", NULL);
+  th_ingest_fails(f, parking_of(f),
+                  "{'lot':'x','free':5,'time':0,'colour':'red'}",
+                  TWIN_ERR_PARSE, "colour: unknown field", NULL);
+  th_ingest_fails(f, parking_of(f), "{'lot':'y','free':5,'time':0}",
+                  TWIN_ERR_REJECTED, "lot 'y': free given but no total known",
+                  NULL);
   assert_int_equal(history_count(f, "x"), 2);
-  json_t *n = query_ok(f, "{'op':'now'}");
-  assert_int_equal(int_of(now_lot(n, "x"), "free"), 20);
-  assert_null(now_lot(n, "y"));
+  json_t *n = th_query_ok(f, parking_of(f), "{'op':'now'}");
+  assert_int_equal(tu_int(n, "lots[id=x].free"), 20);
+  assert_null(tu_get(n, "lots[id=y]"));
   json_decref(n);
 }
 
 static void unknown_lots_are_rejected_without_auto_create(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   char *doc = tu_fmt("{'lot':'stranger','free':5,'time':%lld,'total':10}",
                      (long long)core_now_ms());
-  ingest_fails(f, doc, TWIN_ERR_REJECTED,
-               "lot 'stranger': unknown lot (auto_create is false)");
+  th_ingest_fails(f, parking_of(f), doc, TWIN_ERR_REJECTED,
+                  "lot 'stranger': unknown lot (auto_create is false)", NULL);
   free(doc);
   doc =
       tu_fmt("{'lot':'known','free':5,'time':%lld}", (long long)core_now_ms());
-  ingest_ok(f, doc);
+  th_ingest_ok(f, parking_of(f), doc);
   free(doc);
   assert_int_equal(lot_count(f), 1);
 }
@@ -580,7 +387,7 @@ static void local_of(twin_time t, int *wday, int *hour)
 
 static void profile_and_forecast_match_hand_computed_values(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   twin_time now = core_now_ms(), h = now - now % HOUR_MS;
   twin_time b = h - 7 * DAY_MS - 5 * HOUR_MS, d = h - HOUR_MS;
   int bw, bh, dw, dh;
@@ -598,10 +405,10 @@ static void profile_and_forecast_match_hand_computed_values(void **state)
   local_of(b, &bw, &bh);
   local_of(d, &dw, &dh);
 
-  json_t *pr = query_ok(f, "{'op':'profile','lot':'a'}");
+  json_t *pr = th_query_ok(f, parking_of(f), "{'op':'profile','lot':'a'}");
   json_t *cells = json_object_get(pr, "profile");
-  assert_string_equal(str_of(pr, "timezone"), "Etc/GMT-2");
-  assert_int_equal(int_of(pr, "samples"), 5);
+  assert_string_equal(tu_str(pr, "timezone"), "Etc/GMT-2");
+  assert_int_equal(tu_int(pr, "samples"), 5);
   assert_true(fabs(json_number_value(json_array_get(
                        json_array_get(cells, (size_t)bw), (size_t)bh)) -
                    0.45) < 1e-9);
@@ -623,33 +430,33 @@ static void profile_and_forecast_match_hand_computed_values(void **state)
    */
   char *req = tu_fmt("{'op':'forecast','lot':'a','time':%lld}",
                      (long long)(b + 14 * DAY_MS));
-  json_t *fc = query_ok(f, req);
+  json_t *fc = th_query_ok(f, parking_of(f), req);
   free(req);
-  assert_string_equal(str_of(fc, "basis"), "profile");
-  assert_int_equal(int_of(fc, "weekday"), bw);
-  assert_int_equal(int_of(fc, "hour"), bh);
-  assert_true(fabs(num_of(fc, "profile_occupancy") - 0.45) < 1e-9);
-  assert_true(fabs(num_of(fc, "deviation") - 0.2) < 1e-9);
-  assert_int_equal(int_of(fc, "deviation_samples"), 1);
-  assert_true(fabs(num_of(fc, "expected_occupancy") - 0.65) < 1e-9);
-  assert_int_equal(int_of(fc, "expected_free"), 35);
+  assert_string_equal(tu_str(fc, "basis"), "profile");
+  assert_int_equal(tu_int(fc, "weekday"), bw);
+  assert_int_equal(tu_int(fc, "hour"), bh);
+  assert_true(fabs(tu_num(fc, "profile_occupancy") - 0.45) < 1e-9);
+  assert_true(fabs(tu_num(fc, "deviation") - 0.2) < 1e-9);
+  assert_int_equal(tu_int(fc, "deviation_samples"), 1);
+  assert_true(fabs(tu_num(fc, "expected_occupancy") - 0.65) < 1e-9);
+  assert_int_equal(tu_int(fc, "expected_free"), 35);
   json_decref(fc);
 
   /* the lot with its history over a range */
   req =
       tu_fmt("{'op':'lot','lot':'a','from':%lld}", (long long)(d - 7 * DAY_MS));
-  json_t *l = query_ok(f, req);
+  json_t *l = th_query_ok(f, parking_of(f), req);
   free(req);
   assert_int_equal(json_array_size(json_object_get(l, "history")), 2);
   json_decref(l);
-  json_t *l24 = query_ok(f, "{'op':'lot','lot':'a'}");
+  json_t *l24 = th_query_ok(f, parking_of(f), "{'op':'lot','lot':'a'}");
   assert_int_equal(json_array_size(json_object_get(l24, "history")), 1);
   json_decref(l24);
 }
 
 /* ---- guidance ---------------------------------------------------------- */
 
-static void set_lots_now(fx *f)
+static void set_lots_now(th_host *f)
 {
   twin_time t = core_now_ms() - 60000;
   observe(f, "near", 20, 0, t);
@@ -660,49 +467,38 @@ static void set_lots_now(fx *f)
 
 static void guidance_ranks_by_walk_price_and_space(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   set_lots_now(f);
-  json_t *g = query_ok(f, "{'op':'guidance','lat':48.83,'lon':12.96}");
+  json_t *g = th_query_ok(f, parking_of(f),
+                          "{'op':'guidance','lat':48.83,'lon':12.96}");
   json_t *ls = json_object_get(g, "lots");
   /* "full" has no space; "mid" (4.3 min, 0.50/h) beats "near" (0 min,
    * 2.00/h); "far" is a 28 min walk */
   assert_int_equal(json_array_size(ls), 3);
-  assert_string_equal(str_of(json_array_get(ls, 0), "lot"), "mid");
-  assert_string_equal(str_of(json_array_get(ls, 1), "lot"), "near");
-  assert_string_equal(str_of(json_array_get(ls, 2), "lot"), "far");
+  assert_string_equal(tu_str(ls, "[0].lot"), "mid");
+  assert_string_equal(tu_str(ls, "[1].lot"), "near");
+  assert_string_equal(tu_str(ls, "[2].lot"), "far");
   json_t *mid = json_array_get(ls, 0);
-  assert_true(fabs(num_of(mid, "distance_m") - 334) <= 1);
-  assert_true(fabs(num_of(mid, "walk_min") - 4.3) < 0.11);
-  assert_int_equal(int_of(mid, "expected_free"), 80);
-  assert_true(fabs(num_of(mid, "price") - 0.5) < 1e-9);
-  assert_string_equal(str_of(mid, "price_source"), "static");
-  assert_true(num_of(mid, "score") < num_of(json_array_get(ls, 1), "score"));
+  assert_true(fabs(tu_num(mid, "distance_m") - 334) <= 1);
+  assert_true(fabs(tu_num(mid, "walk_min") - 4.3) < 0.11);
+  assert_int_equal(tu_int(mid, "expected_free"), 80);
+  assert_true(fabs(tu_num(mid, "price") - 0.5) < 1e-9);
+  assert_string_equal(tu_str(mid, "price_source"), "static");
+  assert_true(tu_num(mid, "score") < tu_num(ls, "[1].score"));
   json_decref(g);
-  g = query_ok(f, "{'op':'guidance','lat':48.85,'lon':12.96,'limit':1}");
+  g = th_query_ok(f, parking_of(f),
+                  "{'op':'guidance','lat':48.85,'lon':12.96,'limit':1}");
   ls = json_object_get(g, "lots");
   assert_int_equal(json_array_size(ls), 1);
-  assert_string_equal(str_of(json_array_get(ls, 0), "lot"), "far");
+  assert_string_equal(tu_str(ls, "[0].lot"), "far");
   json_decref(g);
 }
 
 /* ---- scenarios --------------------------------------------------------- */
 
-static json_t *report_lot(json_t *r, const char *id)
+static char *live_state(th_host *f)
 {
-  size_t i;
-  json_t *l;
-  json_array_foreach(json_object_get(r, "lots"), i, l)
-  {
-    if (!strcmp(str_of(l, "lot"), id))
-      return l;
-  }
-  fail_msg("no lot %s in the report", id);
-  return NULL;
-}
-
-static char *live_state(fx *f)
-{
-  json_t *n = query_ok(f, "{'op':'now'}");
+  json_t *n = th_query_ok(f, parking_of(f), "{'op':'now'}");
   char *s = json_dumps(n, JSON_COMPACT | JSON_SORT_KEYS);
   json_decref(n);
   return s;
@@ -710,31 +506,27 @@ static char *live_state(fx *f)
 
 static void closure_moves_cars_and_leaves_live_state_alone(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   set_lots_now(f);
   char *before = live_state(f);
   twin_time from = core_now_ms() + HOUR_MS;
   char *sc = tu_fmt("{'op':'closure','lot':'near','from':%lld,'to':%lld}",
                     (long long)from, (long long)(from + HOUR_MS));
-  json_t *r = simulate_ok(f, sc);
+  json_t *r = th_simulate_report(f, parking_of(f), sc);
   free(sc);
   /* near holds 30 cars; "full" has no room, "mid" (334 m) takes all 30 */
-  assert_int_equal(int_of(r, "steps"), 4);
-  json_t *near = report_lot(r, "near"), *mid = report_lot(r, "mid");
-  assert_true(fabs(num_of(json_object_get(near, "baseline"), "peak_occupancy") -
-                   0.6) < 1e-9);
-  assert_true(
-      fabs(num_of(json_object_get(near, "scenario"), "peak_occupancy")) < 1e-9);
+  assert_int_equal(tu_int(r, "steps"), 4);
+  json_t *near = tu_get(r, "lots[lot=near]"), *mid = tu_get(r, "lots[lot=mid]");
+  assert_true(fabs(tu_num(near, "baseline.peak_occupancy") - 0.6) < 1e-9);
+  assert_true(fabs(tu_num(near, "scenario.peak_occupancy")) < 1e-9);
   assert_int_equal(json_array_size(json_object_get(near, "overflow")), 1);
-  assert_true(fabs(num_of(json_object_get(mid, "baseline"), "peak_occupancy") -
-                   0.2) < 1e-9);
-  assert_true(fabs(num_of(json_object_get(mid, "scenario"), "peak_occupancy") -
-                   0.5) < 1e-9);
+  assert_true(fabs(tu_num(mid, "baseline.peak_occupancy") - 0.2) < 1e-9);
+  assert_true(fabs(tu_num(mid, "scenario.peak_occupancy") - 0.5) < 1e-9);
   json_t *nos = json_object_get(r, "cars_without_space");
-  assert_int_equal(int_of(nos, "peak"), 0);
+  assert_int_equal(tu_int(nos, "peak"), 0);
   json_t *walk = json_object_get(r, "walk_added");
-  assert_int_equal(int_of(walk, "cars"), 30);
-  assert_true(fabs(num_of(walk, "average_m") - 334) <= 1);
+  assert_int_equal(tu_int(walk, "cars"), 30);
+  assert_true(fabs(tu_num(walk, "average_m") - 334) <= 1);
   /* the scenario's reads saw its overlay writes */
   json_t *after = json_object_get(r, "state_at_peak");
   size_t i;
@@ -742,11 +534,11 @@ static void closure_moves_cars_and_leaves_live_state_alone(void **state)
   int seen = 0;
   json_array_foreach(after, i, l)
   {
-    if (!strcmp(str_of(l, "id"), "near")) {
-      assert_string_equal(str_of(l, "status"), "closed");
+    if (!strcmp(tu_str(l, "id"), "near")) {
+      assert_string_equal(tu_str(l, "status"), "closed");
       seen++;
-    } else if (!strcmp(str_of(l, "id"), "mid")) {
-      assert_int_equal(int_of(l, "free"), 50);
+    } else if (!strcmp(tu_str(l, "id"), "mid")) {
+      assert_int_equal(tu_int(l, "free"), 50);
       seen++;
     }
   }
@@ -762,30 +554,27 @@ static void closure_moves_cars_and_leaves_live_state_alone(void **state)
 
 static void event_fills_nearest_lots_and_counts_cars_left_over(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   set_lots_now(f);
   char *before = live_state(f);
   twin_time from = core_now_ms() + HOUR_MS;
   char *sc = tu_fmt("{'op':'event','lat':48.833,'lon':12.96,'cars':300,"
                     "'from':%lld,'to':%lld}",
                     (long long)from, (long long)(from + HOUR_MS));
-  json_t *r = simulate_ok(f, sc);
+  json_t *r = th_simulate_report(f, parking_of(f), sc);
   free(sc);
   /* at the end: mid 80, near 20, far 150 placed, 50 without space */
   json_t *nos = json_object_get(r, "cars_without_space");
-  assert_int_equal(int_of(nos, "at_end"), 50);
-  assert_int_equal(int_of(nos, "peak"), 50);
-  assert_true(fabs(num_of(json_object_get(report_lot(r, "far"), "scenario"),
-                          "peak_occupancy") -
-                   1.0) < 1e-9);
-  assert_true(fabs(num_of(json_object_get(report_lot(r, "mid"), "scenario"),
-                          "peak_occupancy") -
-                   1.0) < 1e-9);
-  assert_true(
-      json_array_size(json_object_get(report_lot(r, "mid"), "overflow")) >= 1);
+  assert_int_equal(tu_int(nos, "at_end"), 50);
+  assert_int_equal(tu_int(nos, "peak"), 50);
+  assert_true(fabs(tu_num(r, "lots[lot=far].scenario.peak_occupancy") - 1.0) <
+              1e-9);
+  assert_true(fabs(tu_num(r, "lots[lot=mid].scenario.peak_occupancy") - 1.0) <
+              1e-9);
+  assert_true(json_array_size(tu_get(r, "lots[lot=mid].overflow")) >= 1);
   json_t *walk = json_object_get(r, "walk_added");
-  assert_int_equal(int_of(walk, "cars"), 250);
-  assert_true(num_of(walk, "total_m") > 0);
+  assert_int_equal(tu_int(walk, "cars"), 250);
+  assert_true(tu_num(walk, "total_m") > 0);
   json_decref(r);
   char *after_live = live_state(f);
   assert_string_equal(before, after_live);
@@ -796,33 +585,28 @@ static void event_fills_nearest_lots_and_counts_cars_left_over(void **state)
 
 static void bad_scenarios_and_unknown_ops_fail(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   core_err err;
-  char *reply = NULL;
-  int rc;
-  char *sc = jq("{'op':'flood'}");
-  assert_int_equal(
-      core_host_simulate(f->h, parking_of(f), sc, strlen(sc), &reply, &err),
-      TWIN_ERR_NOT_FOUND);
+  assert_int_equal(th_simulate_fails(f, parking_of(f), "{'op':'flood'}", &err),
+                   TWIN_ERR_NOT_FOUND);
   assert_non_null(strstr(err.msg, "no scenario op 'flood'"));
-  free(sc);
-  sc = jq("{'type':'closure'}"); /* the form before declared ops */
+  /* the form before declared ops */
   assert_int_equal(
-      core_host_simulate(f->h, parking_of(f), sc, strlen(sc), &reply, &err),
+      th_simulate_fails(f, parking_of(f), "{'type':'closure'}", &err),
       TWIN_ERR_INVALID);
   assert_non_null(strstr(err.msg, "closure, event"));
-  free(sc);
-  sc = jq("{'op':'closure','lot':'nowhere','from':0,'to':1000}");
   assert_int_equal(
-      core_host_simulate(f->h, parking_of(f), sc, strlen(sc), &reply, &err),
+      th_simulate_fails(f, parking_of(f),
+                        "{'op':'closure','lot':'nowhere','from':0,'to':1000}",
+                        &err),
       TWIN_ERR_NOT_FOUND);
-  free(sc);
-  assert_null(query(f, "{'op':'history'}", &err, &rc));
-  assert_int_equal(rc, TWIN_ERR_NOT_FOUND);
+  assert_int_equal(th_query_fails(f, parking_of(f), "{'op':'history'}", &err),
+                   TWIN_ERR_NOT_FOUND);
   assert_non_null(strstr(err.msg, "no query op 'history'"));
   assert_non_null(strstr(err.msg, "now, lot, profile, forecast, guidance"));
-  assert_null(query(f, "{'op':'forecast','lot':'near'}", &err, &rc));
-  assert_int_equal(rc, TWIN_ERR_INVALID);
+  assert_int_equal(
+      th_query_fails(f, parking_of(f), "{'op':'forecast','lot':'near'}", &err),
+      TWIN_ERR_INVALID);
   assert_non_null(strstr(err.msg, "time: required but missing"));
 }
 
@@ -856,18 +640,8 @@ static void *serve_once(void *ud)
 
 static void one_shot_start(one_shot *o, const char *body)
 {
-  struct sockaddr_in a;
-  socklen_t len = sizeof a;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   o->body = body;
-  o->fd = socket(AF_INET, SOCK_STREAM, 0);
-  assert_true(o->fd >= 0);
-  assert_int_equal(bind(o->fd, (struct sockaddr *)&a, sizeof a), 0);
-  assert_int_equal(listen(o->fd, 1), 0);
-  assert_int_equal(getsockname(o->fd, (struct sockaddr *)&a, &len), 0);
-  o->port = ntohs(a.sin_port);
+  o->fd = tu_listen_loopback(1, &o->port);
   assert_int_equal(pthread_create(&o->th, NULL, serve_once, o), 0);
 }
 
@@ -879,43 +653,39 @@ static void one_shot_stop(one_shot *o)
 
 /* One fetch of parking, run here as a fetch thread runs it (off the
  * writer; it hands the snapshot to the pipeline and waits for its
- * commit). */
-static result fetch(fx *f)
+ * commit): its status, err saying why it failed. */
+static int fetch(th_host *f, core_err *err)
 {
-  result r = {0};
-  core_err err;
-  r.status = core_host_run_fetch(f->h, parking_of(f), &err);
-  snprintf(r.reason, sizeof r.reason, "%s", r.status ? err.msg : "");
-  r.called = 1;
-  return r;
+  return core_host_run_fetch(f->h, parking_of(f), err);
 }
 
 static void fetch_without_a_feed_does_nothing(void **state)
 {
-  fx *f = *state;
-  result r = fetch(f);
-  assert_int_equal(r.status, TWIN_OK);
+  th_host *f = *state;
+  core_err err;
+  assert_int_equal(fetch(f, &err), TWIN_OK);
   assert_int_equal(lot_count(f), 0);
 }
 
 static void fetch_pulls_the_feed_through_the_pipeline(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   one_shot o;
-  char *t = rfc(core_now_ms() - 60000);
+  char *t = th_rfc3339(core_now_ms() - 60000);
   char *body = tu_fmt("{\"last_updated\":\"%s\",\"lots\":[{\"id\":\"p1\","
                       "\"total\":100,\"free\":25,\"state\":\"open\"}]}",
                       t);
   one_shot_start(&o, body);
   char *cfg = tu_fmt("{'feed_url':'http://127.0.0.1:%d/lots.json'}", o.port);
-  close_host(f);
+  th_close(f);
   open_host(f, cfg);
-  result r = fetch(f);
+  core_err err;
+  int st = fetch(f, &err);
   one_shot_stop(&o);
-  if (r.status)
-    fail_msg("fetch: %d %s", r.status, r.reason);
-  json_t *n = query_ok(f, "{'op':'now'}");
-  assert_int_equal(int_of(now_lot(n, "p1"), "free"), 25);
+  if (st)
+    fail_msg("fetch: %d %s", st, err.msg);
+  json_t *n = th_query_ok(f, parking_of(f), "{'op':'now'}");
+  assert_int_equal(tu_int(n, "lots[id=p1].free"), 25);
   json_decref(n);
   free(cfg);
   free(body);
@@ -924,28 +694,19 @@ static void fetch_pulls_the_feed_through_the_pipeline(void **state)
 
 static void fetch_with_an_unreachable_feed_backs_off(void **state)
 {
-  fx *f = *state;
-  /* a port nobody listens on: bind one, then close it */
-  one_shot o;
-  memset(&o, 0, sizeof o);
-  struct sockaddr_in a;
-  socklen_t len = sizeof a;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  o.fd = socket(AF_INET, SOCK_STREAM, 0);
-  assert_int_equal(bind(o.fd, (struct sockaddr *)&a, sizeof a), 0);
-  assert_int_equal(getsockname(o.fd, (struct sockaddr *)&a, &len), 0);
-  close(o.fd);
+  th_host *f = *state;
+  /* a port nobody listens on: take one, then close it */
+  int port;
+  close(tu_listen_loopback(1, &port));
   char *cfg = tu_fmt("{'feed_url':'http://127.0.0.1:%d/lots.json',"
                      "'feed_timeout_ms':1000}",
-                     ntohs(a.sin_port));
-  close_host(f);
+                     port);
+  th_close(f);
   open_host(f, cfg);
   twin_time before = core_now_ms();
-  result r = fetch(f);
-  assert_int_equal(r.status, TWIN_ERR_UNAVAILABLE);
-  assert_non_null(strstr(r.reason, "feed: GET http://127.0.0.1:"));
+  core_err err;
+  assert_int_equal(fetch(f, &err), TWIN_ERR_UNAVAILABLE);
+  assert_non_null(strstr(err.msg, "feed: GET http://127.0.0.1:"));
   assert_int_equal(lot_count(f), 0);
   /* its fetch health: one failure, the next try two intervals on, the
    * plugin still running */
@@ -961,31 +722,32 @@ static void fetch_with_an_unreachable_feed_backs_off(void **state)
 
 static void guidance_uses_the_town_price_rule(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   set_lots_now(f);
-  json_t *g = query_ok(f, "{'op':'guidance','lat':48.85,'lon':12.96}");
+  json_t *g = th_query_ok(f, parking_of(f),
+                          "{'op':'guidance','lat':48.85,'lon':12.96}");
   json_t *ls = json_object_get(g, "lots"), *l;
   size_t i;
   int seen = 0;
   json_array_foreach(ls, i, l)
   {
-    if (!strcmp(str_of(l, "lot"), "far")) {
-      assert_true(fabs(num_of(l, "price") - 9) < 1e-9);
-      assert_string_equal(str_of(l, "price_source"), "script");
+    if (!strcmp(tu_str(l, "lot"), "far")) {
+      assert_true(fabs(tu_num(l, "price") - 9) < 1e-9);
+      assert_string_equal(tu_str(l, "price_source"), "script");
       seen++;
-    } else if (!strcmp(str_of(l, "lot"), "mid")) {
-      assert_string_equal(str_of(l, "price_source"), "static");
+    } else if (!strcmp(tu_str(l, "lot"), "mid")) {
+      assert_string_equal(tu_str(l, "price_source"), "static");
       seen++;
     }
   }
   assert_int_equal(seen, 2);
   /* at 9.00/h the lot at the point (0 min) now ranks below "mid" */
-  assert_string_equal(str_of(json_array_get(ls, 0), "lot"), "mid");
+  assert_string_equal(tu_str(ls, "[0].lot"), "mid");
   json_decref(g);
 }
 
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
-#define TL(fn) cmocka_unit_test_setup_teardown(fn, setup_lots, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, th_teardown)
+#define TL(fn) cmocka_unit_test_setup_teardown(fn, setup_lots, th_teardown)
 
 int main(void)
 {
@@ -999,7 +761,7 @@ int main(void)
       T(single_observations_are_checked_against_the_stored_lot),
       cmocka_unit_test_setup_teardown(
           unknown_lots_are_rejected_without_auto_create, setup_strict,
-          teardown),
+          th_teardown),
       T(profile_and_forecast_match_hand_computed_values),
       TL(guidance_ranks_by_walk_price_and_space),
       TL(closure_moves_cars_and_leaves_live_state_alone),
@@ -1009,7 +771,7 @@ int main(void)
       T(fetch_pulls_the_feed_through_the_pipeline),
       T(fetch_with_an_unreachable_feed_backs_off),
       cmocka_unit_test_setup_teardown(guidance_uses_the_town_price_rule,
-                                      setup_script, teardown),
+                                      setup_script, th_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,56 +4,25 @@
  * callback were running, and what to do. Through the CLI and through a
  * real `twinhost serve` answering HTTP, with the real crashy.so fixture.
  */
-#include "testutil.h"
+#include "testhost.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "util.h"
-
-typedef struct fx {
-  char *dir, *config;
-} fx;
-
 static int setup(void **state)
 {
-  fx *f = calloc(1, sizeof *f);
-  f->dir = tu_tempdir();
+  th_host *f = th_new();
   tu_utc_zoneinfo(f->dir);
-  unsetenv("TWINHOST_PLUGIN_PATH");
-  char *plugins = tu_fmt("%s/plugins", f->dir);
-  core_mkdirs(plugins, NULL);
-  char *from = tu_fmt("%s/crashy.so", tu_env("TWIN_FIXTURE_DIR"));
-  char *to = tu_fmt("%s/crashy.so", plugins);
-  assert_int_equal(symlink(from, to), 0);
-  f->config = tu_write_file(
-      f->dir, "host.json",
-      "{\"data_dir\":\"data\",\"plugin_path\":[\"plugins\"],\"towns\":["
-      "{\"id\":\"alpha\",\"timezone\":\"UTC\",\"scripts\":\".\","
-      " \"api\":{\"anonymous_read\":true},\"plugins\":{\"crashy\":{}}},"
-      "{\"id\":\"beta\",\"timezone\":\"UTC\",\"scripts\":\".\"}]}");
-  free(plugins);
-  free(from);
-  free(to);
+  th_fixture(f, "crashy.so");
+  th_config(f, TH_FIXTURES,
+            "{'id':'alpha','timezone':'UTC','scripts':'.',"
+            " 'api':{'anonymous_read':true},'plugins':{'crashy':{}}},"
+            "{'id':'beta','timezone':'UTC','scripts':'.'}");
   *state = f;
-  return 0;
-}
-
-static int teardown(void **state)
-{
-  fx *f = *state;
-  unsetenv("TZDIR");
-  tu_rmtree(f->dir);
-  free(f->dir);
-  free(f->config);
-  free(f);
   return 0;
 }
 
@@ -64,7 +33,7 @@ static const char *crash_line =
 static void a_crash_in_a_cli_query_names_town_plugin_and_callback(
     void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   tu_run r = tu_twinhost(NULL, "--config", f->config, "query", "--town",
                          "alpha", "--plugin", "crashy", "--op", "crash", NULL);
   assert_int_not_equal(r.exit_code, 0);
@@ -81,18 +50,13 @@ static void a_crash_in_a_cli_query_names_town_plugin_and_callback(
 
 static void a_crash_in_serve_is_logged_before_the_host_dies(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   char *log = tu_fmt("%s/serve.log", f->dir);
   tu_server srv;
   tu_server_start(&srv, f->config, log);
   /* a raw request: the answer never comes, the connection just closes */
-  int s = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_port = htons((uint16_t)srv.port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  assert_int_equal(connect(s, (struct sockaddr *)&a, sizeof a), 0);
+  int s = tu_connect_loopback(srv.port);
+  assert_true(s >= 0);
   const char *req = "GET /v1/towns/alpha/plugins/crashy/query/crash HTTP/1.1\r\n"
                     "Host: 127.0.0.1\r\nConnection: close\r\n\r\n";
   assert_true(write(s, req, strlen(req)) == (ssize_t)strlen(req));
@@ -120,9 +84,9 @@ int main(void)
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(
           a_crash_in_a_cli_query_names_town_plugin_and_callback, setup,
-          teardown),
+          th_teardown),
       cmocka_unit_test_setup_teardown(
-          a_crash_in_serve_is_logged_before_the_host_dies, setup, teardown),
+          a_crash_in_serve_is_logged_before_the_host_dies, setup, th_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

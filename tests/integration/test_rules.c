@@ -6,7 +6,7 @@
  * replay (changing nothing), status and reload (keeping the old rules when
  * the new ones are broken) work through the real binary.
  */
-#include "testutil.h"
+#include "testhost.h"
 
 #include <jansson.h>
 #include <poll.h>
@@ -19,115 +19,37 @@
 
 #include "api.h"
 #include "ctx.h"
-#include "host.h"
-#include "pipeline.h"
 #include "rules.h"
 #include "script.h"
 
-typedef struct fx {
-  char *dir;
-  char *scripts;
-  char *config;
-  core_host *h;
-  core_pipeline *p;
-} fx;
-
+/* Two towns with probe; alpha's rules in alpha/, beta's (none) in beta/.
+ * The host comes up (th_open) once the test has written its rules. */
 static int setup(void **state)
 {
-  fx *f = calloc(1, sizeof *f);
-  f->dir = tu_tempdir();
-  f->scripts = tu_fmt("%s/alpha", f->dir);
-  char *plugins = tu_fmt("%s/plugins", f->dir);
-  char *probe = tu_fmt("%s/probe.so", tu_env("TWIN_FIXTURE_DIR"));
-  char *link = tu_fmt("%s/probe.so", plugins);
-  core_mkdirs(plugins, NULL);
-  core_mkdirs(f->scripts, NULL);
-  assert_int_equal(symlink(probe, link), 0);
-  f->config = tu_write_file(
-      f->dir, "host.json",
-      "{\"data_dir\":\"data\",\"plugin_path\":[\"plugins\"],\"towns\":["
-      "{\"id\":\"alpha\",\"name\":\"Alpha\",\"timezone\":\"Europe/Berlin\","
-      " \"scripts\":\"alpha\",\"plugins\":{\"probe\":{}}},"
-      "{\"id\":\"beta\",\"name\":\"Beta\",\"timezone\":\"Europe/Berlin\","
-      " \"scripts\":\"beta\",\"plugins\":{\"probe\":{}}}]}");
-  free(plugins);
-  free(probe);
-  free(link);
+  th_host *f = th_new();
+  th_fixture(f, "probe.so");
+  th_config(f, TH_FIXTURES,
+            "{'id':'alpha','name':'Alpha','timezone':'Europe/Berlin',"
+            " 'scripts':'alpha','plugins':{'probe':{}}},"
+            "{'id':'beta','name':'Beta','timezone':'Europe/Berlin',"
+            " 'scripts':'beta','plugins':{'probe':{}}}");
   *state = f;
   return 0;
 }
 
-/* Bring the host up once the test has written its rules. */
-static void start(fx *f)
+static core_instance *inst(th_host *f, const char *town)
+{
+  return th_inst(f, town, "probe");
+}
+
+/* Query town's probe: the reply, or NULL when it failed. */
+static json_t *query(th_host *f, const char *town, const char *req)
 {
   core_err err;
-  if (core_host_open(f->config, CORE_HOST_INSTANCES, &f->h, &err))
-    fail_msg("host: %s", err.msg);
-  assert_int_equal(core_pipeline_start(f->h, &f->p, &err), TWIN_OK);
+  return th_query(f, inst(f, town), req, &err);
 }
 
-static void stop(fx *f)
-{
-  core_pipeline_stop(f->p);
-  core_host_close(f->h);
-  f->p = NULL;
-  f->h = NULL;
-}
-
-static int teardown(void **state)
-{
-  fx *f = *state;
-  if (f->h)
-    stop(f);
-  tu_rmtree(f->dir);
-  free(f->dir);
-  free(f->scripts);
-  free(f->config);
-  free(f);
-  return 0;
-}
-
-static void rule(fx *f, const char *name, const char *text)
-{
-  free(tu_write_file(f->scripts, name, text));
-}
-
-typedef struct result {
-  int status;
-  char reason[1024];
-} result;
-
-static void on_done(void *ud, int status, const char *reason)
-{
-  result *r = ud;
-  r->status = status;
-  snprintf(r->reason, sizeof r->reason, "%s", reason ? reason : "");
-}
-
-static result ingest(fx *f, const char *town, const char *doc)
-{
-  result r = {-99, ""};
-  core_instance *ci = core_host_instance(f->h, town, "probe");
-  assert_non_null(ci);
-  assert_int_equal(
-      core_pipeline_submit(f->p, ci, doc, strlen(doc), on_done, &r), 0);
-  core_pipeline_drain(f->p);
-  return r;
-}
-
-static json_t *query(fx *f, const char *town, const char *req)
-{
-  char *reply = NULL;
-  core_err err;
-  core_instance *ci = core_host_instance(f->h, town, "probe");
-  if (core_host_query(f->h, ci, req, strlen(req), &reply, &err))
-    return NULL;
-  json_t *j = json_loads(reply, JSON_DECODE_ANY, NULL);
-  free(reply);
-  return j;
-}
-
-static json_int_t get_int(fx *f, const char *town, const char *type,
+static json_int_t get_int(th_host *f, const char *town, const char *type,
                           const char *id, const char *attr)
 {
   char *req = tu_fmt("{\"op\":\"get\",\"type\":\"%s\",\"id\":\"%s\","
@@ -146,14 +68,14 @@ static const char *obs_doc =
 
 static void an_observation_rule_writes_with_the_document(void **state)
 {
-  fx *f = *state;
-  rule(f, "10-copy.lua",
-       "twin.on_observation({attr = 'free'}, function(o)\n"
-       "  assert(twin.ingest('probe', {ops = {{op = 'put', type = 'Lot',\n"
-       "    id = o.id, attrs = {seen = o.value * 10}}}}))\n"
-       "end)\n");
-  start(f);
-  result r = ingest(f, "alpha", obs_doc);
+  th_host *f = *state;
+  th_rule(f, "alpha", "10-copy.lua",
+          "twin.on_observation({attr = 'free'}, function(o)\n"
+          "  assert(twin.ingest('probe', {ops = {{op = 'put', type = 'Lot',\n"
+          "    id = o.id, attrs = {seen = o.value * 10}}}}))\n"
+          "end)\n");
+  th_open(f);
+  th_outcome r = th_ingest(f, inst(f, "alpha"), obs_doc);
   assert_int_equal(r.status, TWIN_OK);
   assert_int_equal(get_int(f, "alpha", "Lot", "p1", "seen"), 30);
   /* The other town has no rules and sees nothing. */
@@ -163,15 +85,16 @@ static void an_observation_rule_writes_with_the_document(void **state)
 static void
 a_failing_rule_rejects_nothing_and_leaves_no_half_write(void **state)
 {
-  fx *f = *state;
-  rule(f, "10-bad.lua",
-       "twin.on_observation({attr = 'free'}, function(o)\n"
-       "  twin.ingest('probe', {ops = {{op = 'put', type = 'Lot', id = o.id,\n"
-       "    attrs = {half = 1}}}})\n"
-       "  error('boom')\n"
-       "end)\n");
-  start(f);
-  result r = ingest(f, "alpha", obs_doc);
+  th_host *f = *state;
+  th_rule(
+      f, "alpha", "10-bad.lua",
+      "twin.on_observation({attr = 'free'}, function(o)\n"
+      "  twin.ingest('probe', {ops = {{op = 'put', type = 'Lot', id = o.id,\n"
+      "    attrs = {half = 1}}}})\n"
+      "  error('boom')\n"
+      "end)\n");
+  th_open(f);
+  th_outcome r = th_ingest(f, inst(f, "alpha"), obs_doc);
   assert_int_equal(r.status, TWIN_OK);
   json_t *h = query(f, "alpha",
                     "{\"op\":\"history\",\"type\":\"Lot\",\"id\":\"p1\","
@@ -186,31 +109,32 @@ a_failing_rule_rejects_nothing_and_leaves_no_half_write(void **state)
 
 static void a_rejected_document_takes_its_rules_writes_with_it(void **state)
 {
-  fx *f = *state;
-  rule(f, "10-copy.lua",
-       "twin.on_observation({attr = 'free'}, function(o)\n"
-       "  twin.ingest('probe', {ops = {{op = 'put', type = 'Lot', id = o.id,\n"
-       "    attrs = {seen = 1}}}})\n"
-       "end)\n");
-  start(f);
+  th_host *f = *state;
+  th_rule(
+      f, "alpha", "10-copy.lua",
+      "twin.on_observation({attr = 'free'}, function(o)\n"
+      "  twin.ingest('probe', {ops = {{op = 'put', type = 'Lot', id = o.id,\n"
+      "    attrs = {seen = 1}}}})\n"
+      "end)\n");
+  th_open(f);
   /* The plugin fails after appending: nothing of the document lands. */
-  result r = ingest(f, "alpha",
-                    "{\"ops\":[{\"op\":\"obs\",\"type\":\"Lot\",\"id\":"
-                    "\"p1\",\"attr\":\"free\",\"values\":[[1,1]]},"
-                    "{\"op\":\"fail\",\"message\":\"no\"}]}");
+  th_outcome r = th_ingest(f, inst(f, "alpha"),
+                           "{\"ops\":[{\"op\":\"obs\",\"type\":\"Lot\",\"id\":"
+                           "\"p1\",\"attr\":\"free\",\"values\":[[1,1]]},"
+                           "{\"op\":\"fail\",\"message\":\"no\"}]}");
   assert_int_equal(r.status, TWIN_ERR_REJECTED);
   assert_int_equal(get_int(f, "alpha", "Lot", "p1", "seen"), -1);
 }
 
 static void a_plugin_calls_a_town_function_by_name(void **state)
 {
-  fx *f = *state;
-  rule(f, "20-price.lua",
-       "function price(lot, hour)\n"
-       "  if hour >= 18 then return 1.5 end\n"
-       "  return 2.0\n"
-       "end\n");
-  start(f);
+  th_host *f = *state;
+  th_rule(f, "alpha", "20-price.lua",
+          "function price(lot, hour)\n"
+          "  if hour >= 18 then return 1.5 end\n"
+          "  return 2.0\n"
+          "end\n");
+  th_open(f);
   json_t *j = query(f, "alpha",
                     "{\"op\":\"call_script\",\"function\":\"price\","
                     "\"args\":[\"p1\",19]}");
@@ -228,16 +152,16 @@ static void a_plugin_calls_a_town_function_by_name(void **state)
 
 static void an_event_rule_sees_events_the_document_raised(void **state)
 {
-  fx *f = *state;
-  rule(f, "30-events.lua",
-       "twin.on_event({level = 'warning'}, function(ev)\n"
-       "  twin.put('rules', 'Counter', 'warnings', {n = 1})\n"
-       "  twin.emit{level = 'info', message = 'seen: ' .. ev.message}\n"
-       "end)\n");
-  start(f);
-  result r = ingest(f, "alpha",
-                    "{\"ops\":[{\"op\":\"emit\",\"level\":\"warning\","
-                    "\"message\":\"almost full\"}]}");
+  th_host *f = *state;
+  th_rule(f, "alpha", "30-events.lua",
+          "twin.on_event({level = 'warning'}, function(ev)\n"
+          "  twin.put('rules', 'Counter', 'warnings', {n = 1})\n"
+          "  twin.emit{level = 'info', message = 'seen: ' .. ev.message}\n"
+          "end)\n");
+  th_open(f);
+  th_outcome r = th_ingest(f, inst(f, "alpha"),
+                           "{\"ops\":[{\"op\":\"emit\",\"level\":\"warning\","
+                           "\"message\":\"almost full\"}]}");
   assert_int_equal(r.status, TWIN_OK);
   char *st = core_script_status(core_host_script(f->h, &f->h->cfg->towns[0]));
   assert_non_null(strstr(st, "\"calls\":1"));
@@ -246,12 +170,12 @@ static void an_event_rule_sees_events_the_document_raised(void **state)
 
 static void a_schedule_rule_runs_when_due(void **state)
 {
-  fx *f = *state;
-  rule(f, "40-every.lua",
-       "twin.every(1, function(now)\n"
-       "  twin.put('rules', 'Clock', 'tick', {at = now})\n"
-       "end, 'minutely')\n");
-  start(f);
+  th_host *f = *state;
+  th_rule(f, "alpha", "40-every.lua",
+          "twin.every(1, function(now)\n"
+          "  twin.put('rules', 'Clock', 'tick', {at = now})\n"
+          "end, 'minutely')\n");
+  th_open(f);
   core_script *s = core_host_script(f->h, &f->h->cfg->towns[0]);
   twin_time due = core_script_next_due(s);
   assert_true(due > core_now_ms() - 1000 && due <= core_now_ms() + 60000);
@@ -268,7 +192,7 @@ static void a_schedule_rule_runs_when_due(void **state)
 
 /* ---- the admin commands, through the real binary ------------------------- */
 
-static tu_run cli(fx *f, const char *input, const char *a, const char *b,
+static tu_run cli(th_host *f, const char *input, const char *a, const char *b,
                   const char *c)
 {
   const char *argv[] = {"--config", f->config, "script", a, b, c, NULL};
@@ -277,16 +201,16 @@ static tu_run cli(fx *f, const char *input, const char *a, const char *b,
 
 static void check_lists_hooks_and_names_file_and_line_of_an_error(void **state)
 {
-  fx *f = *state;
-  rule(f, "10-ok.lua",
-       "twin.on_observation({attr = 'free', name = 'free-watch'}, "
-       "function(o) end)\nfunction price() return 1 end\n");
+  th_host *f = *state;
+  th_rule(f, "alpha", "10-ok.lua",
+          "twin.on_observation({attr = 'free', name = 'free-watch'}, "
+          "function(o) end)\nfunction price() return 1 end\n");
   tu_run r = cli(f, NULL, "check", "alpha", NULL);
   assert_int_equal(r.exit_code, 0);
   assert_non_null(strstr(r.out, "free-watch"));
   tu_run_free(&r);
-  rule(f, "20-broken.lua",
-       "twin.on_observation({}, function(o)\n  if then\nend)\n");
+  th_rule(f, "alpha", "20-broken.lua",
+          "twin.on_observation({}, function(o)\n  if then\nend)\n");
   r = cli(f, NULL, "check", "alpha", NULL);
   assert_int_equal(r.exit_code, 1);
   assert_non_null(strstr(r.err, "20-broken.lua:2"));
@@ -298,14 +222,14 @@ static void check_lists_hooks_and_names_file_and_line_of_an_error(void **state)
 
 static void replay_reports_what_rules_would_do_and_changes_nothing(void **state)
 {
-  fx *f = *state;
-  rule(f, "10-flood.lua",
-       "twin.on_observation({attr = 'level'}, function(o)\n"
-       "  if o.value > 500 then\n"
-       "    twin.emit{level = 'warning', message = 'flood ' .. o.id}\n"
-       "    twin.put('rules', 'Flood', o.id, {stage = 1})\n"
-       "  end\n"
-       "end)\n");
+  th_host *f = *state;
+  th_rule(f, "alpha", "10-flood.lua",
+          "twin.on_observation({attr = 'level'}, function(o)\n"
+          "  if o.value > 500 then\n"
+          "    twin.emit{level = 'warning', message = 'flood ' .. o.id}\n"
+          "    twin.put('rules', 'Flood', o.id, {stage = 1})\n"
+          "  end\n"
+          "end)\n");
   tu_run r = cli(f,
                  "{\"plugin\":\"probe\",\"type\":\"Gauge\",\"id\":\"g1\","
                  "\"attr\":\"level\",\"time\":\"2026-11-15T06:00:00Z\","
@@ -319,16 +243,16 @@ static void replay_reports_what_rules_would_do_and_changes_nothing(void **state)
     fail_msg("replay exited %d: %s", r.exit_code, r.err);
   json_t *j = json_loads(r.out, 0, NULL);
   assert_non_null(j);
-  assert_int_equal(json_integer_value(json_object_get(j, "observations")), 3);
+  assert_int_equal(tu_int(j, "observations"), 3);
   assert_int_equal(json_array_size(json_object_get(j, "events")), 2);
   /* The second write to the same key is reported too. */
   assert_int_equal(json_array_size(json_object_get(j, "writes")), 2);
   json_decref(j);
   tu_run_free(&r);
   /* Nothing reached the store. */
-  start(f);
+  th_open(f);
   assert_int_equal(get_int(f, "alpha", "Gauge", "g1", "level"), -1);
-  stop(f);
+  th_close(f);
   /* A malformed line is named, exit 1. */
   r = cli(f, "{\"plugin\":\"probe\"}\nnot json\n", "replay", "alpha", "-");
   assert_int_equal(r.exit_code, 1);
@@ -338,13 +262,13 @@ static void replay_reports_what_rules_would_do_and_changes_nothing(void **state)
 
 static void reload_without_a_serve_checks_and_says_so(void **state)
 {
-  fx *f = *state;
-  rule(f, "10-ok.lua", "function f() return 1 end\n");
+  th_host *f = *state;
+  th_rule(f, "alpha", "10-ok.lua", "function f() return 1 end\n");
   tu_run r = cli(f, NULL, "reload", "alpha", NULL);
   assert_int_equal(r.exit_code, 0);
   assert_non_null(strstr(r.out, "no serve is running"));
   tu_run_free(&r);
-  rule(f, "20-broken.lua", "function (\n");
+  th_rule(f, "alpha", "20-broken.lua", "function (\n");
   r = cli(f, NULL, "reload", "alpha", NULL);
   assert_int_equal(r.exit_code, 1);
   assert_non_null(strstr(r.err, "running rules stay"));
@@ -353,18 +277,19 @@ static void reload_without_a_serve_checks_and_says_so(void **state)
 
 static void a_reload_with_broken_rules_keeps_the_old_ones(void **state)
 {
-  fx *f = *state;
-  rule(f, "10-copy.lua",
-       "twin.on_observation({attr = 'free'}, function(o)\n"
-       "  twin.ingest('probe', {ops = {{op = 'put', type = 'Lot', id = o.id,\n"
-       "    attrs = {seen = 1}}}})\n"
-       "end)\n");
-  start(f);
-  rule(f, "10-copy.lua", "this is not lua\n");
+  th_host *f = *state;
+  th_rule(
+      f, "alpha", "10-copy.lua",
+      "twin.on_observation({attr = 'free'}, function(o)\n"
+      "  twin.ingest('probe', {ops = {{op = 'put', type = 'Lot', id = o.id,\n"
+      "    attrs = {seen = 1}}}})\n"
+      "end)\n");
+  th_open(f);
+  th_rule(f, "alpha", "10-copy.lua", "this is not lua\n");
   core_rules *rules = core_rules_start(f->h, f->p);
   core_rules_reload(rules);
   core_rules_stop(rules);
-  result r = ingest(f, "alpha", obs_doc);
+  th_outcome r = th_ingest(f, inst(f, "alpha"), obs_doc);
   assert_int_equal(r.status, TWIN_OK);
   assert_int_equal(get_int(f, "alpha", "Lot", "p1", "seen"), 1);
   assert_non_null(f->h->script_error[0]);
@@ -377,19 +302,19 @@ static void a_reload_with_broken_rules_keeps_the_old_ones(void **state)
 static void rules_write_only_their_own_entities_and_hand_plugins_documents(
     void **state)
 {
-  fx *f = *state;
-  rule(f, "10-own.lua",
-       "twin.on_observation({attr = 'free'}, function(o)\n"
-       "  local ok, err = pcall(twin.put, 'probe', 'Lot', o.id, {x = 1})\n"
-       "  twin.put('rules', 'Direct', o.id, {refused = not ok,\n"
-       "    said = tostring(err)})\n"
-       "  local took, why = twin.ingest('probe', {ops = {\n"
-       "    {op = 'put', type = 'Lot', id = o.id, attrs = {half = 1}},\n"
-       "    {op = 'fail', message = 'no thanks'}}})\n"
-       "  twin.put('rules', 'Handed', o.id, {took = took, why = why})\n"
-       "end)\n");
-  start(f);
-  result r = ingest(f, "alpha", obs_doc);
+  th_host *f = *state;
+  th_rule(f, "alpha", "10-own.lua",
+          "twin.on_observation({attr = 'free'}, function(o)\n"
+          "  local ok, err = pcall(twin.put, 'probe', 'Lot', o.id, {x = 1})\n"
+          "  twin.put('rules', 'Direct', o.id, {refused = not ok,\n"
+          "    said = tostring(err)})\n"
+          "  local took, why = twin.ingest('probe', {ops = {\n"
+          "    {op = 'put', type = 'Lot', id = o.id, attrs = {half = 1}},\n"
+          "    {op = 'fail', message = 'no thanks'}}})\n"
+          "  twin.put('rules', 'Handed', o.id, {took = took, why = why})\n"
+          "end)\n");
+  th_open(f);
+  th_outcome r = th_ingest(f, inst(f, "alpha"), obs_doc);
   assert_int_equal(r.status, TWIN_OK);
   /* the direct write was refused with the way to do it */
   assert_int_equal(get_int(f, "alpha", "Lot", "p1", "x"), -1);
@@ -403,21 +328,15 @@ static void rules_write_only_their_own_entities_and_hand_plugins_documents(
   assert_int_equal(api_entity(f->h, txn, &f->h->cfg->towns[0], "rules",
                               "Direct", "p1", &e, &ae),
                    0);
-  const char *said = json_string_value(json_object_get(
-      json_object_get(json_object_get(e, "attrs"), "said"), "value"));
-  assert_non_null(said);
+  const char *said = tu_str(e, "attrs.said.value");
   assert_non_null(strstr(said, "rules write only their own entities"));
   assert_non_null(strstr(said, "twin.ingest(\"probe\""));
   json_decref(e);
   assert_int_equal(api_entity(f->h, txn, &f->h->cfg->towns[0], "rules",
                               "Handed", "p1", &e, &ae),
                    0);
-  json_t *attrs = json_object_get(e, "attrs");
-  assert_true(json_is_false(
-      json_object_get(json_object_get(attrs, "took"), "value")));
-  assert_non_null(strstr(json_string_value(json_object_get(
-                             json_object_get(attrs, "why"), "value")),
-                         "no thanks"));
+  assert_true(json_is_false(tu_get(e, "attrs.took.value")));
+  assert_non_null(strstr(tu_str(e, "attrs.why.value"), "no thanks"));
   json_decref(e);
   core_store_end_read(f->h->store, txn);
 }
@@ -426,13 +345,13 @@ static void rules_write_only_their_own_entities_and_hand_plugins_documents(
  * have written entity "x"). */
 static void a_name_with_a_nul_byte_is_refused(void **state)
 {
-  fx *f = *state;
-  rule(f, "10-nul.lua",
-       "twin.on_observation({attr = 'free'}, function(o)\n"
-       "  twin.put('rules', 'Lot', 'x\\0victim', {n = 1})\n"
-       "end)\n");
-  start(f);
-  result r = ingest(f, "alpha", obs_doc);
+  th_host *f = *state;
+  th_rule(f, "alpha", "10-nul.lua",
+          "twin.on_observation({attr = 'free'}, function(o)\n"
+          "  twin.put('rules', 'Lot', 'x\\0victim', {n = 1})\n"
+          "end)\n");
+  th_open(f);
+  th_outcome r = th_ingest(f, inst(f, "alpha"), obs_doc);
   assert_int_equal(r.status, TWIN_OK);
   char *st = core_script_status(core_host_script(f->h, &f->h->cfg->towns[0]));
   assert_non_null(strstr(st, "holds a NUL byte"));
@@ -450,22 +369,22 @@ static void a_name_with_a_nul_byte_is_refused(void **state)
 
 static void status_shows_what_the_serve_stored(void **state)
 {
-  fx *f = *state;
-  rule(f, "10-bad.lua",
-       "twin.on_observation({attr = 'free', name = 'bad'}, function(o)\n"
-       "  error('always')\n"
-       "end)\n");
+  th_host *f = *state;
+  th_rule(f, "alpha", "10-bad.lua",
+          "twin.on_observation({attr = 'free', name = 'bad'}, function(o)\n"
+          "  error('always')\n"
+          "end)\n");
   tu_run r = cli(f, NULL, "status", "alpha", NULL);
   assert_int_equal(r.exit_code, 1);
   assert_non_null(strstr(r.err, "no status"));
   tu_run_free(&r);
-  start(f);
-  ingest(f, "alpha", obs_doc);
+  th_open(f);
+  th_ingest(f, inst(f, "alpha"), obs_doc);
   core_rules *rules = core_rules_start(f->h, f->p);
   core_rules_store_status(rules);
   core_pipeline_drain(f->p);
   core_rules_stop(rules);
-  stop(f);
+  th_close(f);
   r = cli(f, NULL, "status", "alpha", NULL);
   assert_int_equal(r.exit_code, 0);
   assert_non_null(strstr(r.out, "always"));
@@ -474,7 +393,7 @@ static void status_shows_what_the_serve_stored(void **state)
 }
 
 /* Start `twinhost serve` with its stderr on a pipe (non-blocking). */
-static pid_t start_serve(fx *f, int *err_fd)
+static pid_t start_serve(th_host *f, int *err_fd)
 {
   int p[2];
   assert_int_equal(pipe(p), 0);
@@ -512,21 +431,21 @@ static int wait_for(int fd, char *log, size_t cap, const char *want)
 static void
 a_serve_reloads_on_request_and_keeps_old_rules_if_broken(void **state)
 {
-  fx *f = *state;
-  rule(f, "10-ok.lua", "function f() return 1 end\n");
+  th_host *f = *state;
+  th_rule(f, "alpha", "10-ok.lua", "function f() return 1 end\n");
   int fd;
   pid_t pid = start_serve(f, &fd);
   char log[16384] = "";
   if (!wait_for(fd, log, sizeof log, "press Ctrl-C"))
     fail_msg("serve did not start:\n%s", log);
   /* Broken rules and SIGHUP: the old rules keep running. */
-  rule(f, "10-ok.lua", "function f( return 1 end\n");
+  th_rule(f, "alpha", "10-ok.lua", "function f( return 1 end\n");
   assert_int_equal(kill(pid, SIGHUP), 0);
   if (!wait_for(fd, log, sizeof log, "the rules that ran before keep running"))
     fail_msg("no failed reload in the log:\n%s", log);
   assert_non_null(strstr(log, "10-ok.lua:1"));
   /* Fixed, and `script reload` finds the serve and signals it. */
-  rule(f, "10-ok.lua", "function f() return 2 end\n");
+  th_rule(f, "alpha", "10-ok.lua", "function f() return 2 end\n");
   tu_run r = cli(f, NULL, "reload", "alpha", NULL);
   assert_int_equal(r.exit_code, 0);
   assert_non_null(strstr(r.out, "\"serve_pid\""));
@@ -543,7 +462,7 @@ a_serve_reloads_on_request_and_keeps_old_rules_if_broken(void **state)
 int main(void)
 {
   setenv("TWINHOST_MAP_MIB", "8", 1);
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, th_teardown)
   const struct CMUnitTest tests[] = {
       T(an_observation_rule_writes_with_the_document),
       T(a_failing_rule_rejects_nothing_and_leaves_no_half_write),

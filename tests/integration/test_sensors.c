@@ -6,18 +6,15 @@
  * all-or-nothing batches, late readings, threshold alerts, stats, the query
  * ops, simulate, and config refusals.
  *
- * Documents are written with single quotes for readability; jq() turns them
- * into JSON.
+ * Documents are written with single quotes for readability; the test
+ * host turns them into JSON (tu_jq).
  */
-#include "testutil.h"
+#include "testhost.h"
 
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "host.h"
-#include "pipeline.h"
 
 #define TOWN "donau"
 #define ALL_TIME "'from':'0000-01-01T00:00:00Z'"
@@ -29,277 +26,83 @@ static const char *default_config =
     "{'attr':'temp_c','below':0,'message':'frost at the gauge'},"
     "{'attr':'ph','below':6.5,'above':8.5,'level':'info'}]}";
 
-typedef struct fx {
-  char *dir;
-  core_host *h;
-  core_pipeline *p;
-} fx;
-
-typedef struct result {
-  int status;
-  char reason[1024];
-  int called;
-} result;
-
-/* s with every ' turned into ", in a new string. */
-static char *jq(const char *s)
+/* Bring up the host with the built sensors enabled for TOWN under
+ * sensors_config (a JSON object in single quotes). The instance may be
+ * disabled: that is what the config tests look at. */
+static void open_host(th_host *f, const char *sensors_config)
 {
-  char *out = tu_fmt("%s", s);
-  for (char *p = out; *p; p++)
-    if (*p == '\'')
-      *p = '"';
-  return out;
-}
-
-static char *jqf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *jqf(const char *fmt, ...)
-{
-  va_list ap;
-  char buf[8192];
-  va_start(ap, fmt);
-  vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  return jq(buf);
-}
-
-/*
- * Bring up the host with sensors enabled for TOWN under sensors_config (a
- * JSON object in single quotes). The instance may be disabled: that is what
- * the config tests look at. The plugin path names the build's plugin folder
- * itself: the host searches it first anyway, and the same path reached
- * twice is loaded once, where a symlink to sensors.so would be refused as a
- * second plugin named "sensors".
- */
-static void open_host(fx *f, const char *sensors_config)
-{
-  char *text =
-      jqf("{'data_dir':'data','plugin_path':['%s'],'towns':["
-          "{'id':'" TOWN "','name':'Deggendorf','timezone':'Europe/Berlin',"
-          "'scripts':'.','plugins':{'sensors':{'config':%s}}}]}",
-          tu_env("TWIN_PLUGIN_BUILD_DIR"), sensors_config);
-  char *cfg = tu_write_file(f->dir, "host.json", text);
-  core_err err;
-  if (core_host_open(cfg, CORE_HOST_INSTANCES, &f->h, &err))
-    fail_msg("host: %s", err.msg);
-  assert_non_null(core_host_plugin(f->h, "sensors"));
-  assert_int_equal(core_pipeline_start(f->h, &f->p, &err), TWIN_OK);
-  free(text);
-  free(cfg);
-}
-
-static void close_host(fx *f)
-{
-  core_pipeline_stop(f->p);
-  core_host_close(f->h);
-  f->p = NULL;
-  f->h = NULL;
+  th_config_built(f, TOWN, "Europe/Berlin", "sensors", sensors_config);
+  th_open(f);
 }
 
 /* Restart the host on the same data folder with another config. */
-static void reopen(fx *f, const char *sensors_config)
+static void reopen(th_host *f, const char *sensors_config)
 {
-  close_host(f);
-  open_host(f, sensors_config);
+  th_config_built(f, TOWN, "Europe/Berlin", "sensors", sensors_config);
+  th_reopen(f);
 }
 
 static int setup(void **state)
 {
-  fx *f = calloc(1, sizeof *f);
-  f->dir = tu_tempdir();
+  th_host *f = th_new();
   open_host(f, default_config);
   *state = f;
   return 0;
 }
 
-static int teardown(void **state)
+static core_instance *sensors_of(th_host *f)
 {
-  fx *f = *state;
-  close_host(f);
-  tu_rmtree(f->dir);
-  free(f->dir);
-  free(f);
-  return 0;
-}
-
-static core_instance *sensors_of(fx *f)
-{
-  core_instance *ci = core_host_instance(f->h, TOWN, "sensors");
-  assert_non_null(ci);
-  return ci;
-}
-
-static void on_done(void *ud, int status, const char *reason)
-{
-  result *r = ud;
-  r->status = status;
-  snprintf(r->reason, sizeof r->reason, "%s", reason ? reason : "");
-  r->called = 1;
-}
-
-/* Send one document (single quotes) through the pipeline, wait for its
- * commit and return its outcome. */
-static result ingest(fx *f, const char *doc_sq)
-{
-  result r = {0};
-  char *doc = jq(doc_sq);
-  assert_int_equal(
-      core_pipeline_submit(f->p, sensors_of(f), doc, strlen(doc), on_done, &r),
-      TWIN_OK);
-  core_pipeline_drain(f->p);
-  assert_true(r.called);
-  free(doc);
-  return r;
-}
-
-static void ingest_ok(fx *f, const char *doc_sq)
-{
-  result r = ingest(f, doc_sq);
-  if (r.status)
-    fail_msg("ingest refused: %d %s", r.status, r.reason);
-}
-
-/* A refused document: its status, and a reason holding every fragment. */
-static void ingest_fails(fx *f, const char *doc_sq, int status,
-                         const char *fragment1, const char *fragment2)
-{
-  result r = ingest(f, doc_sq);
-  if (r.status != status)
-    fail_msg("expected status %d, got %d (%s) for %s", status, r.status,
-             r.reason, doc_sq);
-  if (fragment1 && !strstr(r.reason, fragment1))
-    fail_msg("reason '%s' lacks '%s'", r.reason, fragment1);
-  if (fragment2 && !strstr(r.reason, fragment2))
-    fail_msg("reason '%s' lacks '%s'", r.reason, fragment2);
+  return th_inst(f, TOWN, "sensors");
 }
 
 /* A batch that lands with some readings refused (ABI 1.2 refuse_item):
  * n refusals, the first of item with a reason holding fragment. */
-typedef struct refusals {
-  int status;
-  char reason[1024];
-  json_t *items;
-} refusals;
-
-static void on_outcome(void *ud, const core_outcome *o)
-{
-  refusals *r = ud;
-  r->status = o->status;
-  snprintf(r->reason, sizeof r->reason, "%s", o->reason ? o->reason : "");
-  r->items = core_items_json(o->items);
-}
-
-static void ingest_refuses(fx *f, const char *doc_sq, size_t n,
+static void ingest_refuses(th_host *f, const char *doc_sq, size_t n,
                            const char *item, const char *field,
                            const char *code, const char *fragment)
 {
-  refusals r = {0};
-  char *doc = jq(doc_sq);
-  assert_int_equal(core_pipeline_submit_as(f->p, sensors_of(f), NULL, doc,
-                                           strlen(doc), on_outcome, &r),
-                   TWIN_OK);
-  core_pipeline_drain(f->p);
-  free(doc);
+  th_outcome r = th_ingest(f, sensors_of(f), doc_sq);
   if (r.status)
     fail_msg("the batch was refused whole (%d: %s): %s", r.status, r.reason,
              doc_sq);
   if (json_array_size(r.items) != n)
     fail_msg("%zu refusals, want %zu: %s", json_array_size(r.items), n,
-             json_dumps(r.items, 0));
-  json_t *first = json_array_get(r.items, 0);
-  assert_string_equal(json_string_value(json_object_get(first, "item")), item);
+             r.items ? json_dumps(r.items, 0) : "[]");
+  assert_string_equal(tu_str(r.items, "[0].item"), item);
   if (field)
-    assert_string_equal(json_string_value(json_object_get(first, "field")),
-                        field);
-  assert_string_equal(json_string_value(json_object_get(first, "code")), code);
-  const char *why = json_string_value(json_object_get(first, "reason"));
-  if (!why || !strstr(why, fragment))
-    fail_msg("reason '%s' lacks '%s'", why ? why : "", fragment);
-  json_decref(r.items);
-}
-
-static json_t *parse_reply(char *reply)
-{
-  json_t *j = json_loads(reply, JSON_DECODE_ANY, NULL);
-  free(reply);
-  assert_non_null(j);
-  return j;
-}
-
-/* Query (single quotes); the parsed reply, or NULL with err set. */
-static json_t *query(fx *f, const char *req_sq, core_err *err)
-{
-  char *req = jq(req_sq), *reply = NULL;
-  int rc = core_host_query(f->h, sensors_of(f), req, strlen(req), &reply, err);
-  free(req);
-  return rc ? NULL : parse_reply(reply);
-}
-
-/* A query expected to fail: its status (err says why). */
-static int query_fails(fx *f, const char *req_sq, core_err *err)
-{
-  char *req = jq(req_sq), *reply = NULL;
-  int rc = core_host_query(f->h, sensors_of(f), req, strlen(req), &reply, err);
-  free(req);
-  if (rc == TWIN_OK)
-    fail_msg("query %s succeeded: %s", req_sq, reply);
-  assert_null(reply);
-  return rc;
-}
-
-static json_t *query_ok(fx *f, const char *req_sq)
-{
-  core_err err;
-  json_t *j = query(f, req_sq, &err);
-  if (!j)
-    fail_msg("query %s: %s", req_sq, err.msg);
-  return j;
-}
-
-/* Run a scenario; the report the plugin made (the host's "report"). */
-static json_t *simulate_ok(fx *f, const char *sc_sq)
-{
-  char *sc = jq(sc_sq), *reply = NULL;
-  core_err err;
-  if (core_host_simulate(f->h, sensors_of(f), sc, strlen(sc), &reply, &err))
-    fail_msg("simulate %s: %s", sc_sq, err.msg);
-  free(sc);
-  json_t *all = parse_reply(reply);
-  json_t *report = json_incref(json_object_get(all, "report"));
-  json_decref(all);
-  assert_non_null(report);
-  return report;
+    assert_string_equal(tu_str(r.items, "[0].field"), field);
+  assert_string_equal(tu_str(r.items, "[0].code"), code);
+  const char *why = tu_str(r.items, "[0].reason");
+  if (!strstr(why, fragment))
+    fail_msg("reason '%s' lacks '%s'", why, fragment);
+  th_outcome_free(&r);
 }
 
 /* The entity as {"type","id","attrs"}, or NULL when there is none. */
-static json_t *entity(fx *f, const char *type, const char *id)
+static json_t *entity(th_host *f, const char *type, const char *id)
 {
   char *req = tu_fmt("{'op':'entity','type':'%s','id':'%s'}", type, id);
   core_err err;
-  json_t *e = query(f, req, &err);
+  json_t *e = th_query(f, sensors_of(f), req, &err);
   free(req);
   if (!e)
     assert_non_null(strstr(err.msg, "no entity"));
   return e;
 }
 
-static json_t *attr_of(json_t *entity, const char *name, const char *field)
-{
-  return json_object_get(
-      json_object_get(json_object_get(entity, "attrs"), name), field);
-}
-
 /* The stats reply over the whole history of (type, id, attr). */
-static json_t *stats(fx *f, const char *type, const char *id, const char *attr)
+static json_t *stats(th_host *f, const char *type, const char *id,
+                     const char *attr)
 {
   char *req =
       tu_fmt("{'op':'stats','type':'%s','id':'%s','attr':'%s'," ALL_TIME "}",
              type, id, attr);
-  json_t *s = query_ok(f, req);
+  json_t *s = th_query_ok(f, sensors_of(f), req);
   free(req);
   return s;
 }
 
-static json_int_t history_count(fx *f, const char *type, const char *id,
+static json_int_t history_count(th_host *f, const char *type, const char *id,
                                 const char *attr)
 {
   json_t *s = stats(f, type, id, attr);
@@ -308,43 +111,17 @@ static json_int_t history_count(fx *f, const char *type, const char *id,
   return n;
 }
 
-static json_int_t entity_count(fx *f)
+static json_int_t entity_count(th_host *f)
 {
-  json_t *l = query_ok(f, "{'op':'latest'}");
+  json_t *l = th_query_ok(f, sensors_of(f), "{'op':'latest'}");
   json_int_t n = (json_int_t)json_array_size(l);
   json_decref(l);
   return n;
 }
 
-static int collect_events(void *ud, const uint8_t *key, size_t klen,
-                          const uint8_t *val, size_t vlen)
+static size_t event_count(th_host *f)
 {
-  (void)key;
-  (void)klen;
-  json_array_append_new(ud, json_loadb((const char *)val, vlen, 0, NULL));
-  return TWIN_OK;
-}
-
-/* The town's event log, oldest first. */
-static json_t *events(fx *f)
-{
-  MDB_txn *txn;
-  assert_int_equal(core_store_begin_read(f->h->store, &txn, NULL), TWIN_OK);
-  core_key lo = {.len = 0}, hi;
-  core_key_part(&lo, TOWN);
-  hi = lo;
-  core_key_prefix_end(&hi);
-  json_t *evs = json_array();
-  core_view v = {f->h->store, txn, NULL};
-  assert_int_equal(
-      core_view_scan(&v, CORE_DB_EVT, &lo, &hi, collect_events, evs), TWIN_OK);
-  core_store_end_read(f->h->store, txn);
-  return evs;
-}
-
-static size_t event_count(fx *f)
-{
-  json_t *evs = events(f);
+  json_t *evs = th_events(f, TOWN);
   size_t n = json_array_size(evs);
   json_decref(evs);
   return n;
@@ -352,19 +129,12 @@ static size_t event_count(fx *f)
 
 /* Nothing of a refused document landed: no entity, no history of the named
  * attribute, no event. */
-static void assert_nothing_stored(fx *f, const char *id, const char *attr)
+static void assert_nothing_stored(th_host *f, const char *id, const char *attr)
 {
   assert_int_equal(entity_count(f), 0);
   assert_int_equal(history_count(f, "Sensor", id, attr), 0);
   assert_int_equal(history_count(f, "RiverGauge", id, attr), 0);
   assert_int_equal(event_count(f), 0);
-}
-
-static char *rfc3339(twin_time t)
-{
-  char buf[40];
-  core_format_time(t, buf, sizeof buf);
-  return tu_fmt("%s", buf);
 }
 
 /* A gauge reading of level_cm at 2024-05-01T09:mm:00Z. */
@@ -375,10 +145,10 @@ static char *level_at(int minute, int value)
                 minute, value);
 }
 
-static void ingest_level(fx *f, int minute, int value)
+static void ingest_level(th_host *f, int minute, int value)
 {
   char *doc = level_at(minute, value);
-  ingest_ok(f, doc);
+  th_ingest_ok(f, sensors_of(f), doc);
   free(doc);
 }
 
@@ -387,23 +157,24 @@ static void ingest_level(fx *f, int minute, int value)
 static void
 a_single_reading_sets_the_current_value_and_appends_history(void **state)
 {
-  fx *f = *state;
-  ingest_ok(f, "{'entity':'g1','type':'RiverGauge','attr':'level_cm',"
+  th_host *f = *state;
+  th_ingest_ok(f, sensors_of(f),
+               "{'entity':'g1','type':'RiverGauge','attr':'level_cm',"
                "'time':'2024-05-01T09:15:00Z','value':312}");
   json_t *e = entity(f, "RiverGauge", "g1");
   assert_non_null(e);
-  assert_true(json_is_integer(attr_of(e, "level_cm", "value")));
-  assert_int_equal(json_integer_value(attr_of(e, "level_cm", "value")), 312);
-  assert_string_equal(json_string_value(attr_of(e, "level_cm", "time")),
-                      "2024-05-01T09:15:00Z");
+  assert_true(json_is_integer(tu_get(e, "attrs.level_cm.value")));
+  assert_int_equal(tu_int(e, "attrs.level_cm.value"), 312);
+  assert_string_equal(tu_str(e, "attrs.level_cm.time"), "2024-05-01T09:15:00Z");
   json_decref(e);
   assert_int_equal(history_count(f, "RiverGauge", "g1", "level_cm"), 1);
 }
 
 static void a_batch_stores_every_reading_in_order(void **state)
 {
-  fx *f = *state;
-  ingest_ok(f, "{'readings':["
+  th_host *f = *state;
+  th_ingest_ok(f, sensors_of(f),
+               "{'readings':["
                "{'entity':'g1','type':'RiverGauge','attr':'level_cm',"
                "'time':'2024-05-01T09:00:00Z','value':300},"
                "{'entity':'g1','type':'RiverGauge','attr':'level_cm',"
@@ -414,19 +185,20 @@ static void a_batch_stores_every_reading_in_order(void **state)
   assert_int_equal(history_count(f, "RiverGauge", "g1", "level_cm"), 2);
   assert_int_equal(history_count(f, "RiverGauge", "g2", "level_cm"), 1);
   json_t *e = entity(f, "RiverGauge", "g1");
-  assert_int_equal(json_integer_value(attr_of(e, "level_cm", "value")), 310);
+  assert_int_equal(tu_int(e, "attrs.level_cm.value"), 310);
   json_decref(e);
 }
 
 static void
 the_compact_form_stores_each_value_with_its_own_history(void **state)
 {
-  fx *f = *state;
-  ingest_ok(f, "{'entity':'g1','type':'RiverGauge','time':1714554900000,"
+  th_host *f = *state;
+  th_ingest_ok(f, sensors_of(f),
+               "{'entity':'g1','type':'RiverGauge','time':1714554900000,"
                "'values':{'level_cm':512,'temp_c':4.5}}");
   json_t *e = entity(f, "RiverGauge", "g1");
-  assert_int_equal(json_integer_value(attr_of(e, "level_cm", "value")), 512);
-  assert_true(json_real_value(attr_of(e, "temp_c", "value")) == 4.5);
+  assert_int_equal(tu_int(e, "attrs.level_cm.value"), 512);
+  assert_true(json_real_value(tu_get(e, "attrs.temp_c.value")) == 4.5);
   json_decref(e);
   assert_int_equal(history_count(f, "RiverGauge", "g1", "level_cm"), 1);
   assert_int_equal(history_count(f, "RiverGauge", "g1", "temp_c"), 1);
@@ -434,65 +206,69 @@ the_compact_form_stores_each_value_with_its_own_history(void **state)
 
 static void integers_reals_strings_and_booleans_keep_their_kind(void **state)
 {
-  fx *f = *state;
-  ingest_ok(f, "{'entity':'m1','time':1714554900000,'values':"
+  th_host *f = *state;
+  th_ingest_ok(f, sensors_of(f),
+               "{'entity':'m1','time':1714554900000,'values':"
                "{'count':7,'ratio':7.0,'state':'ok','open':true,"
                "'closed':false}}");
   json_t *e = entity(f, "Sensor", "m1");
-  assert_true(json_is_integer(attr_of(e, "count", "value")));
-  assert_true(json_is_real(attr_of(e, "ratio", "value")));
-  assert_string_equal(json_string_value(attr_of(e, "state", "value")), "ok");
-  assert_true(json_is_true(attr_of(e, "open", "value")));
-  assert_true(json_is_false(attr_of(e, "closed", "value")));
+  assert_true(json_is_integer(tu_get(e, "attrs.count.value")));
+  assert_true(json_is_real(tu_get(e, "attrs.ratio.value")));
+  assert_string_equal(tu_str(e, "attrs.state.value"), "ok");
+  assert_true(json_is_true(tu_get(e, "attrs.open.value")));
+  assert_true(json_is_false(tu_get(e, "attrs.closed.value")));
   json_decref(e);
 }
 
 static void the_type_defaults_to_sensor(void **state)
 {
-  fx *f = *state;
-  ingest_ok(f, "{'entity':'s1','attr':'pm10','time':1714554900000,"
+  th_host *f = *state;
+  th_ingest_ok(f, sensors_of(f),
+               "{'entity':'s1','attr':'pm10','time':1714554900000,"
                "'value':12}");
   json_t *e = entity(f, "Sensor", "s1");
   assert_non_null(e);
-  assert_string_equal(json_string_value(json_object_get(e, "type")), "Sensor");
+  assert_string_equal(tu_str(e, "type"), "Sensor");
   json_decref(e);
 }
 
 static void
 an_rfc3339_time_with_offset_and_fraction_is_read_as_utc(void **state)
 {
-  fx *f = *state;
-  ingest_ok(f, "{'entity':'g1','attr':'level_cm',"
+  th_host *f = *state;
+  th_ingest_ok(f, sensors_of(f),
+               "{'entity':'g1','attr':'level_cm',"
                "'time':'2024-05-01T11:15:00.250+02:00','value':1}");
   json_t *e = entity(f, "Sensor", "g1");
-  assert_string_equal(json_string_value(attr_of(e, "level_cm", "time")),
+  assert_string_equal(tu_str(e, "attrs.level_cm.time"),
                       "2024-05-01T09:15:00.250Z");
   json_decref(e);
 }
 
 static void a_time_in_integer_milliseconds_is_read_as_utc(void **state)
 {
-  fx *f = *state;
-  ingest_ok(f, "{'entity':'g1','attr':'level_cm','time':1714554900000,"
+  th_host *f = *state;
+  th_ingest_ok(f, sensors_of(f),
+               "{'entity':'g1','attr':'level_cm','time':1714554900000,"
                "'value':1}");
   json_t *e = entity(f, "Sensor", "g1");
-  assert_string_equal(json_string_value(attr_of(e, "level_cm", "time")),
-                      "2024-05-01T09:15:00Z");
+  assert_string_equal(tu_str(e, "attrs.level_cm.time"), "2024-05-01T09:15:00Z");
   json_decref(e);
 }
 
 static void name_and_location_become_attributes_without_history(void **state)
 {
-  fx *f = *state;
-  ingest_ok(f, "{'entity':'g1','type':'RiverGauge','attr':'level_cm',"
+  th_host *f = *state;
+  th_ingest_ok(f, sensors_of(f),
+               "{'entity':'g1','type':'RiverGauge','attr':'level_cm',"
                "'time':'2024-05-01T09:15:00Z','value':312,"
                "'name':'Donau, Deggendorf bridge',"
                "'location':{'lat':48.833,'lon':12.962}}");
   json_t *e = entity(f, "RiverGauge", "g1");
-  assert_string_equal(json_string_value(attr_of(e, "name", "value")),
+  assert_string_equal(tu_str(e, "attrs.name.value"),
                       "Donau, Deggendorf bridge");
-  assert_true(json_real_value(attr_of(e, "lat", "value")) == 48.833);
-  assert_true(json_real_value(attr_of(e, "lon", "value")) == 12.962);
+  assert_true(json_real_value(tu_get(e, "attrs.lat.value")) == 48.833);
+  assert_true(json_real_value(tu_get(e, "attrs.lon.value")) == 12.962);
   json_decref(e);
   assert_int_equal(history_count(f, "RiverGauge", "g1", "name"), 0);
   assert_int_equal(history_count(f, "RiverGauge", "g1", "lat"), 0);
@@ -501,7 +277,7 @@ static void name_and_location_become_attributes_without_history(void **state)
 
 static void replaying_a_reading_keeps_one_observation(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   ingest_level(f, 15, 312);
   ingest_level(f, 15, 312);
   assert_int_equal(history_count(f, "RiverGauge", "g1", "level_cm"), 1);
@@ -511,29 +287,30 @@ static void replaying_a_reading_keeps_one_observation(void **state)
 
 static void a_document_that_is_not_json_is_a_parse_error(void **state)
 {
-  fx *f = *state;
-  ingest_fails(f, "{'entity':'g1','attr':", TWIN_ERR_PARSE, "line 1", NULL);
-  ingest_fails(f, "level_cm=312", TWIN_ERR_PARSE, NULL, NULL);
+  th_host *f = *state;
+  th_ingest_fails(f, sensors_of(f), "{'entity':'g1','attr':", TWIN_ERR_PARSE,
+                  "line 1", NULL);
+  th_ingest_fails(f, sensors_of(f), "level_cm=312", TWIN_ERR_PARSE, NULL, NULL);
   assert_nothing_stored(f, "g1", "level_cm");
 }
 
 static void
 a_document_that_is_neither_reading_nor_batch_is_a_parse_error(void **state)
 {
-  fx *f = *state;
-  ingest_fails(f, "[{'entity':'g1'}]", TWIN_ERR_PARSE, "expected one reading",
-               NULL);
-  ingest_fails(f, "{'sensor':'g1'}", TWIN_ERR_PARSE, "expected one reading",
-               NULL);
-  ingest_fails(f, "{'readings':{'entity':'g1'}}", TWIN_ERR_PARSE,
-               "readings: expected an array", NULL);
+  th_host *f = *state;
+  th_ingest_fails(f, sensors_of(f), "[{'entity':'g1'}]", TWIN_ERR_PARSE,
+                  "expected one reading", NULL);
+  th_ingest_fails(f, sensors_of(f), "{'sensor':'g1'}", TWIN_ERR_PARSE,
+                  "expected one reading", NULL);
+  th_ingest_fails(f, sensors_of(f), "{'readings':{'entity':'g1'}}",
+                  TWIN_ERR_PARSE, "readings: expected an array", NULL);
   assert_nothing_stored(f, "g1", "level_cm");
 }
 
 static void a_field_of_the_wrong_type_is_a_parse_error_naming_reading_and_field(
     void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   const char *ok = "{'entity':'g1','attr':'level_cm','time':1714554900000,"
                    "'value':1}";
   /* beside good readings, the bad one is refused alone, naming its field */
@@ -551,119 +328,122 @@ static void a_field_of_the_wrong_type_is_a_parse_error_naming_reading_and_field(
   free(doc);
   doc = tu_fmt("{'readings':[{'entity':'g1','attr':['level_cm'],"
                "'time':1714554900000,'value':1}]}");
-  ingest_fails(f, doc, TWIN_ERR_PARSE, "readings[0].attr", NULL);
+  th_ingest_fails(f, sensors_of(f), doc, TWIN_ERR_PARSE, "readings[0].attr",
+                  NULL);
   free(doc);
-  ingest_fails(f,
-               "{'readings':[{'entity':'g1','attr':'level_cm',"
-               "'time':true,'value':1}]}",
-               TWIN_ERR_PARSE, "readings[0].time", NULL);
-  ingest_fails(f,
-               "{'readings':[{'entity':'g1','type':7,'attr':'level_cm',"
-               "'time':1714554900000,'value':1}]}",
-               TWIN_ERR_PARSE, "readings[0].type", NULL);
-  ingest_fails(f,
-               "{'readings':[{'entity':'g1','attr':'level_cm',"
-               "'time':1714554900000,'value':1,'name':5}]}",
-               TWIN_ERR_PARSE, "readings[0].name", NULL);
-  ingest_fails(f,
-               "{'readings':[{'entity':'g1','attr':'level_cm',"
-               "'time':1714554900000,'value':1,'location':[48,12]}]}",
-               TWIN_ERR_PARSE, "readings[0].location", NULL);
-  ingest_fails(f, "{'readings':['g1']}", TWIN_ERR_PARSE,
-               "readings[0]: expected an object", NULL);
+  th_ingest_fails(f, sensors_of(f),
+                  "{'readings':[{'entity':'g1','attr':'level_cm',"
+                  "'time':true,'value':1}]}",
+                  TWIN_ERR_PARSE, "readings[0].time", NULL);
+  th_ingest_fails(f, sensors_of(f),
+                  "{'readings':[{'entity':'g1','type':7,'attr':'level_cm',"
+                  "'time':1714554900000,'value':1}]}",
+                  TWIN_ERR_PARSE, "readings[0].type", NULL);
+  th_ingest_fails(f, sensors_of(f),
+                  "{'readings':[{'entity':'g1','attr':'level_cm',"
+                  "'time':1714554900000,'value':1,'name':5}]}",
+                  TWIN_ERR_PARSE, "readings[0].name", NULL);
+  th_ingest_fails(f, sensors_of(f),
+                  "{'readings':[{'entity':'g1','attr':'level_cm',"
+                  "'time':1714554900000,'value':1,'location':[48,12]}]}",
+                  TWIN_ERR_PARSE, "readings[0].location", NULL);
+  th_ingest_fails(f, sensors_of(f), "{'readings':['g1']}", TWIN_ERR_PARSE,
+                  "readings[0]: expected an object", NULL);
 }
 
 static void a_missing_field_is_a_parse_error_naming_it(void **state)
 {
-  fx *f = *state;
-  ingest_fails(f,
-               "{'readings':[{'attr':'level_cm','time':1714554900000,"
-               "'value':1}]}",
-               TWIN_ERR_PARSE, "readings[0].entity: missing", NULL);
-  ingest_fails(f,
-               "{'readings':[{'entity':'g1','attr':'level_cm',"
-               "'value':1}]}",
-               TWIN_ERR_PARSE, "readings[0].time: missing", NULL);
-  ingest_fails(f,
-               "{'readings':[{'entity':'g1','time':1714554900000,"
-               "'value':1}]}",
-               TWIN_ERR_PARSE, "readings[0].attr: missing", NULL);
-  ingest_fails(f,
-               "{'readings':[{'entity':'g1','attr':'level_cm',"
-               "'time':1714554900000}]}",
-               TWIN_ERR_PARSE, "readings[0].value: missing", NULL);
-  ingest_fails(f, "{'entity':'g1','attr':'level_cm','time':1714554900000}",
-               TWIN_ERR_PARSE, "reading.value: missing", NULL);
+  th_host *f = *state;
+  th_ingest_fails(f, sensors_of(f),
+                  "{'readings':[{'attr':'level_cm','time':1714554900000,"
+                  "'value':1}]}",
+                  TWIN_ERR_PARSE, "readings[0].entity: missing", NULL);
+  th_ingest_fails(f, sensors_of(f),
+                  "{'readings':[{'entity':'g1','attr':'level_cm',"
+                  "'value':1}]}",
+                  TWIN_ERR_PARSE, "readings[0].time: missing", NULL);
+  th_ingest_fails(f, sensors_of(f),
+                  "{'readings':[{'entity':'g1','time':1714554900000,"
+                  "'value':1}]}",
+                  TWIN_ERR_PARSE, "readings[0].attr: missing", NULL);
+  th_ingest_fails(f, sensors_of(f),
+                  "{'readings':[{'entity':'g1','attr':'level_cm',"
+                  "'time':1714554900000}]}",
+                  TWIN_ERR_PARSE, "readings[0].value: missing", NULL);
+  th_ingest_fails(f, sensors_of(f),
+                  "{'entity':'g1','attr':'level_cm','time':1714554900000}",
+                  TWIN_ERR_PARSE, "reading.value: missing", NULL);
   assert_nothing_stored(f, "g1", "level_cm");
 }
 
 static void an_unknown_field_is_a_parse_error_naming_it(void **state)
 {
-  fx *f = *state;
-  ingest_fails(f,
-               "{'readings':[{'entity':'g1','attr':'level_cm',"
-               "'time':1714554900000,'value':1,'unit':'cm'}]}",
-               TWIN_ERR_PARSE, "readings[0].unit: unknown field", NULL);
-  ingest_fails(f,
-               "{'readings':[{'entity':'g1','attr':'level_cm',"
-               "'time':1714554900000,'value':1,'location':{'lat':1,"
-               "'lon':2,'alt':3}}]}",
-               TWIN_ERR_PARSE, "readings[0].location", NULL);
-  ingest_fails(f,
-               "{'readings':[{'entity':'g1','attr':'level_cm',"
-               "'time':1714554900000,'value':1}],'source':'pegel'}",
-               TWIN_ERR_PARSE, "only \"readings\"", NULL);
+  th_host *f = *state;
+  th_ingest_fails(f, sensors_of(f),
+                  "{'readings':[{'entity':'g1','attr':'level_cm',"
+                  "'time':1714554900000,'value':1,'unit':'cm'}]}",
+                  TWIN_ERR_PARSE, "readings[0].unit: unknown field", NULL);
+  th_ingest_fails(f, sensors_of(f),
+                  "{'readings':[{'entity':'g1','attr':'level_cm',"
+                  "'time':1714554900000,'value':1,'location':{'lat':1,"
+                  "'lon':2,'alt':3}}]}",
+                  TWIN_ERR_PARSE, "readings[0].location", NULL);
+  th_ingest_fails(f, sensors_of(f),
+                  "{'readings':[{'entity':'g1','attr':'level_cm',"
+                  "'time':1714554900000,'value':1}],'source':'pegel'}",
+                  TWIN_ERR_PARSE, "only \"readings\"", NULL);
   assert_nothing_stored(f, "g1", "level_cm");
 }
 
 static void an_empty_batch_is_a_parse_error(void **state)
 {
-  fx *f = *state;
-  ingest_fails(f, "{'readings':[]}", TWIN_ERR_PARSE, "readings", NULL);
+  th_host *f = *state;
+  th_ingest_fails(f, sensors_of(f), "{'readings':[]}", TWIN_ERR_PARSE,
+                  "readings", NULL);
   assert_nothing_stored(f, "g1", "level_cm");
 }
 
 static void
 a_value_that_is_an_object_array_or_null_is_a_parse_error(void **state)
 {
-  fx *f = *state;
-  ingest_fails(f,
-               "{'readings':[{'entity':'g1','attr':'level_cm',"
-               "'time':1714554900000,'value':{'cm':312}}]}",
-               TWIN_ERR_PARSE, "readings[0].value", NULL);
-  ingest_fails(f,
-               "{'readings':[{'entity':'g1','attr':'level_cm',"
-               "'time':1714554900000,'value':[312]}]}",
-               TWIN_ERR_PARSE, "readings[0].value", NULL);
-  ingest_fails(f,
-               "{'readings':[{'entity':'g1','attr':'level_cm',"
-               "'time':1714554900000,'value':null}]}",
-               TWIN_ERR_PARSE, "readings[0].value", NULL);
-  ingest_fails(f,
-               "{'readings':[{'entity':'g1','time':1714554900000,"
-               "'values':{'level_cm':312,'temp_c':{'c':4}}}]}",
-               TWIN_ERR_PARSE, "readings[0].values.temp_c", NULL);
+  th_host *f = *state;
+  th_ingest_fails(f, sensors_of(f),
+                  "{'readings':[{'entity':'g1','attr':'level_cm',"
+                  "'time':1714554900000,'value':{'cm':312}}]}",
+                  TWIN_ERR_PARSE, "readings[0].value", NULL);
+  th_ingest_fails(f, sensors_of(f),
+                  "{'readings':[{'entity':'g1','attr':'level_cm',"
+                  "'time':1714554900000,'value':[312]}]}",
+                  TWIN_ERR_PARSE, "readings[0].value", NULL);
+  th_ingest_fails(f, sensors_of(f),
+                  "{'readings':[{'entity':'g1','attr':'level_cm',"
+                  "'time':1714554900000,'value':null}]}",
+                  TWIN_ERR_PARSE, "readings[0].value", NULL);
+  th_ingest_fails(f, sensors_of(f),
+                  "{'readings':[{'entity':'g1','time':1714554900000,"
+                  "'values':{'level_cm':312,'temp_c':{'c':4}}}]}",
+                  TWIN_ERR_PARSE, "readings[0].values.temp_c", NULL);
   assert_nothing_stored(f, "g1", "level_cm");
 }
 
 static void
 attr_and_values_together_or_empty_values_are_a_parse_error(void **state)
 {
-  fx *f = *state;
-  ingest_fails(f,
-               "{'readings':[{'entity':'g1','attr':'level_cm',"
-               "'value':1,'time':1714554900000,'values':{'x':1}}]}",
-               TWIN_ERR_PARSE, "readings[0]: give either", NULL);
-  ingest_fails(f,
-               "{'readings':[{'entity':'g1','time':1714554900000,"
-               "'values':{}}]}",
-               TWIN_ERR_PARSE, "readings[0].values", NULL);
+  th_host *f = *state;
+  th_ingest_fails(f, sensors_of(f),
+                  "{'readings':[{'entity':'g1','attr':'level_cm',"
+                  "'value':1,'time':1714554900000,'values':{'x':1}}]}",
+                  TWIN_ERR_PARSE, "readings[0]: give either", NULL);
+  th_ingest_fails(f, sensors_of(f),
+                  "{'readings':[{'entity':'g1','time':1714554900000,"
+                  "'values':{}}]}",
+                  TWIN_ERR_PARSE, "readings[0].values", NULL);
   assert_nothing_stored(f, "g1", "level_cm");
 }
 
 static void an_impossible_date_or_clock_time_is_a_parse_error(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   const char *bad[] = {"2026-13-01T00:00:00Z",      "2026-00-10T00:00:00Z",
                        "2026-02-30T00:00:00Z",      "2025-02-29T00:00:00Z",
                        "2026-04-31T00:00:00Z",      "2026-05-01T24:00:00Z",
@@ -673,7 +453,8 @@ static void an_impossible_date_or_clock_time_is_a_parse_error(void **state)
     char *doc = tu_fmt("{'readings':[{'entity':'g1','attr':'level_cm',"
                        "'time':'%s','value':1}]}",
                        bad[i]);
-    ingest_fails(f, doc, TWIN_ERR_PARSE, "readings[0].time", bad[i]);
+    th_ingest_fails(f, sensors_of(f), doc, TWIN_ERR_PARSE, "readings[0].time",
+                    bad[i]);
     free(doc);
   }
   assert_nothing_stored(f, "g1", "level_cm");
@@ -682,7 +463,7 @@ static void an_impossible_date_or_clock_time_is_a_parse_error(void **state)
 static void
 a_time_without_a_zone_or_in_another_format_is_a_parse_error(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   const char *bad[] = {"2026-05-01T10:00:00",
                        "2026-05-01T10:00:00.5",
                        "2026-05-01",
@@ -695,8 +476,8 @@ a_time_without_a_zone_or_in_another_format_is_a_parse_error(void **state)
     char *doc = tu_fmt("{'readings':[{'entity':'g1','attr':'level_cm',"
                        "'time':'%s','value':1}]}",
                        bad[i]);
-    ingest_fails(f, doc, TWIN_ERR_PARSE, "readings[0].time",
-                 "not an RFC 3339 time");
+    th_ingest_fails(f, sensors_of(f), doc, TWIN_ERR_PARSE, "readings[0].time",
+                    "not an RFC 3339 time");
     free(doc);
   }
   assert_nothing_stored(f, "g1", "level_cm");
@@ -704,39 +485,39 @@ a_time_without_a_zone_or_in_another_format_is_a_parse_error(void **state)
 
 static void a_time_outside_the_years_0000_to_9999_is_a_parse_error(void **state)
 {
-  fx *f = *state;
-  ingest_fails(f,
-               "{'readings':[{'entity':'g1','attr':'level_cm',"
-               "'time':253402300800000,'value':1}]}",
-               TWIN_ERR_PARSE, "readings[0].time", "0000..9999");
-  ingest_fails(f,
-               "{'readings':[{'entity':'g1','attr':'level_cm',"
-               "'time':'0000-01-01T00:00:00+01:00','value':1}]}",
-               TWIN_ERR_PARSE, "readings[0].time", "0000..9999");
+  th_host *f = *state;
+  th_ingest_fails(f, sensors_of(f),
+                  "{'readings':[{'entity':'g1','attr':'level_cm',"
+                  "'time':253402300800000,'value':1}]}",
+                  TWIN_ERR_PARSE, "readings[0].time", "0000..9999");
+  th_ingest_fails(f, sensors_of(f),
+                  "{'readings':[{'entity':'g1','attr':'level_cm',"
+                  "'time':'0000-01-01T00:00:00+01:00','value':1}]}",
+                  TWIN_ERR_PARSE, "readings[0].time", "0000..9999");
   assert_nothing_stored(f, "g1", "level_cm");
 }
 
 static void a_name_with_control_characters_is_a_parse_error(void **state)
 {
-  fx *f = *state;
-  ingest_fails(f,
-               "{'readings':[{'entity':'g\\u0001','attr':'level_cm',"
-               "'time':1714554900000,'value':1}]}",
-               TWIN_ERR_PARSE, "readings[0].entity", NULL);
-  ingest_fails(f,
-               "{'readings':[{'entity':'g1','attr':'',"
-               "'time':1714554900000,'value':1}]}",
-               TWIN_ERR_PARSE, "readings[0].attr", NULL);
-  ingest_fails(f,
-               "{'readings':[{'entity':'g1','time':1714554900000,"
-               "'values':{'a\\nb':1}}]}",
-               TWIN_ERR_PARSE, "readings[0].values", NULL);
+  th_host *f = *state;
+  th_ingest_fails(f, sensors_of(f),
+                  "{'readings':[{'entity':'g\\u0001','attr':'level_cm',"
+                  "'time':1714554900000,'value':1}]}",
+                  TWIN_ERR_PARSE, "readings[0].entity", NULL);
+  th_ingest_fails(f, sensors_of(f),
+                  "{'readings':[{'entity':'g1','attr':'',"
+                  "'time':1714554900000,'value':1}]}",
+                  TWIN_ERR_PARSE, "readings[0].attr", NULL);
+  th_ingest_fails(f, sensors_of(f),
+                  "{'readings':[{'entity':'g1','time':1714554900000,"
+                  "'values':{'a\\nb':1}}]}",
+                  TWIN_ERR_PARSE, "readings[0].values", NULL);
   assert_nothing_stored(f, "g1", "level_cm");
 }
 
 static void a_reason_naming_a_long_field_stays_valid_utf8(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   /* "x" and 30 three-byte euro signs: a cut at 60 bytes would split one. */
   char key[100] = "x";
   for (int i = 0; i < 30; i++)
@@ -744,7 +525,7 @@ static void a_reason_naming_a_long_field_stays_valid_utf8(void **state)
   char *doc = tu_fmt("{'entity':'g1','attr':'level_cm','time':1000,"
                      "'value':1,'%s':1}",
                      key);
-  result r = ingest(f, doc);
+  th_outcome r = th_ingest(f, sensors_of(f), doc);
   free(doc);
   assert_int_equal(r.status, TWIN_ERR_PARSE);
   assert_non_null(strstr(r.reason, "reading.x\xe2\x82\xac"));
@@ -753,7 +534,8 @@ static void a_reason_naming_a_long_field_stays_valid_utf8(void **state)
   json_decref(text);
   char *req = tu_fmt("{'op':'%s'}", key);
   core_err err;
-  assert_int_equal(query_fails(f, req, &err), TWIN_ERR_NOT_FOUND); /* op */
+  assert_int_equal(th_query_fails(f, sensors_of(f), req, &err),
+                   TWIN_ERR_NOT_FOUND); /* op */
   free(req);
   text = json_string(err.msg);
   assert_non_null(text);
@@ -764,55 +546,55 @@ static void a_reason_naming_a_long_field_stays_valid_utf8(void **state)
 
 static void a_reading_beyond_the_future_slack_is_rejected(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   char *doc = tu_fmt("{'readings':[{'entity':'g1','attr':'level_cm',"
                      "'time':%lld,'value':1}]}",
                      (long long)(core_now_ms() + 301 * 1000));
-  ingest_fails(f, doc, TWIN_ERR_REJECTED, "readings[0].time",
-               "more than 300 s in the future");
+  th_ingest_fails(f, sensors_of(f), doc, TWIN_ERR_REJECTED, "readings[0].time",
+                  "more than 300 s in the future");
   free(doc);
-  ingest_fails(f,
-               "{'readings':[{'entity':'g1','attr':'level_cm',"
-               "'time':'2999-01-01T00:00:00Z','value':1}]}",
-               TWIN_ERR_REJECTED, "readings[0].time: 2999-01-01T00:00:00Z",
-               "in the future");
+  th_ingest_fails(f, sensors_of(f),
+                  "{'readings':[{'entity':'g1','attr':'level_cm',"
+                  "'time':'2999-01-01T00:00:00Z','value':1}]}",
+                  TWIN_ERR_REJECTED, "readings[0].time: 2999-01-01T00:00:00Z",
+                  "in the future");
   assert_nothing_stored(f, "g1", "level_cm");
 }
 
 static void a_reading_within_the_future_slack_is_accepted(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   char *doc = tu_fmt("{'entity':'g1','attr':'level_cm','time':%lld,"
                      "'value':1}",
                      (long long)(core_now_ms() + 240 * 1000));
-  ingest_ok(f, doc);
+  th_ingest_ok(f, sensors_of(f), doc);
   free(doc);
   assert_int_equal(entity_count(f), 1);
 }
 
 static void future_slack_comes_from_the_config(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   reopen(f, "{'future_slack_s':0}");
   char *doc = tu_fmt("{'entity':'g1','attr':'level_cm','time':%lld,"
                      "'value':1}",
                      (long long)(core_now_ms() + 60 * 1000));
-  ingest_fails(f, doc, TWIN_ERR_REJECTED, "reading.time",
-               "more than 0 s in the future");
+  th_ingest_fails(f, sensors_of(f), doc, TWIN_ERR_REJECTED, "reading.time",
+                  "more than 0 s in the future");
   free(doc);
   assert_nothing_stored(f, "g1", "level_cm");
 }
 
 static void a_reading_older_than_max_age_is_rejected(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   reopen(f, "{'max_age_s':3600}");
-  char *old = rfc3339(core_now_ms() - 2 * 3600 * 1000);
+  char *old = th_rfc3339(core_now_ms() - 2 * 3600 * 1000);
   char *doc = tu_fmt("{'readings':[{'entity':'g1','attr':'level_cm',"
                      "'time':'%s','value':1}]}",
                      old);
-  ingest_fails(f, doc, TWIN_ERR_REJECTED, "readings[0].time",
-               "older than max_age_s 3600");
+  th_ingest_fails(f, sensors_of(f), doc, TWIN_ERR_REJECTED, "readings[0].time",
+                  "older than max_age_s 3600");
   free(doc);
   free(old);
   assert_nothing_stored(f, "g1", "level_cm");
@@ -820,12 +602,12 @@ static void a_reading_older_than_max_age_is_rejected(void **state)
 
 static void a_reading_within_max_age_is_accepted(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   reopen(f, "{'max_age_s':3600}");
   char *doc = tu_fmt("{'entity':'g1','attr':'level_cm','time':%lld,"
                      "'value':1}",
                      (long long)(core_now_ms() - 1800 * 1000));
-  ingest_ok(f, doc);
+  th_ingest_ok(f, sensors_of(f), doc);
   free(doc);
   assert_int_equal(entity_count(f), 1);
 }
@@ -833,45 +615,45 @@ static void a_reading_within_max_age_is_accepted(void **state)
 static void
 an_unknown_entity_is_rejected_when_auto_create_is_false(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   reopen(f, "{'auto_create':false}");
-  ingest_fails(f,
-               "{'readings':[{'entity':'g1','type':'RiverGauge',"
-               "'attr':'level_cm','time':1714554900000,'value':1}]}",
-               TWIN_ERR_REJECTED, "readings[0].entity",
-               "does not exist and auto_create is false");
+  th_ingest_fails(f, sensors_of(f),
+                  "{'readings':[{'entity':'g1','type':'RiverGauge',"
+                  "'attr':'level_cm','time':1714554900000,'value':1}]}",
+                  TWIN_ERR_REJECTED, "readings[0].entity",
+                  "does not exist and auto_create is false");
   assert_nothing_stored(f, "g1", "level_cm");
 }
 
 static void a_known_entity_is_accepted_when_auto_create_is_false(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   ingest_level(f, 0, 300);
   reopen(f, "{'auto_create':false}");
   ingest_level(f, 15, 310);
-  ingest_fails(f,
-               "{'entity':'g2','type':'RiverGauge','attr':'level_cm',"
-               "'time':1714554900000,'value':1}",
-               TWIN_ERR_REJECTED, "reading.entity", NULL);
+  th_ingest_fails(f, sensors_of(f),
+                  "{'entity':'g2','type':'RiverGauge','attr':'level_cm',"
+                  "'time':1714554900000,'value':1}",
+                  TWIN_ERR_REJECTED, "reading.entity", NULL);
   json_t *e = entity(f, "RiverGauge", "g1");
-  assert_int_equal(json_integer_value(attr_of(e, "level_cm", "value")), 310);
+  assert_int_equal(tu_int(e, "attrs.level_cm.value"), 310);
   json_decref(e);
   assert_int_equal(entity_count(f), 1);
 }
 
 static void a_location_off_the_globe_is_rejected(void **state)
 {
-  fx *f = *state;
-  ingest_fails(f,
-               "{'readings':[{'entity':'g1','attr':'level_cm',"
-               "'time':1714554900000,'value':1,"
-               "'location':{'lat':91,'lon':12}}]}",
-               TWIN_ERR_REJECTED, "readings[0].location.lat", NULL);
-  ingest_fails(f,
-               "{'readings':[{'entity':'g1','attr':'level_cm',"
-               "'time':1714554900000,'value':1,"
-               "'location':{'lat':48,'lon':-180.5}}]}",
-               TWIN_ERR_REJECTED, "readings[0].location.lon", NULL);
+  th_host *f = *state;
+  th_ingest_fails(f, sensors_of(f),
+                  "{'readings':[{'entity':'g1','attr':'level_cm',"
+                  "'time':1714554900000,'value':1,"
+                  "'location':{'lat':91,'lon':12}}]}",
+                  TWIN_ERR_REJECTED, "readings[0].location.lat", NULL);
+  th_ingest_fails(f, sensors_of(f),
+                  "{'readings':[{'entity':'g1','attr':'level_cm',"
+                  "'time':1714554900000,'value':1,"
+                  "'location':{'lat':48,'lon':-180.5}}]}",
+                  TWIN_ERR_REJECTED, "readings[0].location.lon", NULL);
   assert_nothing_stored(f, "g1", "level_cm");
 }
 
@@ -879,7 +661,7 @@ static void a_location_off_the_globe_is_rejected(void **state)
 
 static void one_malformed_reading_among_good_ones_is_refused_alone(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   ingest_refuses(f,
                  "{'readings':["
                  "{'entity':'g1','attr':'level_cm',"
@@ -894,7 +676,7 @@ static void one_malformed_reading_among_good_ones_is_refused_alone(void **state)
   /* the three good readings landed, and the alert of the second */
   assert_int_equal(history_count(f, "Sensor", "g1", "level_cm"), 3);
   json_t *e = entity(f, "Sensor", "g1");
-  assert_int_equal(json_integer_value(attr_of(e, "level_cm", "value")), 320);
+  assert_int_equal(tu_int(e, "attrs.level_cm.value"), 320);
   json_decref(e);
   assert_int_equal(event_count(f), 1);
 }
@@ -902,7 +684,7 @@ static void one_malformed_reading_among_good_ones_is_refused_alone(void **state)
 static void
 one_implausible_reading_among_good_ones_is_refused_alone(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   ingest_refuses(f,
                  "{'readings':["
                  "{'entity':'g1','attr':'level_cm',"
@@ -917,19 +699,19 @@ one_implausible_reading_among_good_ones_is_refused_alone(void **state)
 
 static void a_refused_document_leaves_earlier_state_as_it_was(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   ingest_level(f, 0, 300);
   /* every reading refused: the batch fails as its first one */
-  ingest_fails(f,
-               "{'readings':["
-               "{'entity':'g1','type':'RiverGauge','attr':'level_cm',"
-               "'time':'2024-05-01T09:15:00Z','value':650,'unit':'cm'},"
-               "{'entity':'g1','type':'RiverGauge','attr':'level_cm',"
-               "'time':'2024-05-01T09:30:00','value':700}]}",
-               TWIN_ERR_PARSE, "every reading of the batch was refused (2)",
-               "readings[0].unit");
+  th_ingest_fails(f, sensors_of(f),
+                  "{'readings':["
+                  "{'entity':'g1','type':'RiverGauge','attr':'level_cm',"
+                  "'time':'2024-05-01T09:15:00Z','value':650,'unit':'cm'},"
+                  "{'entity':'g1','type':'RiverGauge','attr':'level_cm',"
+                  "'time':'2024-05-01T09:30:00','value':700}]}",
+                  TWIN_ERR_PARSE, "every reading of the batch was refused (2)",
+                  "readings[0].unit");
   json_t *e = entity(f, "RiverGauge", "g1");
-  assert_int_equal(json_integer_value(attr_of(e, "level_cm", "value")), 300);
+  assert_int_equal(tu_int(e, "attrs.level_cm.value"), 300);
   json_decref(e);
   assert_int_equal(history_count(f, "RiverGauge", "g1", "level_cm"), 1);
   assert_int_equal(event_count(f), 0);
@@ -940,38 +722,38 @@ static void a_refused_document_leaves_earlier_state_as_it_was(void **state)
 static void
 a_late_reading_goes_to_history_but_keeps_the_current_value(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   ingest_level(f, 30, 340);
   ingest_level(f, 5, 330);
   json_t *e = entity(f, "RiverGauge", "g1");
-  assert_int_equal(json_integer_value(attr_of(e, "level_cm", "value")), 340);
-  assert_string_equal(json_string_value(attr_of(e, "level_cm", "time")),
-                      "2024-05-01T09:30:00Z");
+  assert_int_equal(tu_int(e, "attrs.level_cm.value"), 340);
+  assert_string_equal(tu_str(e, "attrs.level_cm.time"), "2024-05-01T09:30:00Z");
   json_decref(e);
   json_t *s = stats(f, "RiverGauge", "g1", "level_cm");
-  assert_int_equal(json_integer_value(json_object_get(s, "count")), 2);
-  assert_int_equal(json_integer_value(json_object_get(s, "first")), 330);
+  assert_int_equal(tu_int(s, "count"), 2);
+  assert_int_equal(tu_int(s, "first"), 330);
   json_decref(s);
 }
 
 static void
 a_late_reading_in_the_same_batch_keeps_the_current_value(void **state)
 {
-  fx *f = *state;
-  ingest_ok(f, "{'readings':["
+  th_host *f = *state;
+  th_ingest_ok(f, sensors_of(f),
+               "{'readings':["
                "{'entity':'g1','attr':'level_cm',"
                "'time':'2024-05-01T09:30:00Z','value':340},"
                "{'entity':'g1','attr':'level_cm',"
                "'time':'2024-05-01T09:05:00Z','value':330}]}");
   json_t *e = entity(f, "Sensor", "g1");
-  assert_int_equal(json_integer_value(attr_of(e, "level_cm", "value")), 340);
+  assert_int_equal(tu_int(e, "attrs.level_cm.value"), 340);
   json_decref(e);
   assert_int_equal(history_count(f, "Sensor", "g1", "level_cm"), 2);
 }
 
 static void a_late_reading_beyond_a_threshold_raises_no_alert(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   ingest_level(f, 30, 340);
   ingest_level(f, 5, 900);
   assert_int_equal(event_count(f), 0);
@@ -981,7 +763,7 @@ static void a_late_reading_beyond_a_threshold_raises_no_alert(void **state)
 
 static void crossing_above_raises_one_alert_not_one_per_reading(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   ingest_level(f, 0, 312);
   assert_int_equal(event_count(f), 0);
   ingest_level(f, 15, 512);
@@ -993,7 +775,7 @@ static void crossing_above_raises_one_alert_not_one_per_reading(void **state)
 
 static void a_value_equal_to_the_threshold_is_not_beyond_it(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   ingest_level(f, 0, 312);
   ingest_level(f, 15, 500);
   assert_int_equal(event_count(f), 0);
@@ -1001,7 +783,7 @@ static void a_value_equal_to_the_threshold_is_not_beyond_it(void **state)
 
 static void falling_back_and_rising_again_raises_the_next_alert(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   ingest_level(f, 0, 312);
   ingest_level(f, 10, 512);
   ingest_level(f, 20, 480);
@@ -1012,15 +794,16 @@ static void falling_back_and_rising_again_raises_the_next_alert(void **state)
 
 static void the_first_reading_beyond_a_threshold_raises_an_alert(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   ingest_level(f, 0, 700);
   assert_int_equal(event_count(f), 1);
 }
 
 static void crossings_within_one_batch_raise_one_alert_each(void **state)
 {
-  fx *f = *state;
-  ingest_ok(f, "{'readings':["
+  th_host *f = *state;
+  th_ingest_ok(f, sensors_of(f),
+               "{'readings':["
                "{'entity':'g1','attr':'level_cm','time':1714554000000,"
                "'value':400},"
                "{'entity':'g1','attr':'level_cm','time':1714554060000,"
@@ -1036,86 +819,76 @@ static void crossings_within_one_batch_raise_one_alert_each(void **state)
 
 static void an_alert_event_carries_entity_level_message_and_data(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   ingest_level(f, 0, 312);
   ingest_level(f, 15, 512);
-  json_t *evs = events(f);
+  json_t *evs = th_events(f, TOWN);
   json_t *ev = json_array_get(evs, 0);
-  assert_string_equal(json_string_value(json_object_get(ev, "level")), "error");
-  assert_string_equal(json_string_value(json_object_get(ev, "entity_type")),
-                      "RiverGauge");
-  assert_string_equal(json_string_value(json_object_get(ev, "entity_id")),
-                      "g1");
-  assert_string_equal(json_string_value(json_object_get(ev, "message")),
-                      "level_cm 512 above 500");
+  assert_string_equal(tu_str(ev, "level"), "error");
+  assert_string_equal(tu_str(ev, "entity_type"), "RiverGauge");
+  assert_string_equal(tu_str(ev, "entity_id"), "g1");
+  assert_string_equal(tu_str(ev, "message"), "level_cm 512 above 500");
   json_t *data = json_object_get(ev, "data");
-  assert_string_equal(json_string_value(json_object_get(data, "attr")),
-                      "level_cm");
-  assert_int_equal(json_integer_value(json_object_get(data, "value")), 512);
-  assert_int_equal(json_integer_value(json_object_get(data, "threshold")), 500);
-  assert_string_equal(json_string_value(json_object_get(data, "direction")),
-                      "above");
+  assert_string_equal(tu_str(data, "attr"), "level_cm");
+  assert_int_equal(tu_int(data, "value"), 512);
+  assert_int_equal(tu_int(data, "threshold"), 500);
+  assert_string_equal(tu_str(data, "direction"), "above");
   json_decref(evs);
 }
 
 static void
 crossing_below_raises_an_alert_with_the_configured_message(void **state)
 {
-  fx *f = *state;
-  ingest_ok(f, "{'entity':'g1','attr':'temp_c','time':1714554000000,"
+  th_host *f = *state;
+  th_ingest_ok(f, sensors_of(f),
+               "{'entity':'g1','attr':'temp_c','time':1714554000000,"
                "'value':1.5}");
-  ingest_ok(f, "{'entity':'g1','attr':'temp_c','time':1714554060000,"
+  th_ingest_ok(f, sensors_of(f),
+               "{'entity':'g1','attr':'temp_c','time':1714554060000,"
                "'value':-0.5}");
-  ingest_ok(f, "{'entity':'g1','attr':'temp_c','time':1714554120000,"
+  th_ingest_ok(f, sensors_of(f),
+               "{'entity':'g1','attr':'temp_c','time':1714554120000,"
                "'value':-3}");
-  json_t *evs = events(f);
+  json_t *evs = th_events(f, TOWN);
   assert_int_equal(json_array_size(evs), 1);
   json_t *ev = json_array_get(evs, 0);
-  assert_string_equal(json_string_value(json_object_get(ev, "message")),
-                      "frost at the gauge");
-  assert_string_equal(json_string_value(json_object_get(ev, "level")),
-                      "warning");
+  assert_string_equal(tu_str(ev, "message"), "frost at the gauge");
+  assert_string_equal(tu_str(ev, "level"), "warning");
   json_t *data = json_object_get(ev, "data");
   assert_true(json_number_value(json_object_get(data, "value")) == -0.5);
-  assert_string_equal(json_string_value(json_object_get(data, "direction")),
-                      "below");
+  assert_string_equal(tu_str(data, "direction"), "below");
   json_decref(evs);
 }
 
 static void leaving_a_band_raises_an_alert_on_either_side(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   const double ph[] = {7.0, 8.9, 9.1, 7.2, 6.0, 5.5, 7.0};
   for (size_t i = 0; i < sizeof ph / sizeof ph[0]; i++) {
     char *doc = tu_fmt("{'entity':'w1','attr':'ph','time':%lld,'value':%.1f}",
                        1714554000000LL + (long long)i * 60000, ph[i]);
-    ingest_ok(f, doc);
+    th_ingest_ok(f, sensors_of(f), doc);
     free(doc);
   }
-  json_t *evs = events(f);
+  json_t *evs = th_events(f, TOWN);
   assert_int_equal(json_array_size(evs), 2);
-  assert_string_equal(
-      json_string_value(json_object_get(
-          json_object_get(json_array_get(evs, 0), "data"), "direction")),
-      "above");
-  assert_string_equal(
-      json_string_value(json_object_get(
-          json_object_get(json_array_get(evs, 1), "data"), "direction")),
-      "below");
+  assert_string_equal(tu_str(evs, "[0].data.direction"), "above");
+  assert_string_equal(tu_str(evs, "[1].data.direction"), "below");
   json_decref(evs);
 }
 
 static void attributes_without_an_alert_raise_none(void **state)
 {
-  fx *f = *state;
-  ingest_ok(f, "{'entity':'g1','time':1714554000000,"
+  th_host *f = *state;
+  th_ingest_ok(f, sensors_of(f),
+               "{'entity':'g1','time':1714554000000,"
                "'values':{'flow_m3s':9000,'state':'flood'}}");
   assert_int_equal(event_count(f), 0);
 }
 
 static void a_long_non_ascii_alert_message_is_kept_whole(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   /* 500 characters (the schema's limit), 1000 bytes of UTF-8. */
   char msg[1001];
   for (size_t i = 0; i < 500; i++)
@@ -1128,11 +901,9 @@ static void a_long_non_ascii_alert_message_is_kept_whole(void **state)
   free(cfg);
   assert_int_equal(sensors_of(f)->state, CORE_INSTANCE_RUNNING);
   ingest_level(f, 0, 600);
-  json_t *evs = events(f);
+  json_t *evs = th_events(f, TOWN);
   assert_int_equal(json_array_size(evs), 1);
-  assert_string_equal(
-      json_string_value(json_object_get(json_array_get(evs, 0), "message")),
-      msg);
+  assert_string_equal(tu_str(evs, "[0].message"), msg);
   json_decref(evs);
 }
 
@@ -1140,9 +911,10 @@ static void a_long_non_ascii_alert_message_is_kept_whole(void **state)
 
 static void stats_summarise_the_history_by_hand_computed_values(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   /* 10, 4, 7.5, 20 → count 4, min 4, max 20, avg 41.5 / 4 = 10.375. */
-  ingest_ok(f, "{'readings':["
+  th_ingest_ok(f, sensors_of(f),
+               "{'readings':["
                "{'entity':'a1','attr':'pm10','time':'2024-05-01T08:00:00Z',"
                "'value':10},"
                "{'entity':'a1','attr':'pm10','time':'2024-05-01T09:00:00Z',"
@@ -1152,23 +924,22 @@ static void stats_summarise_the_history_by_hand_computed_values(void **state)
                "{'entity':'a1','attr':'pm10','time':'2024-05-01T11:00:00Z',"
                "'value':20}]}");
   json_t *s = stats(f, "Sensor", "a1", "pm10");
-  assert_int_equal(json_integer_value(json_object_get(s, "count")), 4);
+  assert_int_equal(tu_int(s, "count"), 4);
   assert_true(json_number_value(json_object_get(s, "min")) == 4);
   assert_true(json_number_value(json_object_get(s, "max")) == 20);
   assert_true(json_number_value(json_object_get(s, "avg")) == 10.375);
-  assert_int_equal(json_integer_value(json_object_get(s, "first")), 10);
-  assert_int_equal(json_integer_value(json_object_get(s, "last")), 20);
-  assert_string_equal(json_string_value(json_object_get(s, "first_time")),
-                      "2024-05-01T08:00:00Z");
-  assert_string_equal(json_string_value(json_object_get(s, "last_time")),
-                      "2024-05-01T11:00:00Z");
+  assert_int_equal(tu_int(s, "first"), 10);
+  assert_int_equal(tu_int(s, "last"), 20);
+  assert_string_equal(tu_str(s, "first_time"), "2024-05-01T08:00:00Z");
+  assert_string_equal(tu_str(s, "last_time"), "2024-05-01T11:00:00Z");
   json_decref(s);
 }
 
 static void stats_of_the_worked_example_match_the_readme(void **state)
 {
-  fx *f = *state;
-  ingest_ok(f, "{'readings':["
+  th_host *f = *state;
+  th_ingest_ok(f, sensors_of(f),
+               "{'readings':["
                "{'entity':'donau-deggendorf','type':'RiverGauge',"
                "'attr':'level_cm','time':'2024-05-01T09:00:00Z','value':312,"
                "'name':'Donau, Deggendorf'},"
@@ -1179,7 +950,8 @@ static void stats_of_the_worked_example_match_the_readme(void **state)
                "{'entity':'donau-deggendorf','type':'RiverGauge',"
                "'attr':'level_cm','time':'2024-05-01T09:05:00Z','value':330}"
                "]}");
-  json_t *s = query_ok(f, "{'op':'stats','type':'RiverGauge',"
+  json_t *s = th_query_ok(f, sensors_of(f),
+                          "{'op':'stats','type':'RiverGauge',"
                           "'id':'donau-deggendorf','attr':'level_cm',"
                           "'from':'2024-05-01T00:00:00Z'}");
   json_t *want = json_loads(
@@ -1195,16 +967,18 @@ static void stats_of_the_worked_example_match_the_readme(void **state)
 
 static void stats_of_integers_keep_integer_min_and_max(void **state)
 {
-  fx *f = *state;
-  ingest_ok(f, "{'readings':["
+  th_host *f = *state;
+  th_ingest_ok(f, sensors_of(f),
+               "{'readings':["
                "{'entity':'a1','attr':'n','time':1000,'value':3},"
                "{'entity':'a1','attr':'n','time':2000,'value':-2},"
                "{'entity':'a1','attr':'n','time':3000,'value':9},"
                "{'entity':'a1','attr':'n','time':4000,'value':2}]}");
-  json_t *s = query_ok(f, "{'op':'stats','id':'a1','attr':'n','from':0}");
+  json_t *s = th_query_ok(f, sensors_of(f),
+                          "{'op':'stats','id':'a1','attr':'n','from':0}");
   assert_true(json_is_integer(json_object_get(s, "min")));
-  assert_int_equal(json_integer_value(json_object_get(s, "min")), -2);
-  assert_int_equal(json_integer_value(json_object_get(s, "max")), 9);
+  assert_int_equal(tu_int(s, "min"), -2);
+  assert_int_equal(tu_int(s, "max"), 9);
   /* 12 / 4: a mean of integers is a real. */
   assert_true(json_is_real(json_object_get(s, "avg")));
   assert_true(json_real_value(json_object_get(s, "avg")) == 3.0);
@@ -1213,41 +987,46 @@ static void stats_of_integers_keep_integer_min_and_max(void **state)
 
 static void stats_count_from_inclusive_to_exclusive(void **state)
 {
-  fx *f = *state;
-  ingest_ok(f, "{'readings':["
+  th_host *f = *state;
+  th_ingest_ok(f, sensors_of(f),
+               "{'readings':["
                "{'entity':'a1','attr':'n','time':1000,'value':1},"
                "{'entity':'a1','attr':'n','time':2000,'value':2},"
                "{'entity':'a1','attr':'n','time':3000,'value':3}]}");
-  json_t *s = query_ok(f, "{'op':'stats','id':'a1','attr':'n',"
+  json_t *s = th_query_ok(f, sensors_of(f),
+                          "{'op':'stats','id':'a1','attr':'n',"
                           "'from':2000,'to':3000}");
-  assert_int_equal(json_integer_value(json_object_get(s, "count")), 1);
-  assert_int_equal(json_integer_value(json_object_get(s, "first")), 2);
+  assert_int_equal(tu_int(s, "count"), 1);
+  assert_int_equal(tu_int(s, "first"), 2);
   json_decref(s);
-  s = query_ok(f, "{'op':'stats','id':'a1','attr':'n',"
+  s = th_query_ok(f, sensors_of(f),
+                  "{'op':'stats','id':'a1','attr':'n',"
                   "'from':'1970-01-01T00:00:01Z','to':'1970-01-01T00:00:03Z'}");
-  assert_int_equal(json_integer_value(json_object_get(s, "count")), 2);
+  assert_int_equal(tu_int(s, "count"), 2);
   json_decref(s);
 }
 
 static void stats_of_strings_have_no_min_max_or_avg(void **state)
 {
-  fx *f = *state;
-  ingest_ok(f, "{'readings':["
+  th_host *f = *state;
+  th_ingest_ok(f, sensors_of(f),
+               "{'readings':["
                "{'entity':'a1','attr':'state','time':1000,'value':'ok'},"
                "{'entity':'a1','attr':'state','time':2000,'value':'flood'}]}");
-  json_t *s = query_ok(f, "{'op':'stats','id':'a1','attr':'state','from':0}");
-  assert_int_equal(json_integer_value(json_object_get(s, "count")), 2);
+  json_t *s = th_query_ok(f, sensors_of(f),
+                          "{'op':'stats','id':'a1','attr':'state','from':0}");
+  assert_int_equal(tu_int(s, "count"), 2);
   assert_true(json_is_null(json_object_get(s, "min")));
   assert_true(json_is_null(json_object_get(s, "max")));
   assert_true(json_is_null(json_object_get(s, "avg")));
-  assert_string_equal(json_string_value(json_object_get(s, "first")), "ok");
-  assert_string_equal(json_string_value(json_object_get(s, "last")), "flood");
+  assert_string_equal(tu_str(s, "first"), "ok");
+  assert_string_equal(tu_str(s, "last"), "flood");
   json_decref(s);
 }
 
 static void stats_over_no_history_count_zero(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   json_t *s = stats(f, "Sensor", "nobody", "n");
   assert_int_equal(json_integer_value(json_object_get(s, "count")), 0);
   assert_true(json_is_null(json_object_get(s, "avg")));
@@ -1256,18 +1035,20 @@ static void stats_over_no_history_count_zero(void **state)
 
 static void stats_need_an_id_attr_and_from_before_to(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   core_err err;
   /* the host checks the op's schema first */
-  assert_null(query(f, "{'op':'stats','attr':'n'}", &err));
+  assert_null(th_query(f, sensors_of(f), "{'op':'stats','attr':'n'}", &err));
   assert_non_null(strstr(err.msg, "id: required but missing"));
-  assert_null(query(f, "{'op':'stats','id':'a1'}", &err));
+  assert_null(th_query(f, sensors_of(f), "{'op':'stats','id':'a1'}", &err));
   assert_non_null(strstr(err.msg, "attr: required but missing"));
-  assert_null(
-      query(f, "{'op':'stats','id':'a1','attr':'n','from':5,'to':5}", &err));
+  assert_null(th_query(f, sensors_of(f),
+                       "{'op':'stats','id':'a1','attr':'n','from':5,'to':5}",
+                       &err));
   assert_non_null(strstr(err.msg, "from must be before to"));
-  assert_null(
-      query(f, "{'op':'stats','id':'a1','attr':'n','from':'yesterday'}", &err));
+  assert_null(th_query(f, sensors_of(f),
+                       "{'op':'stats','id':'a1','attr':'n','from':'yesterday'}",
+                       &err));
   assert_non_null(strstr(err.msg, "from"));
 }
 
@@ -1275,60 +1056,60 @@ static void stats_need_an_id_attr_and_from_before_to(void **state)
 
 static void latest_lists_every_entity_by_type_then_id(void **state)
 {
-  fx *f = *state;
-  ingest_ok(f, "{'readings':["
+  th_host *f = *state;
+  th_ingest_ok(f, sensors_of(f),
+               "{'readings':["
                "{'entity':'z','type':'AirQuality','attr':'pm10',"
                "'time':1000,'value':1},"
                "{'entity':'g2','type':'RiverGauge','attr':'level_cm',"
                "'time':1000,'value':1},"
                "{'entity':'g1','type':'RiverGauge','attr':'level_cm',"
                "'time':1000,'value':2}]}");
-  json_t *l = query_ok(f, "{'op':'latest'}");
+  json_t *l = th_query_ok(f, sensors_of(f), "{'op':'latest'}");
   assert_int_equal(json_array_size(l), 3);
   const char *want[][2] = {
       {"AirQuality", "z"}, {"RiverGauge", "g1"}, {"RiverGauge", "g2"}};
   for (size_t i = 0; i < 3; i++) {
     json_t *e = json_array_get(l, i);
-    assert_string_equal(json_string_value(json_object_get(e, "type")),
-                        want[i][0]);
-    assert_string_equal(json_string_value(json_object_get(e, "id")),
-                        want[i][1]);
+    assert_string_equal(tu_str(e, "type"), want[i][0]);
+    assert_string_equal(tu_str(e, "id"), want[i][1]);
   }
-  assert_int_equal(
-      json_integer_value(attr_of(json_array_get(l, 1), "level_cm", "value")),
-      2);
+  assert_int_equal(tu_int(l, "[1].attrs.level_cm.value"), 2);
   json_decref(l);
 }
 
 static void latest_with_a_type_lists_only_that_type(void **state)
 {
-  fx *f = *state;
-  ingest_ok(f, "{'readings':["
+  th_host *f = *state;
+  th_ingest_ok(f, sensors_of(f),
+               "{'readings':["
                "{'entity':'z','type':'AirQuality','attr':'pm10',"
                "'time':1000,'value':1},"
                "{'entity':'g1','type':'RiverGauge','attr':'level_cm',"
                "'time':1000,'value':2}]}");
-  json_t *l = query_ok(f, "{'op':'latest','type':'RiverGauge'}");
+  json_t *l =
+      th_query_ok(f, sensors_of(f), "{'op':'latest','type':'RiverGauge'}");
   assert_int_equal(json_array_size(l), 1);
-  assert_string_equal(
-      json_string_value(json_object_get(json_array_get(l, 0), "id")), "g1");
+  assert_string_equal(tu_str(l, "[0].id"), "g1");
   json_decref(l);
-  l = query_ok(f, "{'op':'latest','type':'Nothing'}");
+  l = th_query_ok(f, sensors_of(f), "{'op':'latest','type':'Nothing'}");
   assert_int_equal(json_array_size(l), 0);
   json_decref(l);
 }
 
 static void the_entity_query_answers_like_the_readme_example(void **state)
 {
-  fx *f = *state;
-  ingest_ok(f, "{'readings':["
+  th_host *f = *state;
+  th_ingest_ok(f, sensors_of(f),
+               "{'readings':["
                "{'entity':'donau-deggendorf','type':'RiverGauge',"
                "'attr':'level_cm','time':'2024-05-01T09:00:00Z','value':312,"
                "'name':'Donau, Deggendorf'},"
                "{'entity':'donau-deggendorf','type':'RiverGauge',"
                "'attr':'level_cm','time':'2024-05-01T09:30:00Z','value':540}"
                "]}");
-  json_t *e = query_ok(f, "{'op':'entity','type':'RiverGauge',"
+  json_t *e = th_query_ok(f, sensors_of(f),
+                          "{'op':'entity','type':'RiverGauge',"
                           "'id':'donau-deggendorf'}");
   json_t *want = json_loads(
       "{\"type\": \"RiverGauge\", \"id\": \"donau-deggendorf\", \"attrs\": "
@@ -1343,62 +1124,64 @@ static void the_entity_query_answers_like_the_readme_example(void **state)
 
 static void the_entity_query_of_a_missing_entity_is_not_found(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   core_err err;
   assert_int_equal(
-      query_fails(f, "{'op':'entity','type':'RiverGauge','id':'nope'}", &err),
+      th_query_fails(f, sensors_of(f),
+                     "{'op':'entity','type':'RiverGauge','id':'nope'}", &err),
       TWIN_ERR_NOT_FOUND);
   assert_non_null(strstr(err.msg, "no entity RiverGauge 'nope'"));
 }
 
 static void an_unknown_op_fails_listing_the_known_ops(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   core_err err;
   /* the host knows the declared ops */
-  assert_int_equal(query_fails(f, "{'op':'history'}", &err),
+  assert_int_equal(th_query_fails(f, sensors_of(f), "{'op':'history'}", &err),
                    TWIN_ERR_NOT_FOUND);
   assert_non_null(strstr(err.msg, "no query op 'history'"));
   assert_non_null(strstr(err.msg, "latest, entity, stats, alerts"));
   assert_string_equal(err.code, "unknown_op");
-  assert_int_equal(query_fails(f, "{'type':'RiverGauge'}", &err),
-                   TWIN_ERR_INVALID);
+  assert_int_equal(
+      th_query_fails(f, sensors_of(f), "{'type':'RiverGauge'}", &err),
+      TWIN_ERR_INVALID);
   assert_non_null(strstr(err.msg, "latest, entity, stats, alerts"));
 }
 
 static void a_query_that_is_not_json_is_a_parse_error(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   core_err err;
-  assert_int_equal(query_fails(f, "{'op':", &err), TWIN_ERR_PARSE);
+  assert_int_equal(th_query_fails(f, sensors_of(f), "{'op':", &err),
+                   TWIN_ERR_PARSE);
 }
 
 static void the_alerts_query_lists_the_alerts_with_defaults_filled(void **state)
 {
-  fx *f = *state;
-  json_t *a = query_ok(f, "{'op':'alerts'}");
+  th_host *f = *state;
+  json_t *a = th_query_ok(f, sensors_of(f), "{'op':'alerts'}");
   assert_int_equal(json_array_size(a), 3);
   json_t *frost = json_array_get(a, 1);
-  assert_string_equal(json_string_value(json_object_get(frost, "attr")),
-                      "temp_c");
-  assert_string_equal(json_string_value(json_object_get(frost, "level")),
-                      "warning");
-  assert_string_equal(json_string_value(json_object_get(frost, "message")),
-                      "frost at the gauge");
+  assert_string_equal(tu_str(frost, "attr"), "temp_c");
+  assert_string_equal(tu_str(frost, "level"), "warning");
+  assert_string_equal(tu_str(frost, "message"), "frost at the gauge");
   json_decref(a);
 }
 
 static void describe_counts_entities_and_alerts(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   ingest_level(f, 0, 300);
   char *reply = NULL;
   core_err err;
   assert_int_equal(core_host_describe(f->h, sensors_of(f), &reply, &err),
                    TWIN_OK);
-  json_t *d = parse_reply(reply);
-  assert_int_equal(json_integer_value(json_object_get(d, "entities")), 1);
-  assert_int_equal(json_integer_value(json_object_get(d, "alerts")), 3);
+  json_t *d = json_loads(reply, 0, NULL);
+  free(reply);
+  assert_non_null(d);
+  assert_int_equal(tu_int(d, "entities"), 1);
+  assert_int_equal(tu_int(d, "alerts"), 3);
   json_decref(d);
 }
 
@@ -1414,46 +1197,39 @@ static const char *flood_scenario =
 static void
 simulate_reports_alerts_and_the_entities_before_and_after(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   ingest_level(f, 0, 312);
-  json_t *r = simulate_ok(f, flood_scenario);
+  json_t *r = th_simulate_report(f, sensors_of(f), flood_scenario);
   json_t *alerts = json_object_get(r, "alerts");
   assert_int_equal(json_array_size(alerts), 1);
   json_t *a = json_array_get(alerts, 0);
-  assert_string_equal(json_string_value(json_object_get(a, "id")), "g1");
-  assert_string_equal(json_string_value(json_object_get(a, "level")), "error");
-  assert_string_equal(json_string_value(json_object_get(a, "direction")),
-                      "above");
-  assert_int_equal(json_integer_value(json_object_get(a, "value")), 512);
+  assert_string_equal(tu_str(a, "id"), "g1");
+  assert_string_equal(tu_str(a, "level"), "error");
+  assert_string_equal(tu_str(a, "direction"), "above");
+  assert_int_equal(tu_int(a, "value"), 512);
   assert_true(json_number_value(json_object_get(a, "threshold")) == 500);
-  assert_string_equal(json_string_value(json_object_get(a, "time")),
-                      "2024-05-01T09:15:00Z");
+  assert_string_equal(tu_str(a, "time"), "2024-05-01T09:15:00Z");
   /* Baseline: what existed of the touched entities (g1 only). */
   json_t *base = json_object_get(r, "baseline");
   assert_int_equal(json_array_size(base), 1);
-  assert_int_equal(
-      json_integer_value(attr_of(json_array_get(base, 0), "level_cm", "value")),
-      312);
+  assert_int_equal(tu_int(base, "[0].attrs.level_cm.value"), 312);
   /* After: both touched entities, with the scenario's values. */
   json_t *after = json_object_get(r, "entities");
   assert_int_equal(json_array_size(after), 2);
-  assert_int_equal(json_integer_value(
-                       attr_of(json_array_get(after, 0), "level_cm", "value")),
-                   512);
-  assert_string_equal(
-      json_string_value(json_object_get(json_array_get(after, 1), "id")), "g9");
+  assert_int_equal(tu_int(after, "[0].attrs.level_cm.value"), 512);
+  assert_string_equal(tu_str(after, "[1].id"), "g9");
   json_decref(r);
 }
 
 static void simulate_leaves_entities_history_and_events_unchanged(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   ingest_level(f, 0, 312);
-  json_t *r = simulate_ok(f, flood_scenario);
+  json_t *r = th_simulate_report(f, sensors_of(f), flood_scenario);
   json_decref(r);
   assert_int_equal(entity_count(f), 1);
   json_t *e = entity(f, "RiverGauge", "g1");
-  assert_int_equal(json_integer_value(attr_of(e, "level_cm", "value")), 312);
+  assert_int_equal(tu_int(e, "attrs.level_cm.value"), 312);
   json_decref(e);
   assert_int_equal(history_count(f, "RiverGauge", "g1", "level_cm"), 1);
   assert_int_equal(history_count(f, "RiverGauge", "g9", "level_cm"), 0);
@@ -1462,17 +1238,20 @@ static void simulate_leaves_entities_history_and_events_unchanged(void **state)
 
 static void simulate_with_a_report_type_lists_every_entity_of_it(void **state)
 {
-  fx *f = *state;
-  ingest_ok(f, "{'readings':["
+  th_host *f = *state;
+  th_ingest_ok(f, sensors_of(f),
+               "{'readings':["
                "{'entity':'g1','type':'RiverGauge','attr':'level_cm',"
                "'time':1000,'value':1},"
                "{'entity':'g2','type':'RiverGauge','attr':'level_cm',"
                "'time':1000,'value':2},"
                "{'entity':'a1','type':'AirQuality','attr':'pm10',"
                "'time':1000,'value':3}]}");
-  json_t *r = simulate_ok(f, "{'readings':[{'entity':'g3','type':'RiverGauge',"
-                             "'attr':'level_cm','time':2000,'value':4}],"
-                             "'report':{'type':'RiverGauge'}}");
+  json_t *r =
+      th_simulate_report(f, sensors_of(f),
+                         "{'readings':[{'entity':'g3','type':'RiverGauge',"
+                         "'attr':'level_cm','time':2000,'value':4}],"
+                         "'report':{'type':'RiverGauge'}}");
   assert_int_equal(json_array_size(json_object_get(r, "baseline")), 2);
   assert_int_equal(json_array_size(json_object_get(r, "entities")), 3);
   assert_int_equal(json_array_size(json_object_get(r, "alerts")), 0);
@@ -1481,7 +1260,7 @@ static void simulate_with_a_report_type_lists_every_entity_of_it(void **state)
 
 static void simulate_refuses_what_ingest_refuses(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   const char *bad[] = {
       "{'readings':[{'entity':'g1','attr':'level_cm',"
       "'time':'2026-13-01T00:00:00Z','value':1}]}",
@@ -1491,29 +1270,23 @@ static void simulate_refuses_what_ingest_refuses(void **state)
       "{'readings':[],'then':{}}",
       "{'entity':'g1','attr':'level_cm','time':1000,'value':1}",
   };
-  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    char *sc = jq(bad[i]), *reply = NULL;
-    core_err err;
-    assert_int_equal(
-        core_host_simulate(f->h, sensors_of(f), sc, strlen(sc), &reply, &err),
-        i < 2 ? TWIN_ERR_PARSE : TWIN_ERR_INVALID);
-    assert_null(reply);
-    free(sc);
-  }
-  char *sc = jq("{'readings':[{'entity':'g1','attr':'level_cm',"
-                "'time':'2999-01-01T00:00:00Z','value':1}]}"),
-       *reply = NULL;
   core_err err;
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    assert_int_equal(th_simulate_fails(f, sensors_of(f), bad[i], &err),
+                     i < 2 ? TWIN_ERR_PARSE : TWIN_ERR_INVALID);
   assert_int_equal(
-      core_host_simulate(f->h, sensors_of(f), sc, strlen(sc), &reply, &err),
+      th_simulate_fails(f, sensors_of(f),
+                        "{'readings':[{'entity':'g1','attr':'level_cm',"
+                        "'time':'2999-01-01T00:00:00Z','value':1}]}",
+                        &err),
       TWIN_ERR_REJECTED);
   assert_non_null(strstr(err.msg, "readings[0].time"));
-  free(sc);
 }
 
 /* ---- config refusals -------------------------------------------------- */
 
-static void assert_disabled(fx *f, const char *fragment1, const char *fragment2)
+static void assert_disabled(th_host *f, const char *fragment1,
+                            const char *fragment2)
 {
   core_instance *ci = sensors_of(f);
   assert_int_equal(ci->state, CORE_INSTANCE_DISABLED);
@@ -1525,36 +1298,29 @@ static void assert_disabled(fx *f, const char *fragment1, const char *fragment2)
   core_err err;
   assert_int_equal(core_host_find(f->h, TOWN, "sensors", &found, &err),
                    TWIN_ERR_UNAVAILABLE);
-  result r = ingest(f, "{'entity':'g1','attr':'level_cm','time':1000,"
-                       "'value':1}");
+  th_outcome r = th_ingest(f, sensors_of(f),
+                           "{'entity':'g1','attr':'level_cm','time':1000,"
+                           "'value':1}");
   assert_int_equal(r.status, TWIN_ERR_UNAVAILABLE);
 }
 
 /* A config that fails the plugin's schema refuses the host's start
  * whole, naming the town, the JSON path and the rule. The host stays
  * closed; the fixture opens it again with the default config. */
-static void assert_refused(fx *f, const char *sensors_config,
+static void assert_refused(th_host *f, const char *sensors_config,
                            const char *fragment1, const char *fragment2)
 {
-  close_host(f);
-  char *text =
-      jqf("{'data_dir':'data','plugin_path':['%s'],'towns':["
-          "{'id':'" TOWN "','name':'Deggendorf','timezone':'Europe/Berlin',"
-          "'scripts':'.','plugins':{'sensors':{'config':%s}}}]}",
-          tu_env("TWIN_PLUGIN_BUILD_DIR"), sensors_config);
-  char *cfg = tu_write_file(f->dir, "host.json", text);
+  th_close(f);
+  th_config_built(f, TOWN, "Europe/Berlin", "sensors", sensors_config);
   core_err err;
-  core_host *h = NULL;
-  int st = core_host_open(cfg, CORE_HOST_INSTANCES, &h, &err);
+  int st = th_try_open(f, CORE_HOST_INSTANCES, &err);
   if (st != TWIN_ERR_CONFIG)
     fail_msg("the host started (%d) with config %s", st, sensors_config);
-  assert_null(h);
+  assert_null(f->h);
   if (!strstr(err.msg, fragment1) || !strstr(err.msg, "plugins.sensors.config"))
     fail_msg("message '%s' lacks '%s'", err.msg, fragment1);
   if (fragment2 && !strstr(err.msg, fragment2))
     fail_msg("message '%s' lacks '%s'", err.msg, fragment2);
-  free(text);
-  free(cfg);
   open_host(f, default_config);
 }
 
@@ -1574,7 +1340,7 @@ static void an_alert_without_attr_refuses_the_start(void **state)
 
 static void an_alert_without_above_or_below_disables_the_instance(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   reopen(f, "{'alerts':[{'attr':'level_cm'}]}");
   assert_disabled(f, "alerts[0]", "needs \"above\" or \"below\"");
 }
@@ -1582,7 +1348,7 @@ static void an_alert_without_above_or_below_disables_the_instance(void **state)
 static void
 an_alert_band_with_below_not_under_above_disables_the_instance(void **state)
 {
-  fx *f = *state;
+  th_host *f = *state;
   reopen(f, "{'alerts':[{'attr':'ph','above':6,'below':6}]}");
   assert_disabled(f, "alerts[0]", "below (6) must be less than above (6)");
 }
@@ -1603,7 +1369,7 @@ static void a_max_age_beyond_ten_years_refuses_the_start(void **state)
 
 int main(void)
 {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, th_teardown)
   const struct CMUnitTest tests[] = {
       T(a_single_reading_sets_the_current_value_and_appends_history),
       T(a_batch_stores_every_reading_in_order),

@@ -6,7 +6,7 @@
  * the town's timezone, and functions plugins call by name. Every failure
  * test also checks that the runtime serves the next call.
  */
-#include "testutil.h"
+#include "testhost.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -15,48 +15,34 @@
 #include <unistd.h>
 
 #include "ctx.h"
-#include "host.h"
 #include "script.h"
 #include "store.h"
 #include "view.h"
 
 typedef struct fx {
-  char *dir;
-  char *alpha, *beta; /* the towns' script folders */
-  core_host *h;
+  th_host *t;
+  core_host *h; /* t->h: open without a pipeline, the tests write */
   core_script *s;
 } fx;
 
-static const char *config_text =
-    "{\"data_dir\":\"data\",\"plugin_path\":[\"plugins\"],\"towns\":["
-    "{\"id\":\"alpha\",\"name\":\"Alpha\",\"timezone\":\"Europe/Berlin\","
-    " \"scripts\":\"alpha\",\"plugins\":{\"probe\":{}}},"
-    "{\"id\":\"beta\",\"name\":\"Beta\",\"timezone\":\"Europe/Berlin\","
-    " \"scripts\":\"beta\",\"plugins\":{\"probe\":{}}},"
-    "{\"id\":\"gamma\",\"name\":\"Gamma\",\"timezone\":\"Europe/Berlin\","
-    " \"scripts\":\"no-such-folder\"}]}";
-
+/* Towns alpha and beta with probe and their rules in alpha/ and beta/,
+ * gamma without plugins and with a script folder that does not exist. */
 static int setup(void **state)
 {
   fx *f = calloc(1, sizeof *f);
-  f->dir = tu_tempdir();
-  char *plugins = tu_fmt("%s/plugins", f->dir);
-  char *probe = tu_fmt("%s/probe.so", tu_env("TWIN_FIXTURE_DIR"));
-  char *link = tu_fmt("%s/probe.so", plugins);
-  f->alpha = tu_fmt("%s/alpha", f->dir);
-  f->beta = tu_fmt("%s/beta", f->dir);
-  core_mkdirs(plugins, NULL);
-  core_mkdirs(f->alpha, NULL);
-  core_mkdirs(f->beta, NULL);
-  assert_int_equal(symlink(probe, link), 0);
-  char *cfg = tu_write_file(f->dir, "host.json", config_text);
+  f->t = th_new();
+  th_fixture(f->t, "probe.so");
+  th_config(f->t, TH_FIXTURES,
+            "{'id':'alpha','name':'Alpha','timezone':'Europe/Berlin',"
+            " 'scripts':'alpha','plugins':{'probe':{}}},"
+            "{'id':'beta','name':'Beta','timezone':'Europe/Berlin',"
+            " 'scripts':'beta','plugins':{'probe':{}}},"
+            "{'id':'gamma','name':'Gamma','timezone':'Europe/Berlin',"
+            " 'scripts':'no-such-folder'}");
   core_err err;
-  if (core_host_open(cfg, CORE_HOST_INSTANCES, &f->h, &err))
+  if (th_try_open(f->t, CORE_HOST_INSTANCES, &err))
     fail_msg("host: %s", err.msg);
-  free(plugins);
-  free(probe);
-  free(link);
-  free(cfg);
+  f->h = f->t->h;
   *state = f;
   return 0;
 }
@@ -65,11 +51,7 @@ static int teardown(void **state)
 {
   fx *f = *state;
   core_script_close(f->s);
-  core_host_close(f->h);
-  tu_rmtree(f->dir);
-  free(f->alpha);
-  free(f->beta);
-  free(f->dir);
+  th_free(f->t);
   free(f);
   return 0;
 }
@@ -83,7 +65,7 @@ static const core_town *town(fx *f, const char *id)
 
 static void script(fx *f, const char *name, const char *text)
 {
-  free(tu_write_file(f->alpha, name, text));
+  th_rule(f->t, "alpha", name, text);
 }
 
 /* Open alpha's rules (into f->s) with the given limits (NULL: defaults). */
@@ -469,9 +451,9 @@ static void writes_land_in_the_own_town_only(void **state)
   assert_int_equal(read_attr(f, "beta", "Lot", "p1", "free", &v),
                    TWIN_ERR_NOT_FOUND);
   /* beta's own rules see nothing of alpha either */
-  free(tu_write_file(f->beta, "10-b.lua",
-                     "function peek() return twin.get('rules', 'Lot', 'p1', "
-                     "'free') end\n"));
+  th_rule(f->t, "beta", "10-b.lua",
+          "function peek() return twin.get('rules', 'Lot', 'p1', "
+          "'free') end\n");
   core_script *b;
   core_err err;
   assert_int_equal(core_script_open(f->h, town(f, "beta"), NULL, &b, &err), 0);
@@ -573,9 +555,9 @@ static void a_coroutine_kept_past_its_hook_cannot_use_twin_later(void **s)
   assert_int_equal(core_overlay_writes(w.ov), 0);
   discard(&w);
   json_t *st = status_json(sc);
-  json_t *hk = json_array_get(json_object_get(st, "hooks"), 1);
-  assert_string_equal(json_string_value(json_object_get(hk, "name")), "again");
-  assert_non_null(strstr(json_string_value(json_object_get(hk, "last_error")),
+  json_t *hk = tu_get(st, "hooks[1]");
+  assert_string_equal(tu_str(hk, "name"), "again");
+  assert_non_null(strstr(tu_str(hk, "last_error"),
                          "twin.put is only available inside a hook"));
   json_decref(st);
 }
@@ -623,24 +605,21 @@ static void files_load_in_byte_order_of_their_names(void **state)
 static void require_loads_a_file_of_the_folder_once(void **state)
 {
   fx *f = *state;
-  char *lib = tu_fmt("%s/lib", f->alpha);
-  core_mkdirs(lib, NULL);
-  free(tu_write_file(lib, "util.lua",
-                     "loads = (loads or 0) + 1\nreturn {x = 5}\n"));
+  script(f, "lib/util.lua", "loads = (loads or 0) + 1\nreturn {x = 5}\n");
   script(f, "10-a.lua",
          "local u = require('lib.util')\n"
          "local u2 = require('lib.util')\n"
          "function r() return {x = u.x, same = u == u2, loads = loads} end\n");
   open_rules(f);
   call_ok(f, "r", "[]", "{\"x\":5,\"same\":true,\"loads\":1}");
-  free(lib);
 }
 
 static void require_outside_the_folder_is_refused(void **state)
 {
   fx *f = *state;
-  char *lib = tu_fmt("%s/lib", f->alpha);
-  char *outside = tu_write_file(f->dir, "outside.lua", "return 1\n");
+  char *alpha = th_scripts_dir(f->t, "alpha");
+  char *lib = tu_fmt("%s/lib", alpha);
+  char *outside = tu_write_file(f->t->dir, "outside.lua", "return 1\n");
   char *link = tu_fmt("%s/evil.lua", lib);
   core_mkdirs(lib, NULL);
   assert_int_equal(symlink(outside, link), 0);
@@ -657,6 +636,7 @@ static void require_outside_the_folder_is_refused(void **state)
   call_fails(f, "link", TWIN_ERR_UNAVAILABLE,
              "leads outside the town's script folder", NULL);
   call_ok(f, "ok", "[]", "42");
+  free(alpha);
   free(lib);
   free(outside);
   free(link);
@@ -703,10 +683,9 @@ observation_hooks_get_the_observation_when_the_filter_matches(void **state)
   assert_int_equal(core_overlay_writes(w.ov), 4); /* one entity, 4 attrs */
   discard(&w);
   json_t *st = status_json(s);
-  json_t *hk = json_array_get(json_object_get(st, "hooks"), 0);
-  assert_int_equal(json_integer_value(json_object_get(hk, "calls")), 1);
-  assert_string_equal(json_string_value(json_object_get(hk, "name")),
-                      "on_observation#1 (10-a.lua:1)");
+  json_t *hk = tu_get(st, "hooks[0]");
+  assert_int_equal(tu_int(hk, "calls"), 1);
+  assert_string_equal(tu_str(hk, "name"), "on_observation#1 (10-a.lua:1)");
   json_decref(st);
 }
 
@@ -736,11 +715,10 @@ static void a_failing_hook_loses_its_writes_and_earlier_ones_stay(void **state)
   assert_int_equal(core_overlay_events(w.ov), 0);
   commit(&w);
   json_t *st = status_json(s);
-  json_t *hk = json_array_get(json_object_get(st, "hooks"), 1);
-  assert_string_equal(json_string_value(json_object_get(hk, "name")), "breaks");
-  assert_int_equal(json_integer_value(json_object_get(hk, "errors")), 1);
-  assert_non_null(strstr(json_string_value(json_object_get(hk, "last_error")),
-                         "10-a.lua:7: boom"));
+  json_t *hk = tu_get(st, "hooks[1]");
+  assert_string_equal(tu_str(hk, "name"), "breaks");
+  assert_int_equal(tu_int(hk, "errors"), 1);
+  assert_non_null(strstr(tu_str(hk, "last_error"), "10-a.lua:7: boom"));
   assert_true(json_is_string(json_object_get(hk, "last_error_time")));
   json_decref(st);
 }
@@ -759,17 +737,16 @@ static void a_hook_failing_five_times_in_a_row_is_backed_off(void **state)
     assert_int_equal(obs_int(s, &w, "probe", "Lot", "p1", "free", i, i), 0);
   discard(&w);
   json_t *st = status_json(s);
-  json_t *bad = json_array_get(json_object_get(st, "hooks"), 0);
-  json_t *good = json_array_get(json_object_get(st, "hooks"), 1);
-  assert_int_equal(json_integer_value(json_object_get(bad, "calls")), 5);
-  assert_int_equal(json_integer_value(json_object_get(bad, "errors")), 5);
-  assert_int_equal(json_integer_value(json_object_get(bad, "skipped")), 2);
-  assert_int_equal(
-      json_integer_value(json_object_get(bad, "consecutive_errors")), 5);
+  json_t *bad = tu_get(st, "hooks[0]");
+  json_t *good = tu_get(st, "hooks[1]");
+  assert_int_equal(tu_int(bad, "calls"), 5);
+  assert_int_equal(tu_int(bad, "errors"), 5);
+  assert_int_equal(tu_int(bad, "skipped"), 2);
+  assert_int_equal(tu_int(bad, "consecutive_errors"), 5);
   json_t *bo = json_object_get(bad, "backoff");
   assert_true(json_is_true(json_object_get(bo, "active")));
   assert_true(json_is_string(json_object_get(bo, "until")));
-  assert_int_equal(json_integer_value(json_object_get(good, "calls")), 7);
+  assert_int_equal(tu_int(good, "calls"), 7);
   assert_true(json_is_false(
       json_object_get(json_object_get(good, "backoff"), "active")));
   json_decref(st);
@@ -819,9 +796,9 @@ event_hooks_match_and_their_own_events_do_not_retrigger(void **state)
   free(last);
   discard(&w);
   json_t *st = status_json(s);
-  json_t *hk = json_array_get(json_object_get(st, "hooks"), 0);
-  assert_int_equal(json_integer_value(json_object_get(hk, "calls")), 1);
-  assert_int_equal(json_integer_value(json_object_get(hk, "errors")), 0);
+  json_t *hk = tu_get(st, "hooks[0]");
+  assert_int_equal(tu_int(hk, "calls"), 1);
+  assert_int_equal(tu_int(hk, "errors"), 0);
   json_decref(st);
 }
 
@@ -860,22 +837,15 @@ static void reload_swaps_in_good_rules_with_fresh_statistics(void **state)
   assert_int_equal(core_script_reload(s, &err), TWIN_OK);
   call_ok(f, "version", "[]", "2");
   json_t *st = status_json(s);
-  json_t *hk = json_array_get(json_object_get(st, "hooks"), 0);
-  assert_int_equal(json_integer_value(json_object_get(hk, "errors")), 0);
-  assert_int_equal(json_integer_value(json_object_get(hk, "calls")), 0);
+  json_t *hk = tu_get(st, "hooks[0]");
+  assert_int_equal(tu_int(hk, "errors"), 0);
+  assert_int_equal(tu_int(hk, "calls"), 0);
   json_decref(st);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Schedules and time                                                       */
 /* ------------------------------------------------------------------------ */
-
-static twin_time at(const char *rfc3339)
-{
-  twin_time t;
-  assert_int_equal(core_parse_time(rfc3339, &t), 0);
-  return t;
-}
 
 static void every_is_due_at_the_next_multiple_of_its_minutes(void **state)
 {
@@ -911,7 +881,7 @@ static const char *next_spring_forward(void)
   char buf[40];
   for (size_t i = 0; i < sizeof days / sizeof *days; i++) {
     snprintf(buf, sizeof buf, "%sT00:00:00Z", days[i]);
-    if (at(buf) > core_now_ms() + 3 * 86400000LL)
+    if (th_time(buf) > core_now_ms() + 3 * 86400000LL)
       return days[i];
   }
   fail_msg("no known DST change ahead");
@@ -927,7 +897,7 @@ static void daily_runs_at_local_time_across_a_dst_change(void **state)
   char buf[64];
   twin_time t_day;
   snprintf(buf, sizeof buf, "%sT00:00:00Z", day);
-  t_day = at(buf);
+  t_day = th_time(buf);
   /* the day before, 07:00 CET = 06:00Z */
   twin_time before = t_day - 86400000 + 6 * 3600000;
   wtx w;
@@ -941,8 +911,8 @@ static void daily_runs_at_local_time_across_a_dst_change(void **state)
   assert_true(core_script_next_due(s) == t_day + 86400000 + 5 * 3600000);
   discard(&w);
   json_t *st = status_json(s);
-  json_t *hk = json_array_get(json_object_get(st, "hooks"), 0);
-  assert_int_equal(json_integer_value(json_object_get(hk, "calls")), 2);
+  json_t *hk = tu_get(st, "hooks[0]");
+  assert_int_equal(tu_int(hk, "calls"), 2);
   json_decref(st);
 }
 
@@ -955,21 +925,21 @@ static void daily_runs_once_when_the_clocks_go_back(void **state)
   wtx w;
   begin(f, &w, "alpha");
   assert_int_equal(
-      core_script_on_schedule(s, &w.ctx, at("2027-10-30T01:00:00Z")), 0);
+      core_script_on_schedule(s, &w.ctx, th_time("2027-10-30T01:00:00Z")), 0);
   twin_time due = core_script_next_due(s);
-  assert_true(due == at("2027-10-31T00:30:00Z") ||
-              due == at("2027-10-31T01:30:00Z"));
+  assert_true(due == th_time("2027-10-31T00:30:00Z") ||
+              due == th_time("2027-10-31T01:30:00Z"));
   assert_int_equal(
-      core_script_on_schedule(s, &w.ctx, at("2027-10-31T00:30:00Z")), 0);
+      core_script_on_schedule(s, &w.ctx, th_time("2027-10-31T00:30:00Z")), 0);
   assert_int_equal(
-      core_script_on_schedule(s, &w.ctx, at("2027-10-31T01:30:00Z")), 0);
+      core_script_on_schedule(s, &w.ctx, th_time("2027-10-31T01:30:00Z")), 0);
   assert_int_equal(
-      core_script_on_schedule(s, &w.ctx, at("2027-10-31T12:00:00Z")), 0);
-  assert_true(core_script_next_due(s) == at("2027-11-01T01:30:00Z"));
+      core_script_on_schedule(s, &w.ctx, th_time("2027-10-31T12:00:00Z")), 0);
+  assert_true(core_script_next_due(s) == th_time("2027-11-01T01:30:00Z"));
   discard(&w);
   json_t *st = status_json(s);
-  json_t *hk = json_array_get(json_object_get(st, "hooks"), 0);
-  assert_int_equal(json_integer_value(json_object_get(hk, "calls")), 2);
+  json_t *hk = tu_get(st, "hooks[0]");
+  assert_int_equal(tu_int(hk, "calls"), 2);
   json_decref(st);
 }
 
@@ -987,7 +957,7 @@ static void twin_time_and_localtime_use_the_towns_zone(void **state)
   open_rules(f);
   char *want =
       tu_fmt("{\"hours\":23,\"hour\":7,\"dst\":true,\"wday\":1,\"utc\":%lld}",
-             (long long)at("2026-03-29T05:00:00Z"));
+             (long long)th_time("2026-03-29T05:00:00Z"));
   call_ok(f, "span", "[]", want);
   free(want);
 }
@@ -1118,9 +1088,7 @@ check_describes_hooks_and_functions_without_running_them(void **state)
   assert_non_null(j);
   json_t *hooks = json_object_get(j, "hooks");
   assert_int_equal(json_array_size(hooks), 2);
-  assert_string_equal(
-      json_string_value(json_object_get(json_array_get(hooks, 0), "name")),
-      "five");
+  assert_string_equal(tu_str(hooks, "[0].name"), "five");
   json_t *fns = json_object_get(j, "functions");
   assert_int_equal(json_array_size(fns), 1);
   assert_string_equal(json_string_value(json_array_get(fns, 0)), "price");
@@ -1175,8 +1143,8 @@ static void a_rule_can_be_reentered_through_a_plugin_query(void **state)
   assert_int_equal(got.value.as.integer, 20);
   discard(&w);
   json_t *st = status_json(s);
-  json_t *hk = json_array_get(json_object_get(st, "hooks"), 0);
-  assert_int_equal(json_integer_value(json_object_get(hk, "errors")), 0);
+  json_t *hk = tu_get(st, "hooks[0]");
+  assert_int_equal(tu_int(hk, "errors"), 0);
   json_decref(st);
   core_api_init(&f->h->api);
 }
@@ -1199,10 +1167,10 @@ static void a_nested_call_shares_the_outer_budget(void **state)
   assert_int_equal(core_overlay_writes(w.ov), 0); /* the put never ran */
   discard(&w);
   json_t *st = status_json(s);
-  json_t *hk = json_array_get(json_object_get(st, "hooks"), 0);
-  assert_int_equal(json_integer_value(json_object_get(hk, "errors")), 1);
-  assert_non_null(strstr(json_string_value(json_object_get(hk, "last_error")),
-                         "instruction budget exceeded"));
+  json_t *hk = tu_get(st, "hooks[0]");
+  assert_int_equal(tu_int(hk, "errors"), 1);
+  assert_non_null(
+      strstr(tu_str(hk, "last_error"), "instruction budget exceeded"));
   json_decref(st);
   core_api_init(&f->h->api);
 }

@@ -8,12 +8,15 @@
 
 #include "util.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -49,10 +52,8 @@ char *tu_write_file(const char *dir, const char *name, const char *text)
   return path;
 }
 
-char *tu_fmt(const char *fmt, ...)
+char *tu_vfmt(const char *fmt, va_list ap)
 {
-  va_list ap;
-  va_start(ap, fmt);
   va_list ap2;
   va_copy(ap2, ap);
   int n = vsnprintf(NULL, 0, fmt, ap);
@@ -60,10 +61,24 @@ char *tu_fmt(const char *fmt, ...)
   if (s)
     vsnprintf(s, (size_t)n + 1, fmt, ap2);
   va_end(ap2);
-  va_end(ap);
   if (!s)
     fail_msg("out of memory");
   return s;
+}
+
+char *tu_fmt(const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  char *s = tu_vfmt(fmt, ap);
+  va_end(ap);
+  return s;
+}
+
+void tu_assert_contains(const char *text, const char *want)
+{
+  if (!text || !strstr(text, want))
+    fail_msg("\"%s\"\n  lacks \"%s\"", text ? text : "(null)", want);
 }
 
 const char *tu_env(const char *name)
@@ -245,6 +260,36 @@ void tu_utc_zoneinfo(const char *dir)
   free(tu_write_file(zoneinfo, "UTC", "TZif2 fake zone"));
   setenv("TZDIR", zoneinfo, 1);
   free(zoneinfo);
+}
+
+int tu_listen_loopback(int backlog, int *port)
+{
+  struct sockaddr_in a;
+  socklen_t len = sizeof a;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) ||
+      listen(fd, backlog) || getsockname(fd, (struct sockaddr *)&a, &len))
+    fail_msg("cannot listen on 127.0.0.1: %s", strerror(errno));
+  *port = ntohs(a.sin_port);
+  return fd;
+}
+
+int tu_connect_loopback(int port)
+{
+  struct sockaddr_in a;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_port = htons((uint16_t)port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a)) {
+    close(fd);
+    fd = -1;
+  }
+  return fd;
 }
 
 long long tu_mono_ms(void)

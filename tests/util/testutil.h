@@ -1,6 +1,8 @@
 /*
  * testutil.h — what the tests share: temporary folders, running the real
- * twinhost binary, writing files, paths of fixtures and built plugins.
+ * twinhost binary, writing files, paths of fixtures and built plugins,
+ * loopback sockets and HTTP. An in-process host is testhost.h; JSON
+ * written and read back by path is testjson.h.
  */
 #ifndef TWIN_TESTUTIL_H
 #define TWIN_TESTUTIL_H
@@ -21,6 +23,11 @@ void tu_rmtree(const char *path);
 char *tu_write_file(const char *dir, const char *name, const char *text);
 /* printf into a new string (caller frees). */
 char *tu_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The same with a va_list (ap is used up). */
+char *tu_vfmt(const char *fmt, va_list ap)
+    __attribute__((format(printf, 1, 0)));
+/* Fails the test, showing both, unless text (may be NULL) holds want. */
+void tu_assert_contains(const char *text, const char *want);
 /* An environment variable set by CTest (TWIN_BIN, TWIN_FIXTURE_DIR, ...);
  * fails the test if absent. */
 const char *tu_env(const char *name);
@@ -90,6 +97,12 @@ typedef struct tu_http_resp {
 tu_http_resp tu_http(const char *method, const char *url, const char *token,
                      const char *content_type, const char *body, size_t len);
 void tu_http_free(tu_http_resp *r);
+
+/* A TCP socket listening on 127.0.0.1 at a port the system picks, put in
+ * *port; fails the test when there is none. */
+int tu_listen_loopback(int backlog, int *port);
+/* A TCP socket connected to 127.0.0.1:port, or -1. */
+int tu_connect_loopback(int port);
 
 /* Monotonic milliseconds, and a sleep that resumes after signals. */
 long long tu_mono_ms(void);
