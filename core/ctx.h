@@ -48,8 +48,8 @@ const char *core_ctx_reason(const twin_ctx *ctx, int status, char *buf,
  * field when it set them. */
 void core_ctx_fail(const twin_ctx *ctx, int status, core_err *err);
 
-/* Fill the host function table. */
-void core_api_init(twin_host_api *api);
+/* Fill the table of host calls plugins are given (twin_host_api). */
+void core_host_calls_init(twin_host_api *api);
 
 /* A context of a town without a plugin instance (town rules' schedules,
  * replays): plugin names the key namespace its writes use ("rules"). */

@@ -449,14 +449,20 @@ static int cmp_str(const void *a, const void *b)
 
 static void refuse(core_host *h, const char *path, const char *reason)
 {
+  core_log(TWIN_LEVEL_WARNING, NULL, NULL, "plugin refused: %s", reason);
   core_refusal *r = realloc(h->refused, (h->n_refused + 1) * sizeof *r);
   if (!r)
-    return;
+    return; /* logged, not listed */
   h->refused = r;
-  r[h->n_refused].path = strdup(path);
-  r[h->n_refused].reason = strdup(reason);
+  char *p = strdup(path), *why = strdup(reason);
+  if (!p || !why) {
+    free(p);
+    free(why);
+    return;
+  }
+  r[h->n_refused].path = p;
+  r[h->n_refused].reason = why;
   h->n_refused++;
-  core_log(TWIN_LEVEL_WARNING, NULL, NULL, "plugin refused: %s", reason);
 }
 
 /* Load every *.so of dir, in name order. */
@@ -473,10 +479,16 @@ static void load_dir(core_host *h, const char *dir)
     if (len < 4 || strcmp(e->d_name + len - 3, ".so"))
       continue;
     char **nn = realloc(names, (n + 1) * sizeof *nn);
-    if (!nn)
+    char *name = nn ? strdup(e->d_name) : NULL;
+    if (nn)
+      names = nn;
+    if (!name) {
+      core_log(TWIN_LEVEL_ERROR, NULL, NULL,
+               "out of memory listing %s: %s and later plugins not loaded", dir,
+               e->d_name);
       break;
-    names = nn;
-    names[n++] = strdup(e->d_name);
+    }
+    names[n++] = name;
   }
   closedir(d);
   if (n)
@@ -793,27 +805,31 @@ static int add_instances(core_host *h, int open, int strict,
 
 /* Load each town's rules (or only_town's). A town whose rules fail to load
  * runs without rules, with the reason kept for `script status`. */
-static void open_rules(core_host *h, const char *only_town)
+static int open_rules(core_host *h, const char *only_town, core_err *err)
 {
   h->scripts = calloc(h->cfg->n_towns, sizeof *h->scripts);
   h->script_error = calloc(h->cfg->n_towns, sizeof *h->script_error);
-  for (size_t i = 0; h->scripts && h->script_error && i < h->cfg->n_towns;
-       i++) {
+  if (!h->scripts || !h->script_error)
+    return core_err_set(err, TWIN_ERR_NOMEM, "out of memory");
+  for (size_t i = 0; i < h->cfg->n_towns; i++) {
     const core_town *t = &h->cfg->towns[i];
     if (only_town && strcmp(t->id, only_town))
       continue;
     core_script_limits lim = {t->rule_instructions, t->rule_wall_ms,
                               (size_t)t->rule_memory_mib << 20};
-    core_err err;
-    if (core_script_open(h, t, &lim, &h->scripts[i], &err)) {
+    core_err serr;
+    if (core_script_open(h, t, &lim, &h->scripts[i], &serr)) {
       h->scripts[i] = NULL;
-      h->script_error[i] = strdup(err.msg);
       core_log(TWIN_LEVEL_ERROR, t->id, "rules",
                "rules not loaded: %s (the town runs without rules until "
                "they load; check with `twinhost script check %s`)",
-               err.msg, t->id);
+               serr.msg, t->id);
+      h->script_error[i] = strdup(serr.msg);
+      if (!h->script_error[i])
+        return core_err_set(err, TWIN_ERR_NOMEM, "out of memory");
     }
   }
+  return TWIN_OK;
 }
 
 struct core_script *core_host_script(core_host *h, const core_town *town)
@@ -835,7 +851,7 @@ static int host_open(const char *config_path, int level, const char *only_town,
     return core_err_set(err, TWIN_ERR_NOMEM, "out of memory");
   pthread_mutex_init(&h->lock, NULL);
   pthread_rwlock_init(&h->pipeline_lock, NULL);
-  core_api_init(&h->api);
+  core_host_calls_init(&h->api);
   int st = core_config_load(config_path, &h->cfg, err);
   if (st)
     goto fail;
@@ -852,8 +868,11 @@ static int host_open(const char *config_path, int level, const char *only_town,
                      level >= CORE_HOST_INSTANCES, only_town, err);
   if (st)
     goto fail;
-  if (level >= CORE_HOST_INSTANCES)
-    open_rules(h, only_town);
+  if (level >= CORE_HOST_INSTANCES) {
+    st = open_rules(h, only_town, err);
+    if (st)
+      goto fail;
+  }
   *out = h;
   return TWIN_OK;
 fail:

@@ -222,7 +222,7 @@ static int stage_attrs(twin_ctx *ctx, const core_key *prefix, int db,
   return TWIN_OK;
 }
 
-static int api_entity_put(twin_ctx *ctx, const char *type, const char *id,
+static int call_entity_put(twin_ctx *ctx, const char *type, const char *id,
                           const twin_attr *attrs, size_t n)
 {
   core_key k;
@@ -235,7 +235,7 @@ static int api_entity_put(twin_ctx *ctx, const char *type, const char *id,
   return stage_attrs(ctx, &k, CORE_DB_ENT, attrs, n);
 }
 
-static int api_obs_append(twin_ctx *ctx, const char *type, const char *id,
+static int call_obs_append(twin_ctx *ctx, const char *type, const char *id,
                           const twin_attr *obs, size_t n)
 {
   core_key k;
@@ -248,7 +248,7 @@ static int api_obs_append(twin_ctx *ctx, const char *type, const char *id,
   return stage_attrs(ctx, &k, CORE_DB_OBS, obs, n);
 }
 
-static int api_entity_get(twin_ctx *ctx, const char *type, const char *id,
+static int call_entity_get(twin_ctx *ctx, const char *type, const char *id,
                           const char *attr, twin_attr *out)
 {
   core_key k;
@@ -314,7 +314,7 @@ static int attrs_visit(void *ud, const uint8_t *key, size_t klen,
   return rc;
 }
 
-static int api_entity_attrs(twin_ctx *ctx, const char *type, const char *id,
+static int call_entity_attrs(twin_ctx *ctx, const char *type, const char *id,
                             twin_attr_cb cb, void *ud)
 {
   core_key lo, hi;
@@ -349,7 +349,7 @@ static int del_visit(void *ud, const uint8_t *key, size_t klen,
   return core_overlay_del(d->ctx->view.ov, CORE_DB_ENT, key, klen);
 }
 
-static int api_entity_delete(twin_ctx *ctx, const char *type, const char *id)
+static int call_entity_delete(twin_ctx *ctx, const char *type, const char *id)
 {
   core_key lo, hi;
   if (!ctx)
@@ -405,7 +405,7 @@ static int iter_visit(void *ud, const uint8_t *key, size_t klen,
   return s->cb(s->ud, s->last, s->last + (id - type));
 }
 
-static int api_entity_iterate(twin_ctx *ctx, const char *type,
+static int call_entity_iterate(twin_ctx *ctx, const char *type,
                               twin_entity_cb cb, void *ud)
 {
   core_key lo, hi;
@@ -423,7 +423,7 @@ static int api_entity_iterate(twin_ctx *ctx, const char *type,
   return core_view_scan(&ctx->view, CORE_DB_ENT, &lo, &hi, iter_visit, &s);
 }
 
-static int api_history_range(twin_ctx *ctx, const char *type, const char *id,
+static int call_history_range(twin_ctx *ctx, const char *type, const char *id,
                              const char *attr, twin_time from, twin_time to,
                              size_t limit, twin_attr_cb cb, void *ud)
 {
@@ -456,7 +456,7 @@ static int key_kv(twin_ctx *ctx, core_key *k, const void *key, size_t len)
          core_key_raw(k, key, len);
 }
 
-static int api_kv_put(twin_ctx *ctx, const void *key, size_t key_len,
+static int call_kv_put(twin_ctx *ctx, const void *key, size_t key_len,
                       const void *val, size_t val_len)
 {
   core_key k;
@@ -470,7 +470,7 @@ static int api_kv_put(twin_ctx *ctx, const void *key, size_t key_len,
                           val_len);
 }
 
-static int api_kv_get(twin_ctx *ctx, const void *key, size_t key_len,
+static int call_kv_get(twin_ctx *ctx, const void *key, size_t key_len,
                       const void **val, size_t *val_len)
 {
   core_key k;
@@ -490,7 +490,7 @@ static int api_kv_get(twin_ctx *ctx, const void *key, size_t key_len,
   return rc;
 }
 
-static int api_kv_delete(twin_ctx *ctx, const void *key, size_t key_len)
+static int call_kv_delete(twin_ctx *ctx, const void *key, size_t key_len)
 {
   core_key k;
   if (!ctx)
@@ -508,7 +508,7 @@ static const char *level_name(twin_level l)
   return (unsigned)l <= TWIN_LEVEL_ERROR ? names[l] : NULL;
 }
 
-static int api_emit(twin_ctx *ctx, twin_level level, const char *etype,
+static int call_emit(twin_ctx *ctx, twin_level level, const char *etype,
                     const char *eid, const char *message, const char *data_json,
                     size_t data_len)
 {
@@ -549,7 +549,7 @@ static int api_emit(twin_ctx *ctx, twin_level level, const char *etype,
   return rc;
 }
 
-static int api_respond(twin_ctx *ctx, const char *json, size_t len)
+static int call_respond(twin_ctx *ctx, const char *json, size_t len)
 {
   if (!ctx || !json)
     return TWIN_ERR_INVALID;
@@ -576,7 +576,7 @@ static int api_respond(twin_ctx *ctx, const char *json, size_t len)
   return TWIN_OK;
 }
 
-static int api_set_error(twin_ctx *ctx, const char *message)
+static int call_set_error(twin_ctx *ctx, const char *message)
 {
   if (ctx && message) { /* shown to people, sent as JSON */
     snprintf(ctx->error, sizeof ctx->error, "%s", message);
@@ -585,7 +585,7 @@ static int api_set_error(twin_ctx *ctx, const char *message)
   return TWIN_OK;
 }
 
-static int api_query_plugin(twin_ctx *ctx, const char *plugin, const char *req,
+static int call_query_plugin(twin_ctx *ctx, const char *plugin, const char *req,
                             size_t len, twin_text_cb cb, void *ud)
 {
   if (!ctx || !plugin || !req || !cb)
@@ -639,20 +639,20 @@ static int api_query_plugin(twin_ctx *ctx, const char *plugin, const char *req,
   return rc;
 }
 
-static int api_log(twin_ctx *ctx, twin_level level, const char *message)
+static int call_log(twin_ctx *ctx, twin_level level, const char *message)
 {
   if (ctx && message && level_name(level))
     core_log(level, ctx->town->id, ctx->plugin, "%s", message);
   return TWIN_OK;
 }
 
-static twin_time api_now(twin_ctx *ctx)
+static twin_time call_now(twin_ctx *ctx)
 {
   (void)ctx;
   return core_now_ms();
 }
 
-static int api_town_info(twin_ctx *ctx, const char **id, const char **name,
+static int call_town_info(twin_ctx *ctx, const char **id, const char **name,
                          const char **tz)
 {
   if (!ctx)
@@ -666,7 +666,7 @@ static int api_town_info(twin_ctx *ctx, const char **id, const char **name,
   return TWIN_OK;
 }
 
-static int api_local_time(twin_ctx *ctx, twin_time t, twin_local *out)
+static int call_local_time(twin_ctx *ctx, twin_time t, twin_local *out)
 {
   if (!ctx || !out)
     return TWIN_ERR_INVALID;
@@ -691,7 +691,7 @@ static int api_local_time(twin_ctx *ctx, twin_time t, twin_local *out)
   return TWIN_OK;
 }
 
-static int api_call_script(twin_ctx *ctx, const char *function,
+static int call_call_script(twin_ctx *ctx, const char *function,
                            const char *args, size_t len, twin_text_cb cb,
                            void *ud)
 {
@@ -710,7 +710,7 @@ static int api_call_script(twin_ctx *ctx, const char *function,
 
 /* ---- since ABI 1.2 -------------------------------------------------------- */
 
-static int api_town(twin_ctx *ctx, twin_town *out)
+static int call_town(twin_ctx *ctx, twin_town *out)
 {
   size_t min = offsetof(twin_town, lon) + sizeof out->lon;
   if (!ctx || !out || out->struct_size < min)
@@ -738,13 +738,13 @@ static int valid_code(const char *s)
   return core_valid_token(s, 40, "_");
 }
 
-static int api_fail(twin_ctx *ctx, const char *code, const char *field,
+static int call_fail(twin_ctx *ctx, const char *code, const char *field,
                     const char *message)
 {
   if (!ctx)
     return TWIN_ERR_INVALID;
   if (message)
-    api_set_error(ctx, message);
+    call_set_error(ctx, message);
   int ok = !code || valid_code(code);
   snprintf(ctx->err_code, sizeof ctx->err_code, "%s", ok && code ? code : "");
   snprintf(ctx->err_field, sizeof ctx->err_field, "%s", field ? field : "");
@@ -752,7 +752,7 @@ static int api_fail(twin_ctx *ctx, const char *code, const char *field,
   return ok ? TWIN_OK : TWIN_ERR_INVALID;
 }
 
-static int api_refuse_item(twin_ctx *ctx, const char *item, const char *field,
+static int call_refuse_item(twin_ctx *ctx, const char *item, const char *field,
                            const char *code, const char *reason)
 {
   if (!ctx)
@@ -778,7 +778,7 @@ static int api_refuse_item(twin_ctx *ctx, const char *item, const char *field,
                         why);
 }
 
-static int api_respond_as(twin_ctx *ctx, const char *type, const void *data,
+static int call_respond_as(twin_ctx *ctx, const char *type, const void *data,
                           size_t len)
 {
   if (!ctx || (!data && len))
@@ -797,7 +797,7 @@ static int api_respond_as(twin_ctx *ctx, const char *type, const void *data,
     return TWIN_ERR_INVALID;
   }
   if (!type || core_media_is_json(type)) {
-    int rc = api_respond(ctx, data ? data : "", len);
+    int rc = call_respond(ctx, data ? data : "", len);
     if (!rc && type) {
       char bare[sizeof ctx->reply_type];
       core_media_bare(type, bare, sizeof bare);
@@ -822,7 +822,7 @@ static int api_respond_as(twin_ctx *ctx, const char *type, const void *data,
   return TWIN_OK;
 }
 
-static int api_doc_type(twin_ctx *ctx, const char **type)
+static int call_doc_type(twin_ctx *ctx, const char **type)
 {
   if (!ctx || !type || !ctx->in_ingest)
     return TWIN_ERR_INVALID;
@@ -830,7 +830,7 @@ static int api_doc_type(twin_ctx *ctx, const char **type)
   return TWIN_OK;
 }
 
-static int api_check_deadline(twin_ctx *ctx, int64_t *left_ms)
+static int call_check_deadline(twin_ctx *ctx, int64_t *left_ms)
 {
   if (!ctx)
     return TWIN_ERR_INVALID;
@@ -851,7 +851,7 @@ static int api_check_deadline(twin_ctx *ctx, int64_t *left_ms)
 }
 
 /* A source is the instance it feeds. */
-static int api_source(twin_ctx *ctx, twin_source **out)
+static int call_source(twin_ctx *ctx, twin_source **out)
 {
   if (!ctx || !out || !ctx->ci)
     return TWIN_ERR_INVALID;
@@ -885,7 +885,7 @@ static void waiter_done(void *ud, const core_outcome *o)
   pthread_mutex_unlock(&w->mu);
 }
 
-static int api_submit(twin_source *src, const char *type, const char *doc,
+static int call_submit(twin_source *src, const char *type, const char *doc,
                       size_t len, twin_outcome *out)
 {
   core_instance *ci = (core_instance *)src;
@@ -935,37 +935,37 @@ static int api_submit(twin_source *src, const char *type, const char *doc,
   return rc;
 }
 
-void core_api_init(twin_host_api *api)
+void core_host_calls_init(twin_host_api *api)
 {
   memset(api, 0, sizeof *api);
   api->struct_size = sizeof *api;
   api->abi_major = TWIN_ABI_MAJOR;
   api->abi_minor = TWIN_ABI_MINOR;
-  api->entity_put = api_entity_put;
-  api->entity_get = api_entity_get;
-  api->entity_attrs = api_entity_attrs;
-  api->entity_delete = api_entity_delete;
-  api->entity_iterate = api_entity_iterate;
-  api->obs_append = api_obs_append;
-  api->history_range = api_history_range;
-  api->kv_put = api_kv_put;
-  api->kv_get = api_kv_get;
-  api->kv_delete = api_kv_delete;
-  api->emit = api_emit;
-  api->respond = api_respond;
-  api->set_error = api_set_error;
-  api->query_plugin = api_query_plugin;
-  api->log = api_log;
-  api->now = api_now;
-  api->town_info = api_town_info;
-  api->call_script = api_call_script;
-  api->local_time = api_local_time;
-  api->town = api_town;
-  api->fail = api_fail;
-  api->refuse_item = api_refuse_item;
-  api->respond_as = api_respond_as;
-  api->doc_type = api_doc_type;
-  api->check_deadline = api_check_deadline;
-  api->source = api_source;
-  api->submit = api_submit;
+  api->entity_put = call_entity_put;
+  api->entity_get = call_entity_get;
+  api->entity_attrs = call_entity_attrs;
+  api->entity_delete = call_entity_delete;
+  api->entity_iterate = call_entity_iterate;
+  api->obs_append = call_obs_append;
+  api->history_range = call_history_range;
+  api->kv_put = call_kv_put;
+  api->kv_get = call_kv_get;
+  api->kv_delete = call_kv_delete;
+  api->emit = call_emit;
+  api->respond = call_respond;
+  api->set_error = call_set_error;
+  api->query_plugin = call_query_plugin;
+  api->log = call_log;
+  api->now = call_now;
+  api->town_info = call_town_info;
+  api->call_script = call_call_script;
+  api->local_time = call_local_time;
+  api->town = call_town;
+  api->fail = call_fail;
+  api->refuse_item = call_refuse_item;
+  api->respond_as = call_respond_as;
+  api->doc_type = call_doc_type;
+  api->check_deadline = call_check_deadline;
+  api->source = call_source;
+  api->submit = call_submit;
 }

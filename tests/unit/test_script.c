@@ -1146,7 +1146,7 @@ static void a_rule_can_be_reentered_through_a_plugin_query(void **state)
   json_t *hk = tu_get(st, "hooks[0]");
   assert_int_equal(tu_int(hk, "errors"), 0);
   json_decref(st);
-  core_api_init(&f->h->api);
+  core_host_calls_init(&f->h->api);
 }
 
 static void a_nested_call_shares_the_outer_budget(void **state)
@@ -1172,7 +1172,7 @@ static void a_nested_call_shares_the_outer_budget(void **state)
   assert_non_null(
       strstr(tu_str(hk, "last_error"), "instruction budget exceeded"));
   json_decref(st);
-  core_api_init(&f->h->api);
+  core_host_calls_init(&f->h->api);
 }
 
 /* The hot path: a one-line rule per observation. Prints the cost; the
