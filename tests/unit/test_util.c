@@ -35,6 +35,8 @@ static void malformed_times_are_refused(void **state)
                        "2026-11-27T10:00:00",
                        "2026-13-01T00:00:00Z",
                        "2026-02-30T00:00:00Z",
+                       "2026-02-29T00:00:00Z", /* not a leap year */
+                       "1900-02-29T00:00:00Z", /* century, not a leap year */
                        "2026-11-27T24:00:00Z",
                        "2026-11-27T10:00:00Zjunk",
                        "2026-11-27T10:00:00+25:00",
