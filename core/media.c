@@ -59,9 +59,13 @@ int core_media_list_check(const char *list, size_t *bad)
       return -1;
     }
   }
-  if (!pos) {
+  /* nothing after the last comma: an empty last entry ("text/csv,") */
+  const char *l = list ? list : "", *end = l + strlen(l);
+  while (end > l && (end[-1] == ' ' || end[-1] == '\t'))
+    end--;
+  if (!pos || (end > l && end[-1] == ',')) {
     if (bad)
-      *bad = 1;
+      *bad = pos + 1;
     return -1;
   }
   return 0;
@@ -76,6 +80,9 @@ void core_media_bare(const char *type, char *buf, size_t size)
   for (; t[i] && t[i] != ';' && t[i] != ' ' && t[i] != '\t' && i + 1 < size;
        i++)
     buf[i] = (char)tolower((unsigned char)t[i]);
+  /* a type longer than buf is no type: cut short, it could match another */
+  if (t[i] && t[i] != ';' && t[i] != ' ' && t[i] != '\t')
+    i = 0;
   if (size)
     buf[i < size ? i : size - 1] = 0;
 }

@@ -17,7 +17,8 @@
 int core_media_valid(const char *s, size_t n);
 
 /* Check a ", "-separated list of media types; 0, or -1 with the 1-based
- * position of the first bad entry in *bad. An empty list is bad. */
+ * position of the first bad entry in *bad. An empty list is bad, and so
+ * is an empty entry ("text/csv,,", "text/csv,"). */
 int core_media_list_check(const char *list, size_t *bad);
 
 /* 1 when type (a Content-Type value: parameters and case ignored) is in
@@ -29,7 +30,8 @@ int core_media_in_list(const char *list, const char *type);
 int core_media_is_json(const char *type);
 
 /* The bare type of a Content-Type value, lowercased, into buf
- * ("Text/CSV; charset=utf-8" -> "text/csv"); "" when it has none. */
+ * ("Text/CSV; charset=utf-8" -> "text/csv"); "" when it has none or when
+ * it does not fit in size bytes. */
 void core_media_bare(const char *type, char *buf, size_t size);
 
 #endif
