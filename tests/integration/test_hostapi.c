@@ -307,8 +307,8 @@ static void writes_in_a_query_are_refused(void **state)
   th_host *f = *state;
   const char *writes[] = {
       "{\"op\":\"put\",\"type\":\"L\",\"id\":\"x\",\"attrs\":{\"a\":1}}",
-      "{\"op\":\"obs\",\"type\":\"L\",\"id\":\"x\",\"attr\":\"a\","
-      "\"values\":[[1,1]]}",
+      ("{\"op\":\"obs\",\"type\":\"L\",\"id\":\"x\",\"attr\":\"a\","
+       "\"values\":[[1,1]]}"),
       "{\"op\":\"delete\",\"type\":\"L\",\"id\":\"x\"}",
       "{\"op\":\"kv_put\",\"key\":\"k\",\"value\":\"v\"}",
       "{\"op\":\"kv_delete\",\"key\":\"k\"}",
