@@ -14,7 +14,10 @@
 -- 2. An occupancy alert: ONE warning when a car park fills beyond 90 %
 --    (rising edge); it re-arms only when the lot is below 80 % again, so a
 --    lot hovering around 90 % does not warn each reading. Whether it has
---    warned is kept on "rules"/"ParkingAlert"/<lot id>.
+--    warned is kept on "rules"/"ParkingAlert"/<lot id>. In the demo the
+--    feed simulator (tools/feedsim.c, pulled every minute) fills the
+--    Tiefgarage Oberer Stadtplatz beyond 90 % around every full hour and
+--    empties it below 75 % by ten past, so this warns once an hour.
 --
 -- Prices, market day and limits are SAMPLE VALUES, not Deggendorf's
 -- tariffs: put in your own.
@@ -36,6 +39,8 @@ local MARKET_FREE = { ["ph-stadthallen"] = true, ["p1-stadthallen"] = true }
 
 local ALERT_ABOVE = 0.9              -- warn when occupancy rises above this
 local ALERT_REARM = 0.8              -- warn again only after falling below
+local NEWS_MS = 30 * 60 * 1000       -- older readings (history being loaded)
+                                     -- move the state but raise no alert
 
 -- The local weekday (1 = Sunday) and hour for the price.
 local function when(hour)
@@ -84,6 +89,7 @@ twin.on_observation(
     if not warned and obs.value > ALERT_ABOVE then
       twin.put("rules", "ParkingAlert", obs.id,
                { full = true, occupancy = obs.value }, obs.time)
+      if twin.now() - obs.time > NEWS_MS then return end  -- old news
       local name = twin.get("parking", obs.type, obs.id, "name") or obs.id
       local free = twin.get("parking", obs.type, obs.id, "availableSpotNumber")
       if type(free) ~= "number" then free = nil end

@@ -15,6 +15,10 @@
 -- 2. An occupancy alert: ONE warning when a car park fills beyond 90 %
 --    (rising edge); it re-arms only when the lot is below 80 % again.
 --    Whether it has warned is kept on "rules"/"ParkingAlert"/<lot id>.
+--    In the demo the feed simulator (tools/feedsim.c, pulled every minute)
+--    fills the Parkplatz Stadtplatz beyond 90 % around half past every
+--    hour and empties it below 75 % twenty minutes to, so this warns once
+--    an hour.
 --
 -- Prices, market day and limits are SAMPLE VALUES, not Plattling's
 -- tariffs: put in your own.
@@ -34,6 +38,8 @@ local MARKET_STADTPLATZ = 1.50       -- EUR per hour on market mornings
 
 local ALERT_ABOVE = 0.9              -- warn when occupancy rises above this
 local ALERT_REARM = 0.8              -- warn again only after falling below
+local NEWS_MS = 30 * 60 * 1000       -- older readings (history being loaded)
+                                     -- move the state but raise no alert
 
 -- The local weekday (1 = Sunday) and hour for the price.
 local function when(hour)
@@ -75,6 +81,7 @@ twin.on_observation(
     if not warned and obs.value > ALERT_ABOVE then
       twin.put("rules", "ParkingAlert", obs.id,
                { full = true, occupancy = obs.value }, obs.time)
+      if twin.now() - obs.time > NEWS_MS then return end  -- old news
       local name = twin.get("parking", obs.type, obs.id, "name") or obs.id
       local free = twin.get("parking", obs.type, obs.id, "availableSpotNumber")
       if type(free) ~= "number" then free = nil end
