@@ -263,6 +263,7 @@ static void start_serve(fx *f)
   assert_int_equal(pipe(p), 0);
   pid_t pid = fork();
   if (pid == 0) {
+    tu_child_dies_with_parent();
     int null = open("/dev/null", O_RDWR);
     dup2(null, 0);
     dup2(null, 1);
@@ -819,6 +820,7 @@ static void a_second_serve_on_a_port_in_use_exits_1(void **state)
   char *err_path = tu_fmt("%s/second.err", f->dir);
   pid_t pid = fork();
   if (pid == 0) {
+    tu_child_dies_with_parent();
     int fd = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(fd, 2);
     execl(tu_env("TWIN_BIN"), "twinhost", "--config", other, "serve",

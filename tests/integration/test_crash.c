@@ -142,6 +142,7 @@ static round_result ingest_round(const fixture *fx, enum kill_mode mode,
   if (pid < 0)
     fail_msg("fork: %s", strerror(errno));
   if (pid == 0) {
+    tu_child_dies_with_parent();
     int devnull = open("/dev/null", O_RDONLY);
     dup2(devnull, 0);
     dup2(out[1], 1);

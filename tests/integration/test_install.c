@@ -80,6 +80,7 @@ static cmd run(const char *cwd, const char *const *env, const char *const *argv)
   if (pid < 0)
     fail_msg("fork: %s", strerror(errno));
   if (pid == 0) {
+    tu_child_dies_with_parent();
     setpgid(0, 0);
     int null = open("/dev/null", O_RDONLY);
     dup2(null, 0);

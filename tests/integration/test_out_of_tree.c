@@ -65,6 +65,7 @@ static int run_logged(const char *const *argv, const char *log)
 {
   pid_t pid = fork();
   if (pid == 0) {
+    tu_child_dies_with_parent();
     int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd >= 0) {
       dup2(fd, 1);

@@ -399,6 +399,7 @@ static pid_t start_serve(th_host *f, int *err_fd)
   assert_int_equal(pipe(p), 0);
   pid_t pid = fork();
   if (pid == 0) {
+    tu_child_dies_with_parent();
     dup2(p[1], 2);
     close(p[0]);
     const char *bin = tu_env("TWIN_BIN");

@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <string.h>
@@ -103,6 +104,13 @@ static void append(char **buf, size_t *len, size_t *cap, const char *data,
   (*buf)[*len] = 0;
 }
 
+void tu_child_dies_with_parent(void)
+{
+  pid_t parent = getppid();
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() != parent)
+    _exit(126); /* the parent is already gone */
+}
+
 tu_run tu_twinhost_argv(const char *stdin_text, const char *const *argv)
 {
   int in[2], out[2], err[2];
@@ -110,6 +118,7 @@ tu_run tu_twinhost_argv(const char *stdin_text, const char *const *argv)
     fail_msg("pipe: %s", strerror(errno));
   pid_t pid = fork();
   if (pid == 0) {
+    tu_child_dies_with_parent();
     dup2(in[0], 0);
     dup2(out[1], 1);
     dup2(err[1], 2);
@@ -322,6 +331,7 @@ void tu_server_start(tu_server *s, const char *config, const char *log_path)
   if (pid < 0)
     fail_msg("fork: %s", strerror(errno));
   if (pid == 0) {
+    tu_child_dies_with_parent();
     int null = open("/dev/null", O_RDWR);
     dup2(null, 0);
     dup2(null, 1);

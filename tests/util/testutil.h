@@ -44,6 +44,9 @@ typedef struct tu_run {
  * optional stdin text, waiting for it. Free with tu_run_free.
  */
 tu_run tu_twinhost(const char *stdin_text, const char *arg, ...);
+/* Call first in a forked child: it is killed when the test process ends,
+ * also when the test is killed or times out, so no server outlives it. */
+void tu_child_dies_with_parent(void);
 tu_run tu_twinhost_argv(const char *stdin_text, const char *const *argv);
 void tu_run_free(tu_run *r);
 
