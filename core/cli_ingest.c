@@ -21,6 +21,7 @@
 #include <pthread.h>
 
 #include "api.h"
+#include "batch.h"
 #include "host.h"
 #include "media.h"
 #include "pipeline.h"
@@ -89,6 +90,27 @@ static void *ack_printer(void *arg)
   pthread_mutex_unlock(&st->mu);
   free(out);
   return NULL;
+}
+
+/* The Content-Type a file's name implies: .csv and .ics their types,
+ * .json a JSON body (an array of documents, {"documents": [...]} or one
+ * document), .geojson GeoJSON; anything else (.jsonl, standard input) is
+ * JSON Lines. */
+static const char *type_of_file(const char *file)
+{
+  static const struct {
+    const char *ext, *type;
+  } by_ext[] = {{".csv", "text/csv"},
+                {".ics", "text/calendar"},
+                {".json", "application/json"},
+                {".geojson", "application/geo+json"}};
+  size_t n = file ? strlen(file) : 0;
+  for (size_t i = 0; i < sizeof by_ext / sizeof *by_ext; i++) {
+    size_t k = strlen(by_ext[i].ext);
+    if (n > k && !strcasecmp(file + n - k, by_ext[i].ext))
+      return by_ext[i].type;
+  }
+  return "application/x-ndjson";
 }
 
 typedef struct ingest_doc {
@@ -192,31 +214,34 @@ int cli_cmd_ingest(cli_opts *o)
     cli_error("ingest", "%s", err.msg);
     goto out;
   }
-  int whole = o->whole;
-  if (file && strlen(file) > 5 && !strcmp(file + strlen(file) - 5, ".json"))
-    whole = 1;
-  /* A document of another media type is one document, as it is. */
-  const char *type = o->content_type;
-  size_t flen = file ? strlen(file) : 0;
-  if (!type && flen > 4 && !strcasecmp(file + flen - 4, ".csv"))
-    type = "text/csv";
-  if (!type && flen > 4 && !strcasecmp(file + flen - 4, ".ics"))
-    type = "text/calendar";
-  if (type && core_media_is_json(type) &&
-      !(ci->plugin->desc.ingest_types &&
-        core_media_in_list(ci->plugin->desc.ingest_types, type)))
-    type = NULL; /* JSON the plugin does not take whole: read as usual */
-  if (type && !core_plugin_takes(ci->plugin, type)) {
-    const char *more = ci->plugin->desc.ingest_types;
+  /* The body's form as the HTTP API reads it from Content-Type
+   * (core/batch.c), the type from --content-type or the file's name. */
+  const char *declared = ci->plugin->desc.ingest_types;
+  const char *ct = o->content_type ? o->content_type : type_of_file(file);
+  char type[CORE_MEDIA_MAX];
+  core_batch_form form = core_batch_form_of(ct, declared, type, sizeof type);
+  if (o->whole) { /* one document as it is, of the type given if any */
+    form = CORE_BATCH_WHOLE;
+    core_media_bare(o->content_type, type, sizeof type);
+    if (type[0] && core_media_is_json(type) &&
+        !(declared && core_media_in_list(declared, type)))
+      type[0] = 0; /* JSON the plugin does not declare: plain JSON */
+  }
+  if (type[0] && !core_plugin_takes(ci->plugin, type)) {
     cli_error("ingest",
               "plugin '%s' takes JSON%s%s, not %s (see `twinhost plugins "
               "info %s`)",
-              o->plugin, more ? " and " : "", more ? more : "", type,
-              o->plugin);
+              o->plugin, declared ? " and " : "", declared ? declared : "",
+              type, o->plugin);
     goto out;
   }
-  if (type)
-    whole = 1;
+  core_batch b;
+  api_error be;
+  if (core_batch_split(input, len, form, 0, &b, &be)) {
+    cli_error("ingest", "%s%s%s", file ? file : "standard input",
+              file || be.message[0] ? ": " : "", be.message);
+    goto out;
+  }
   ingest_state st = {.ack = o->ack,
                      .rejections = json_array(),
                      .refused = json_array()};
@@ -227,42 +252,32 @@ int cli_cmd_ingest(cli_opts *o)
   if (o->ack && !printing)
     st.ack = 0; /* cannot start the printer: the summary still comes */
   int show = isatty(2) && len > (1 << 20);
-  size_t ndocs = 0, cap = 0;
-  ingest_doc *docs = NULL;
-  /* Count documents first so their records never move while in flight. */
-  for (size_t i = 0; i < len; i++)
-    cap += input[i] == '\n';
-  cap += 1;
-  docs = calloc(cap, sizeof *docs);
+  /* one record per document, allocated once: they never move in flight */
+  size_t total = b.n;
+  ingest_doc *docs = calloc(total, sizeof *docs);
   if (!docs)
-    cli_error("ingest", "out of memory for %zu documents", cap);
+    cli_error("ingest", "out of memory for %zu documents", b.n);
+  size_t ndocs = 0, line = 1;
+  const char *counted = input; /* lines counted up to here */
   uint64_t last_shown = core_mono_ns();
-  size_t line = 0;
-  for (char *s = input; docs && s < input + len;) {
-    char *e = whole ? input + len : memchr(s, '\n', (size_t)(input + len - s));
-    if (!e)
-      e = input + len;
-    line++;
-    char *t = s;
-    while (t < e && (*t == ' ' || *t == '\t' || *t == '\r'))
-      t++;
-    if (t < e) {
-      ingest_doc *d = &docs[ndocs++];
-      d->st = &st;
-      d->line = whole ? 1 : line;
-      if (core_pipeline_submit_as(p, ci, type, s, (size_t)(e - s),
-                                  ingest_done, d)) {
-        cli_error("ingest", "the writer stopped; %zu documents not sent",
-                  ndocs);
-        break;
-      }
+  for (size_t i = 0; docs && i < b.n; i++) {
+    for (; counted < b.start[i]; counted++)
+      line += *counted == '\n';
+    ingest_doc *d = &docs[ndocs++];
+    d->st = &st;
+    d->line = line;
+    if (core_pipeline_submit_as(p, ci, type[0] ? type : NULL, b.start[i],
+                                b.len[i], ingest_done, d)) {
+      cli_error("ingest", "the writer stopped; %zu documents not sent",
+                b.n - i);
+      break;
     }
-    s = e + 1;
     if (show && core_mono_ns() - last_shown > 500000000u) {
-      progress(&st, ndocs, len, (size_t)(s - input), 0);
+      progress(&st, ndocs, len, (size_t)(b.start[i] - input), 0);
       last_shown = core_mono_ns();
     }
   }
+  core_batch_free(&b);
   core_pipeline_drain(p);
   if (printing) { /* every acknowledgement printed before the summary */
     pthread_mutex_lock(&st.mu);
@@ -296,8 +311,8 @@ int cli_cmd_ingest(cli_opts *o)
   pthread_mutex_destroy(&st.mu);
   pthread_cond_destroy(&st.acks_cv);
   free(st.acks);
+  rc = st.rejected || !docs || ndocs < total ? CLI_FAIL : CLI_OK;
   free(docs);
-  rc = st.rejected || !docs ? CLI_FAIL : CLI_OK;
 out:
   core_pipeline_stop(p);
   core_host_close(h);

@@ -528,6 +528,82 @@ static void ingest_ack_prints_one_line_per_committed_document(void **state)
   free(c);
 }
 
+/* The CLI reads its input as the HTTP API reads a body (core/batch.c). */
+
+#define PUT(id, n)                                                            \
+  "{\"ops\":[{\"op\":\"put\",\"type\":\"Lot\",\"id\":\"" id "\","           \
+  "\"attrs\":{\"free\":" #n "}}]}"
+
+static void ingest_json_file_is_a_batch_as_over_http(void **state)
+{
+  fx *f = *state;
+  char *arr = tu_write_file(f->dir, "batch.json",
+                            "[" PUT("p1", 1) ",\n " PUT("p2", 2) "]");
+  char *obj = tu_write_file(f->dir, "wrapped.json",
+                            "{\"documents\": [" PUT("p3", 3) "]}");
+  char *one = tu_write_file(f->dir, "one.json", PUT("p4", 4) "\n");
+  const char *files[] = {arr, obj, one};
+  const long want[] = {2, 1, 1};
+  for (size_t i = 0; i < 3; i++) {
+    tu_run r = cli(f, NULL, "ingest", "--town", "alpha", "--plugin", "probe",
+                   files[i], NULL);
+    if (r.exit_code != 0)
+      fail_msg("ingest %s exited %d: %s", files[i], r.exit_code, r.err);
+    json_t *sum = parse(r.out);
+    assert_int_equal(json_integer_value(json_object_get(sum, "accepted")),
+                     want[i]);
+    json_decref(sum);
+    tu_run_free(&r);
+  }
+  assert_entity_ids(f, "p1,p2,p3,p4");
+  free(arr);
+  free(obj);
+  free(one);
+}
+
+static void ingest_refuses_input_that_breaks_and_ingests_none_of_it(
+    void **state)
+{
+  fx *f = *state;
+  /* line 3 is cut short: lines 1 and 2 are not ingested either */
+  tu_run r = cli(f, PUT("p1", 1) "\n\n" "{\"ops\":[\n" PUT("p2", 2) "\n",
+                 "ingest", "--town", "alpha", "--plugin", "probe", NULL);
+  assert_int_equal(r.exit_code, 1);
+  char *why = error_line(r.err, "twinhost: ingest: ");
+  assert_contains(why, "standard input: line 3 is not JSON");
+  assert_contains(why, "nothing was ingested");
+  free(why);
+  tu_run_free(&r);
+  /* the same words as HTTP for a .json file that is not one */
+  char *bad = tu_write_file(f->dir, "bad.json", "[" PUT("p1", 1) ",]");
+  r = cli(f, NULL, "ingest", "--town", "alpha", "--plugin", "probe", bad,
+          NULL);
+  assert_int_equal(r.exit_code, 1);
+  why = error_line(r.err, "twinhost: ingest: ");
+  assert_contains(why, "bad.json: the body is not JSON");
+  assert_contains(why, "(line 1, column");
+  free(why);
+  tu_run_free(&r);
+  assert_entity_ids(f, "");
+  free(bad);
+}
+
+static void ingest_whole_sends_the_input_as_it_is(void **state)
+{
+  fx *f = *state;
+  /* two lines of one document: as JSON Lines it would not be JSON */
+  tu_run r = cli(f, "{\"ops\":\n[" "{\"op\":\"put\",\"type\":\"Lot\",\"id\":\"w1\",\"attrs\":{\"free\":1}}" "]}\n", "ingest", "--town",
+                 "alpha", "--plugin", "probe", "--whole", NULL);
+  if (r.exit_code != 0)
+    fail_msg("ingest --whole exited %d: %s", r.exit_code, r.err);
+  tu_run_free(&r);
+  r = cli(f, "{\"ops\":\n[" "{\"op\":\"put\",\"type\":\"Lot\",\"id\":\"w1\",\"attrs\":{\"free\":1}}" "]}\n", "ingest", "--town", "alpha",
+          "--plugin", "probe", NULL);
+  assert_int_equal(r.exit_code, 1);
+  tu_run_free(&r);
+  assert_entity_ids(f, "w1");
+}
+
 /* ---- query and scenario -------------------------------------------------- */
 
 static void query_prints_the_plugins_answer_as_json(void **state)
@@ -925,6 +1001,9 @@ int main(void)
       T(ingest_summary_counts_a_bad_line_by_number_and_reason),
       T(ingest_stores_the_good_documents_around_a_bad_one),
       T(ingest_ack_prints_one_line_per_committed_document),
+      T(ingest_json_file_is_a_batch_as_over_http),
+      T(ingest_refuses_input_that_breaks_and_ingests_none_of_it),
+      T(ingest_whole_sends_the_input_as_it_is),
       T(query_prints_the_plugins_answer_as_json),
       T(query_with_a_request_that_is_not_json_exits_2),
       T(scenario_reports_and_leaves_live_state_unchanged),
