@@ -34,9 +34,17 @@ static const char *const town_keys[] = {"id",       "name",    "timezone",
                                         "location", "scripts", "data",
                                         "plugins",  "rules",   "api",
                                         "deadlines"};
-static const char *const http_keys[] = {"listen",           "port",
-                                        "threads",          "max_body_bytes",
-                                        "max_header_bytes", "max_connections"};
+static const char *const http_keys[] = {"listen",
+                                        "port",
+                                        "threads",
+                                        "max_body_bytes",
+                                        "max_header_bytes",
+                                        "max_connections",
+                                        "max_connections_per_client",
+                                        "request_timeout_s",
+                                        "max_documents",
+                                        "max_streams_per_client",
+                                        "max_streams_per_town"};
 static const char *const api_keys[] = {"anonymous_read"};
 static const char *const rules_keys[] = {"instructions", "wall_ms",
                                          "memory_mib"};
@@ -791,7 +799,12 @@ static int parse_http(const parse_ctx *c, json_t *v, core_http_config *h)
   json_int_t port = h->port, threads = h->threads,
              body = (json_int_t)h->max_body_bytes,
              header = (json_int_t)h->max_header_bytes,
-             conns = h->max_connections;
+             conns = h->max_connections,
+             per_client = h->max_connections_per_client,
+             timeout = h->request_timeout_s,
+             docs = (json_int_t)h->max_documents,
+             streams_client = h->max_streams_per_client,
+             streams_town = h->max_streams_per_town;
   rc = opt_int(c, "http", v, "port", 0, 65535,
                "a TCP port number (0: any free port)", &port);
   if (!rc)
@@ -806,11 +819,32 @@ static int parse_http(const parse_ctx *c, json_t *v, core_http_config *h)
   if (!rc)
     rc = opt_int(c, "http", v, "max_connections", 1, 10000,
                  "a whole number of connections", &conns);
+  if (!rc)
+    rc = opt_int(c, "http", v, "max_connections_per_client", 1, 10000,
+                 "a whole number of connections from one client address",
+                 &per_client);
+  if (!rc)
+    rc = opt_int(c, "http", v, "request_timeout_s", 1, 3600,
+                 "a whole number of seconds", &timeout);
+  if (!rc)
+    rc = opt_int(c, "http", v, "max_documents", 1, 1000000,
+                 "a whole number of documents per ingest request", &docs);
+  if (!rc)
+    rc = opt_int(c, "http", v, "max_streams_per_client", 1, 10000,
+                 "a whole number of event streams", &streams_client);
+  if (!rc)
+    rc = opt_int(c, "http", v, "max_streams_per_town", 1, 10000,
+                 "a whole number of event streams", &streams_town);
   h->port = (int)port;
   h->threads = (int)threads;
   h->max_body_bytes = (size_t)body;
   h->max_header_bytes = (size_t)header;
   h->max_connections = (int)conns;
+  h->max_connections_per_client = (int)per_client;
+  h->request_timeout_s = (int)timeout;
+  h->max_documents = (size_t)docs;
+  h->max_streams_per_client = (int)streams_client;
+  h->max_streams_per_town = (int)streams_town;
   return rc;
 }
 
@@ -838,7 +872,12 @@ static int parse_root(const parse_ctx *c, json_t *root, core_config *cfg)
                                  .threads = 0,
                                  .max_body_bytes = 1 << 20,
                                  .max_header_bytes = 16 << 10,
-                                 .max_connections = 256};
+                                 .max_connections = 256,
+                                 .max_connections_per_client = 32,
+                                 .request_timeout_s = 30,
+                                 .max_documents = 10000,
+                                 .max_streams_per_client = 4,
+                                 .max_streams_per_town = 64};
   if (!rc && !cfg->http.listen)
     rc = nomem(c);
   json_t *http = json_object_get(root, "http");

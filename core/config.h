@@ -14,7 +14,13 @@
  *               "threads": 0,                   //  free port. threads 0: one
  *               "max_body_bytes": 1048576,      //  per CPU, at least 2
  *               "max_header_bytes": 16384,
- *               "max_connections": 256 },
+ *               "max_connections": 256,
+ *               "max_connections_per_client": 32,
+ *               "request_timeout_s": 30,   // headers and body of one
+ *                                          //  request, from its first byte
+ *               "max_documents": 10000,    // per ingest request
+ *               "max_streams_per_client": 4,
+ *               "max_streams_per_town": 64 },
  *     "towns": [
  *       "deggendorf",                           // a town pack folder holding
  *                                               //  town.json (relative to
@@ -93,6 +99,12 @@ typedef struct core_http_config {
   size_t max_body_bytes;   /* default 1 MiB */
   size_t max_header_bytes; /* default 16 KiB */
   int max_connections;     /* default 256 */
+  /* the hardening limits (docs/api.md "Limits") */
+  int max_connections_per_client; /* per client address; default 32 */
+  int request_timeout_s;          /* a request's headers and body; 30 */
+  size_t max_documents;           /* per ingest request; default 10000 */
+  int max_streams_per_client;     /* event streams; default 4 */
+  int max_streams_per_town;       /* event streams; default 64 */
 } core_http_config;
 
 typedef struct core_config {

@@ -2,11 +2,13 @@
  * http.c — the HTTP API: libmicrohttpd with its own thread pool.
  *
  * A request goes through three steps. When its headers have arrived
- * (first call of on_request) it is matched against the route table, checked
- * against the limits (connections, header size, body size, stopping) and
- * authorized, so a refused upload is answered before its body is read. Then
- * the body, if any, is collected up to the configured limit. Then the
- * route's handler answers.
+ * (first call of on_request) it is screened (screen: the client's
+ * connection cap, framing and header names, the size of the request line
+ * and headers, the number of parameters, control characters in the path
+ * and parameters), matched against the route table, checked against the
+ * limits (connections, body size, stopping) and authorized, so a refused
+ * upload is answered before its body is read. Then the body, if any, is
+ * collected up to the configured limit. Then the route's handler answers.
  *
  * An ingest suspends its connection after submitting its documents to the
  * pipeline; the writer's done callbacks count them down and the last one
@@ -14,7 +16,18 @@
  * many requests share one commit (group commit). An event stream suspends
  * its connection while there is nothing to send; a waker thread resumes the
  * streams when the store changed (events written by this process or any
- * other) and every 15 s for a keepalive line.
+ * other), every 15 s for a keepalive line, and when a stream's client has
+ * gone (it watches the sockets of suspended streams).
+ *
+ * Guards: libmicrohttpd has no deadline for a whole request, only an idle
+ * timeout, so a client sending a byte now and then holds its connection for
+ * ever (slowloris). Every connection has a guard (its socket_context) that
+ * knows its client address and where it is: idle between requests, reading
+ * a request (from its first byte, seen by the kernel's byte count, to the
+ * handler), or answering. The waker thread answers a request still being
+ * read after http.request_timeout_s with 408 itself, on the socket, and
+ * shuts the socket down so libmicrohttpd drops the connection; likewise a
+ * connection over its client's cap (429) whose request has not arrived.
  *
  * Stopping (core_http_stop): refuse new requests (503 shutting_down), stop
  * listening, end the streams, wait for requests in flight (an ingest waits
@@ -23,19 +36,24 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <linux/tcp.h>
 #include <math.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "api.h"
+#include "batch.h"
 #include "http.h"
 #include "jsonscan.h"
 #include "media.h"
@@ -52,6 +70,34 @@
 #define MAX_SEGS 12
 #define KEEPALIVE_MS 15000
 #define STOP_WAIT_MS 30000
+#define WAKER_MS 200 /* how often the waker looks at streams and guards */
+/* A connection over its client's cap whose request has not arrived after
+ * this long is answered 429 and closed by the waker. */
+#define OVER_CAP_GRACE_MS 200
+/* Query parameters per request (400 too_many_parameters). */
+#define MAX_PARAMS 256
+/* What one header line or query parameter counts toward max_header_bytes
+ * beyond its text: about what libmicrohttpd keeps for it (a 56-byte record
+ * in the connection's pool), so the count bounds the pool it needs. */
+#define ITEM_BYTES 64
+/* The connection's memory pool holds this many times max_header_bytes
+ * (and 64 KiB more): room for a request line and headers of up to twice
+ * the limit, counted as above, to reach our JSON 414/431 (docs/api.md). */
+#define POOL_HEADER_MULT 4
+/* Ingest answers: up to ROWS_ALL documents each get a row; of a larger
+ * batch only those rejected or with refused items, at most ROWS_MAX; at
+ * most REFUSALS_LISTED refused items are listed in all; a plugin's string
+ * is cut at TEXT_MAX bytes. */
+#define ROWS_ALL 1000
+#define ROWS_MAX 1000
+#define REFUSALS_LISTED 1000
+#define TEXT_MAX 512
+#define CLIENT_BUCKETS 256
+#define CLIENT_KEY 17 /* family byte + IPv4 address or IPv6 /64 */
+
+#ifndef POLLRDHUP
+#define POLLRDHUP 0x2000 /* Linux; <poll.h> has it only with _GNU_SOURCE */
+#endif
 
 typedef struct req req;
 typedef enum MHD_Result (*handler_fn)(req *r);
@@ -65,8 +111,9 @@ typedef struct route {
 
 /* Statuses counted per route in /metrics; a status not listed counts
  * under the first listed one of its class (e.g. 302 is not answered). */
-static const int counted_status[] = {200, 204, 400, 401, 403, 404, 405,
-                                     413, 415, 422, 431, 500, 503, 504};
+static const int counted_status[] = {200, 204, 400, 401, 403, 404,
+                                     405, 408, 413, 414, 415, 422,
+                                     429, 431, 500, 501, 503, 504};
 #define N_STATUS (sizeof counted_status / sizeof counted_status[0])
 
 /* Commit latency buckets of /metrics, in milliseconds. */
@@ -74,6 +121,34 @@ static const double commit_bounds_ms[] = CORE_COMMIT_BUCKETS_MS;
 #define N_BOUNDS CORE_COMMIT_BUCKETS
 
 typedef struct sse sse;
+typedef struct guard guard;
+
+/* A client address (IPv4, or an IPv6 /64) and what it holds open. */
+typedef struct client {
+  unsigned char key[CLIENT_KEY];
+  char name[INET6_ADDRSTRLEN]; /* for messages */
+  long conns;                  /* under conn_mu */
+  struct client *next;
+} client;
+
+enum { G_IDLE, G_READING, G_ANSWERING };
+
+/* One connection's watch (see the top of the file). */
+struct guard {
+  req *r; /* the request on_uri made and on_completed has not freed */
+  int fd;
+  client *cl; /* under conn_mu */
+  unsigned char key[CLIENT_KEY];
+  twin_time opened;
+  int over_cap; /* set once, when it was accepted */
+  pthread_mutex_t mu;
+  /* under mu: */
+  int phase;
+  twin_time since;    /* G_READING: when its first byte was seen */
+  uint64_t base_rx;   /* G_IDLE: bytes received when it became idle */
+  int cut;            /* the waker answered it and shut it down */
+  guard *prev, *next; /* srv->guards, under conn_mu */
+};
 
 struct core_http {
   core_host *h;
@@ -86,6 +161,8 @@ struct core_http {
   long connections;     /* atomic: open connections */
   long in_flight;       /* atomic: requests between headers and completion */
   long committing;      /* atomic: ingests suspended until their commit */
+  long over_cap;        /* atomic: open connections over their client's cap */
+  int per_client;       /* connections per client address (effective cap) */
   /* event streams */
   pthread_mutex_t sse_mu;
   pthread_cond_t sse_cv;
@@ -94,6 +171,12 @@ struct core_http {
   uint64_t gen; /* bumped when the store changed; under sse_mu */
   pthread_t waker;
   int waker_stop; /* under sse_mu */
+  struct pollfd *pfd; /* the waker's, for the sockets of streams */
+  size_t pfd_cap;
+  /* connections */
+  pthread_mutex_t conn_mu;
+  guard *guards;
+  client *clients[CLIENT_BUCKETS];
   /* metrics: [route][status] (route n = unknown route) */
   uint64_t *counts;
   double *seconds; /* [route]: time spent answering */
@@ -102,6 +185,7 @@ struct core_http {
 struct req {
   core_http *srv;
   struct MHD_Connection *conn;
+  guard *g; /* NULL when its connection has none (out of memory) */
   const route *rt;
   int route_idx;
   const char *method;
@@ -110,7 +194,14 @@ struct req {
   size_t np;
   char *url;  /* the URL as MHD decoded it */
   char *path; /* a copy of it, split in place */
+  int started;  /* on_request has been called (counted in in_flight) */
   int admitted; /* routed and checked (admit) */
+  /* from the request target as sent (inspect_uri) */
+  const char *uri_at; /* the request target in MHD's buffer (on_uri) */
+  size_t uri_len, n_params;
+  int bad_uri;        /* a control character in the path or a parameter */
+  char bad_field[64]; /* the path part or parameter it is in, or "" */
+  char bad_msg[400];
   /* The read transaction authorize used, kept for the handler when both
    * run in the same call (a thread may hold one only while it works on
    * this request). */
@@ -125,6 +216,7 @@ struct req {
   size_t body_len, body_cap;
   int too_large;
   int responded;
+  int close_after; /* answer with Connection: close */
   uint64_t t0;
   /* ingest */
   pthread_mutex_t mu;
@@ -132,14 +224,18 @@ struct req {
   int counted_committing; /* in srv->committing until completed */
   struct doc_result *results;
   size_t n_docs;
+  size_t kept, refusals_listed; /* under mu: details kept, refusals */
 };
 
+/* The outcome of one ingested document. Its details (the plugin's
+ * message, code, field and refused items) are kept only for the first
+ * ROWS_MAX documents that have any, so a request's memory stays near its
+ * body's size whatever the plugin says. */
 typedef struct doc_result {
   req *r;
   int status;
-  char *reason;
-  char code[48], field[200]; /* the plugin's, when it set them */
-  json_t *items;             /* refused items, or NULL */
+  char *reason, *code, *field; /* kept details, or NULL */
+  json_t *refused;             /* the refused items listed, or NULL */
   size_t items_total;
 } doc_result;
 
@@ -147,6 +243,10 @@ struct sse {
   core_http *srv;
   struct MHD_Connection *conn;
   const core_town *town;
+  int fd;                        /* its socket, watched while suspended */
+  unsigned char key[CLIENT_KEY]; /* its client */
+  int listed;                    /* in srv->streams */
+  int gone;                      /* atomic: its client has gone */
   uint64_t last; /* seq of the last event sent */
   char *out;
   size_t out_len, out_off;
@@ -297,9 +397,28 @@ static void common_headers(struct MHD_Response *resp)
   MHD_add_response_header(resp, "Cache-Control", "no-store");
 }
 
+/* r is answered now: its guard's deadline no longer applies. 0, or -1
+ * when the waker cut the connection already (answer nothing). */
+static int guard_answering(req *r)
+{
+  guard *g = r->g;
+  if (!g)
+    return 0;
+  pthread_mutex_lock(&g->mu);
+  int cut = g->cut;
+  if (!cut)
+    g->phase = G_ANSWERING;
+  pthread_mutex_unlock(&g->mu);
+  return cut ? -1 : 0;
+}
+
 static enum MHD_Result send_text(req *r, int status, const char *type,
                                  char *text, size_t len)
 {
+  if (guard_answering(r)) {
+    free(text);
+    return MHD_NO;
+  }
   struct MHD_Response *resp =
       MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
   if (!resp) {
@@ -311,7 +430,7 @@ static enum MHD_Result send_text(req *r, int status, const char *type,
   if (status == 401)
     MHD_add_response_header(resp, "WWW-Authenticate",
                             "Bearer realm=\"twinhost\"");
-  if (status == 503)
+  if (status == 503 || status == 429)
     MHD_add_response_header(resp, "Retry-After", "5");
   if (status == 405 && r->route_idx < (int)N_ROUTES) {
     /* every method the path has */
@@ -324,13 +443,15 @@ static enum MHD_Result send_text(req *r, int status, const char *type,
     snprintf(allow + strlen(allow), sizeof allow - strlen(allow), ", OPTIONS");
     MHD_add_response_header(resp, "Allow", allow);
   }
-  if (__atomic_load_n(&r->srv->stopping, __ATOMIC_ACQUIRE) ||
-      status == 413 || status == 431)
+  if (__atomic_load_n(&r->srv->stopping, __ATOMIC_ACQUIRE) || r->close_after ||
+      status == 413 || status == 414 || status == 429 || status == 431)
     MHD_add_response_header(resp, "Connection", "close");
   enum MHD_Result rc = MHD_queue_response(r->conn, (unsigned)status, resp);
   MHD_destroy_response(resp);
-  r->responded = 1;
-  count(r, status);
+  if (rc == MHD_YES) { /* else the connection is closed */
+    r->responded = 1;
+    count(r, status);
+  }
   return rc;
 }
 
@@ -427,6 +548,30 @@ static json_t *instance_health(core_host *h, core_instance *ci)
 
 /* ---- handlers: host ------------------------------------------------------ */
 
+/* Instances enabled for their town that do not run, and why:
+ * [{"town","plugin","state","reason"}] (new reference). */
+static json_t *instances_down(core_host *h)
+{
+  json_t *down = json_array();
+  pthread_mutex_lock(&h->lock);
+  for (size_t i = 0; i < h->n_inst; i++) {
+    core_instance *ci = &h->inst[i];
+    if (ci->state == CORE_INSTANCE_RUNNING && ci->inst)
+      continue;
+    json_t *o = json_pack(
+        "{s:s,s:s,s:s}", "town", ci->town->id, "plugin", ci->plugin->desc.name,
+        "state", ci->inst ? core_instance_state_name(ci->state) : "disabled");
+    if (o)
+      json_object_set_new(o, "reason",
+                          json_string(ci->reason[0] ? ci->reason
+                                      : ci->inst    ? "failing ticks"
+                                                    : "not open"));
+    json_array_append_new(down, o);
+  }
+  pthread_mutex_unlock(&h->lock);
+  return down;
+}
+
 static enum MHD_Result h_healthz(req *r)
 {
   core_http *s = r->srv;
@@ -436,15 +581,20 @@ static enum MHD_Result h_healthz(req *r)
     running += core_instance_usable(s->h, &s->h->inst[i], NULL);
   core_pipeline_stats st;
   core_pipeline_stats_get(s->p, &st);
+  /* "degraded" still answers 200: the host runs and serves its other
+   * plugins and towns; a load balancer should not take it out. */
+  json_t *down = instances_down(s->h);
+  const char *status = stopping                ? "stopping"
+                       : json_array_size(down) ? "degraded"
+                                               : "ok";
   return send_json(
       r, stopping ? 503 : 200,
-      json_pack("{s:s,s:I,s:I,s:I,s:I,s:I}", "status",
-                stopping ? "stopping" : "ok", "uptime_s",
+      json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:o}", "status", status, "uptime_s",
                 (json_int_t)((core_now_ms() - s->started) / 1000), "towns",
                 (json_int_t)s->h->cfg->n_towns, "plugins_running",
                 (json_int_t)running, "plugins_not_running",
                 (json_int_t)(s->h->n_inst - running), "documents_committed",
-                (json_int_t)(st.docs - st.docs_rejected)));
+                (json_int_t)(st.docs - st.docs_rejected), "degraded", down));
 }
 
 static enum MHD_Result h_root(req *r)
@@ -697,22 +847,23 @@ static enum MHD_Result h_town_plugin(req *r)
 
 /* ---- handlers: query and scenario ---------------------------------------- */
 
-/* The body must be JSON; 400 bad_json naming where it breaks. */
-static int body_json_ok(req *r, const char *what)
+/* The body must be JSON; else 0 after answering 400 bad_json naming
+ * where it breaks (the answer's result in *rc). */
+static int body_json_ok(req *r, const char *what, enum MHD_Result *rc)
 {
   if (!r->body_len) {
-    fail(r, 400, "bad_json", "body",
-         "the %s is missing: send it as a JSON body, e.g. {\"op\":\"now\"}, "
-         "or name the op in the path (.../%s/<op>)",
-         what, strcmp(what, "scenario") ? "query" : "scenario");
+    *rc = fail(r, 400, "bad_json", "body",
+               "the %s is missing: send it as a JSON body, e.g. "
+               "{\"op\":\"now\"}, or name the op in the path (.../%s/<op>)",
+               what, strcmp(what, "scenario") ? "query" : "scenario");
     return 0;
   }
   json_error_t je;
   json_t *j = json_loadb(r->body, r->body_len, JSON_DECODE_ANY, &je);
   if (!j) {
-    fail(r, 400, "bad_json", "body",
-         "the %s is not JSON: %s (line %d, column %d)", what, je.text, je.line,
-         je.column);
+    *rc = fail(r, 400, "bad_json", "body",
+               "the %s is not JSON: %s (line %d, column %d)", what, je.text,
+               je.line, je.column);
     return 0;
   }
   json_decref(j);
@@ -843,8 +994,9 @@ static enum MHD_Result ask(req *r, int kind, const char *op)
   if (!get && api_args_check(&r->args, no_args, &e))
     return send_error(r, &e);
   const char *what = kind == TWIN_OP_SCENARIO ? "scenario" : "request";
-  if (!op && !body_json_ok(r, what))
-    return MHD_YES;
+  enum MHD_Result rc;
+  if (!op && !body_json_ok(r, what, &rc))
+    return rc;
   char *built = NULL;
   if (get && params_request(r, op, &built, &e))
     return send_error(r, &e);
@@ -889,19 +1041,71 @@ static enum MHD_Result h_openapi(req *r)
 
 /* ---- handlers: ingest ---------------------------------------------------- */
 
+/* The length of s cut to at most max bytes, not inside a UTF-8 sequence. */
+static size_t cut_utf8(const char *s, size_t max)
+{
+  size_t n = strlen(s);
+  if (n <= max)
+    return n;
+  while (max && ((unsigned char)s[max] & 0xC0) == 0x80)
+    max--;
+  return max;
+}
+
+static char *dup_cut(const char *s)
+{
+  return s && *s ? strndup(s, cut_utf8(s, TEXT_MAX)) : NULL;
+}
+
+static json_t *string_cut(const char *s)
+{
+  json_t *j = json_stringn(s ? s : "", s ? cut_utf8(s, TEXT_MAX) : 0);
+  return j ? j : json_string("(not UTF-8)");
+}
+
+/* The first n refusals of items, each string cut at TEXT_MAX. */
+static json_t *refusals_json(const core_items *items, size_t n)
+{
+  json_t *a = json_array();
+  for (size_t i = 0; a && i < n && i < items->n; i++) {
+    const core_item *x = &items->v[i];
+    json_t *o = json_object();
+    json_object_set_new(o, "item", string_cut(x->item));
+    json_object_set_new(o, "code", string_cut(x->code));
+    json_object_set_new(o, "reason", string_cut(x->reason));
+    if (x->field)
+      json_object_set_new(o, "field", string_cut(x->field));
+    json_array_append_new(a, o);
+  }
+  return a;
+}
+
 static void ingest_done(void *ud, const core_outcome *o)
 {
   doc_result *d = ud;
   req *r = d->r;
   d->status = o->status;
-  if (o->status)
-    d->reason = strdup(o->reason && *o->reason ? o->reason
-                                               : core_status_message(o->status));
-  snprintf(d->code, sizeof d->code, "%s", o->code ? o->code : "");
-  snprintf(d->field, sizeof d->field, "%s", o->field ? o->field : "");
-  if (o->items && o->items->total) {
-    d->items = core_items_json(o->items);
-    d->items_total = o->items->total;
+  d->items_total = o->items ? o->items->total : 0;
+  /* Details only for the first ROWS_MAX documents that have any, and at
+   * most REFUSALS_LISTED refused items in all. */
+  pthread_mutex_lock(&r->mu);
+  int keep = (o->status || d->items_total) && r->kept < ROWS_MAX;
+  size_t listed = 0;
+  if (keep) {
+    r->kept++;
+    size_t room = REFUSALS_LISTED - r->refusals_listed;
+    listed = !o->items ? 0 : o->items->n < room ? o->items->n : room;
+    r->refusals_listed += listed;
+  }
+  pthread_mutex_unlock(&r->mu);
+  if (keep) {
+    if (o->status)
+      d->reason = dup_cut(
+          o->reason && *o->reason ? o->reason : core_status_message(o->status));
+    d->code = dup_cut(o->code);
+    d->field = dup_cut(o->field);
+    if (d->items_total)
+      d->refused = refusals_json(o->items, listed);
   }
   /* Resume only after unlocking: once resumed, a pool thread may answer
    * and free r (and r->mu) at once. A suspended connection stays until
@@ -923,43 +1127,67 @@ static void ingest_done(void *ud, const core_outcome *o)
     __atomic_sub_fetch(&srv->committing, 1, __ATOMIC_ACQ_REL);
 }
 
+static json_t *result_row(size_t i, doc_result *d)
+{
+  json_t *row;
+  if (!d->status) {
+    row = json_pack("{s:I,s:s}", "index", (json_int_t)i, "status", "accepted");
+  } else {
+    core_err err;
+    core_err_set(&err, d->status, "%s",
+                 d->reason ? d->reason : core_status_message(d->status));
+    core_err_detail(&err, d->code, d->field);
+    api_error e;
+    api_fail_status(&e, d->status, &err);
+    json_t *ej = api_error_json(&e);
+    row = json_pack("{s:I,s:s,s:O}", "index", (json_int_t)i, "status",
+                    "rejected", "error", json_object_get(ej, "error"));
+    json_decref(ej);
+  }
+  if (row && d->items_total) {
+    json_object_set_new(row, "items_refused",
+                        json_integer((json_int_t)d->items_total));
+    json_object_set_new(row, "refused", d->refused ? d->refused : json_array());
+    d->refused = NULL;
+  }
+  return row;
+}
+
+/* The answer of an ingest (docs/api.md, "Batch ingest" and "Limits"): a
+ * row per document up to ROWS_ALL documents; beyond, rows only for those
+ * rejected or with refused items, at most ROWS_MAX, and how many have
+ * none. */
 static enum MHD_Result ingest_reply(req *r)
 {
   json_t *results = json_array();
-  size_t ok = 0, refused = 0;
+  size_t ok = 0, refused = 0, rows = 0, omitted = 0;
+  int every = r->n_docs <= ROWS_ALL, truncated = 0;
   for (size_t i = 0; i < r->n_docs; i++) {
     doc_result *d = &r->results[i];
-    json_t *row;
-    if (!d->status) {
-      ok++;
-      row = json_pack("{s:I,s:s}", "index", (json_int_t)i, "status",
-                      "accepted");
-    } else {
-      core_err err;
-      core_err_set(&err, d->status, "%s", d->reason ? d->reason : "rejected");
-      core_err_detail(&err, d->code[0] ? d->code : NULL,
-                      d->field[0] ? d->field : NULL);
-      api_error e;
-      api_fail_status(&e, d->status, &err);
-      json_t *ej = api_error_json(&e);
-      row = json_pack("{s:I,s:s,s:O}", "index", (json_int_t)i, "status",
-                      "rejected", "error", json_object_get(ej, "error"));
-      json_decref(ej);
+    ok += !d->status;
+    refused += d->items_total;
+    if (!every && !d->status && !d->items_total) {
+      omitted++;
+      continue;
     }
-    if (row && d->items_total) {
-      refused += d->items_total;
-      json_object_set_new(row, "items_refused",
-                          json_integer((json_int_t)d->items_total));
-      json_object_set_new(row, "refused", d->items);
-      d->items = NULL;
+    if (rows == (every ? ROWS_ALL : ROWS_MAX)) {
+      omitted++;
+      truncated = 1;
+      continue;
     }
-    json_array_append_new(results, row);
+    json_array_append_new(results, result_row(i, d));
+    rows++;
   }
   size_t n = r->n_docs;
-  return send_json(r, ok || !n ? 200 : 422,
-                   json_pack("{s:I,s:I,s:I,s:o}", "accepted", (json_int_t)ok,
-                             "rejected", (json_int_t)(n - ok), "items_refused",
-                             (json_int_t)refused, "results", results));
+  json_t *o = json_pack("{s:I,s:I,s:I,s:o}", "accepted", (json_int_t)ok,
+                        "rejected", (json_int_t)(n - ok), "items_refused",
+                        (json_int_t)refused, "results", results);
+  if (o && !every) {
+    json_object_set_new(o, "results_omitted",
+                        json_integer((json_int_t)omitted));
+    json_object_set_new(o, "results_truncated", json_boolean(truncated));
+  }
+  return send_json(r, ok || !n ? 200 : 422, o);
 }
 
 static int is_ndjson(req *r)
@@ -1202,25 +1430,25 @@ static enum MHD_Result h_ingest(req *r)
   if (r->submitted) /* resumed: every document has its outcome */
     return ingest_reply(r);
   api_error e;
-  core_http_docs d;
+  core_batch d;
   char type[128];
   raw_type(r, type, sizeof type);
   if (api_args_check(&r->args, no_args, &e))
     return send_error(r, &e);
-  if (type[0]) { /* one document of a type the plugin declared, as sent */
-    memset(&d, 0, sizeof d);
-    if (!r->body_len)
-      return fail(r, 400, "bad_request", "body",
-                  "the body is empty: send the %s document", type);
-    if (add_doc(&d, r->body, r->body_len, &e))
-      return send_error(r, &e);
-  } else if (core_http_split_docs(r->body, r->body_len, is_ndjson(r), &d,
-                                  &e)) {
+  if (type[0] && !r->body_len)
+    return fail(r, 400, "bad_request", "body",
+                "the body is empty: send the %s document", type);
+  /* one document of a type the plugin declared, as sent; or a batch, of
+   * at most max_documents (413 before anything is submitted) */
+  core_batch_form form = type[0]        ? CORE_BATCH_WHOLE
+                         : is_ndjson(r) ? CORE_BATCH_LINES
+                                        : CORE_BATCH_JSON;
+  if (core_batch_split(r->body, r->body_len, form, r->srv->cfg.max_documents,
+                       &d, &e))
     return send_error(r, &e);
-  }
   r->results = calloc(d.n, sizeof *r->results);
   if (!r->results) {
-    core_http_docs_free(&d);
+    core_batch_free(&d);
     return fail(r, 500, "internal", NULL, "out of memory");
   }
   r->n_docs = d.n;
@@ -1243,7 +1471,7 @@ static enum MHD_Result h_ingest(req *r)
       ingest_done(&r->results[i], &o);
     }
   }
-  core_http_docs_free(&d);
+  core_batch_free(&d);
   pthread_mutex_lock(&r->mu);
   int wait = r->pending > 0;
   if (wait) {
@@ -1263,12 +1491,14 @@ static void sse_free(void *cls)
   sse *s = cls;
   core_http *srv = s->srv;
   pthread_mutex_lock(&srv->sse_mu);
-  for (sse **pp = &srv->streams; *pp; pp = &(*pp)->next)
-    if (*pp == s) {
-      *pp = s->next;
-      break;
-    }
-  srv->n_streams--;
+  if (s->listed) {
+    for (sse **pp = &srv->streams; *pp; pp = &(*pp)->next)
+      if (*pp == s) {
+        *pp = s->next;
+        break;
+      }
+    srv->n_streams--;
+  }
   pthread_cond_broadcast(&srv->sse_cv);
   pthread_mutex_unlock(&srv->sse_mu);
   free(s->out);
@@ -1340,6 +1570,8 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
     }
     if (__atomic_load_n(&srv->stopping, __ATOMIC_ACQUIRE))
       return MHD_CONTENT_READER_END_OF_STREAM;
+    if (__atomic_load_n(&s->gone, __ATOMIC_ACQUIRE))
+      return MHD_CONTENT_READER_END_WITH_ERROR; /* nobody reads it */
     pthread_mutex_lock(&srv->sse_mu);
     uint64_t gen = srv->gen;
     pthread_mutex_unlock(&srv->sse_mu);
@@ -1367,6 +1599,8 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
       return 0;
   }
 }
+
+static int stream_gone(sse *x);
 
 static enum MHD_Result h_stream(req *r)
 {
@@ -1409,6 +1643,9 @@ static enum MHD_Result h_stream(req *r)
     s->last = api_events_last_seq(srv->h, txn, r->town);
     core_store_end_read(srv->h->store, txn);
   }
+  s->fd = r->g ? r->g->fd : -1;
+  if (r->g)
+    memcpy(s->key, r->g->key, CLIENT_KEY);
   /* A comment first, so the client sees the stream open at once. */
   s->out = strdup(": twinhost event stream\n\n");
   s->out_len = s->out ? strlen(s->out) : 0;
@@ -1419,11 +1656,45 @@ static enum MHD_Result h_stream(req *r)
     free(s);
     return MHD_NO;
   }
+  /* The caps count live streams: one whose client has gone (and the
+   * waker has not seen yet) is ended now instead. Counted and listed
+   * under one lock, so two requests cannot both take the last place. */
+  long mine = 0, town = 0;
   pthread_mutex_lock(&srv->sse_mu);
-  s->next = srv->streams;
-  srv->streams = s;
-  srv->n_streams++;
+  for (sse *x = srv->streams; x; x = x->next) {
+    int same_client = r->g && !memcmp(x->key, s->key, CLIENT_KEY);
+    int same_town = x->town == s->town;
+    if ((!same_client && !same_town) || stream_gone(x))
+      continue;
+    mine += same_client;
+    town += same_town;
+  }
+  int over = mine >= srv->cfg.max_streams_per_client ||
+             town >= srv->cfg.max_streams_per_town;
+  if (!over) {
+    s->listed = 1;
+    s->next = srv->streams;
+    srv->streams = s;
+    srv->n_streams++;
+  }
   pthread_mutex_unlock(&srv->sse_mu);
+  if (over) {
+    MHD_destroy_response(resp); /* frees s */
+    return mine >= srv->cfg.max_streams_per_client
+               ? fail(r, 429, "too_many_streams", NULL,
+                      "this client has %ld event streams open, the most one "
+                      "client may (http.max_streams_per_client); close one "
+                      "(one stream per page is enough), then retry",
+                      mine)
+               : fail(r, 429, "too_many_streams", NULL,
+                      "town '%s' has %ld event streams open, the most it "
+                      "may (http.max_streams_per_town); retry later",
+                      r->town->id, town);
+  }
+  if (guard_answering(r)) {
+    MHD_destroy_response(resp);
+    return MHD_NO;
+  }
   MHD_add_response_header(resp, "Content-Type", "text/event-stream");
   MHD_add_response_header(resp, "X-Accel-Buffering", "no");
   common_headers(resp);
@@ -1432,6 +1703,60 @@ static enum MHD_Result h_stream(req *r)
   r->responded = 1;
   count(r, 200);
   return rc;
+}
+
+/* 1 when x's client has gone: known, or seen now on its socket (then it
+ * is ended: resumed to find it gone). Under sse_mu. */
+static int stream_gone(sse *x)
+{
+  if (__atomic_load_n(&x->gone, __ATOMIC_ACQUIRE))
+    return 1;
+  if (x->fd < 0)
+    return 0;
+  struct pollfd p = {x->fd, POLLRDHUP, 0};
+  if (poll(&p, 1, 0) <= 0 || !(p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+    return 0;
+  __atomic_store_n(&x->gone, 1, __ATOMIC_RELEASE);
+  if (x->suspended) {
+    x->suspended = 0;
+    MHD_resume_connection(x->conn);
+  }
+  return 1;
+}
+
+/* End the suspended streams whose client has gone (under sse_mu): a
+ * closed browser tab frees its stream at once, not at the next keepalive
+ * write. A stream that is sending finds out by itself. */
+static void reap_streams(core_http *srv)
+{
+  size_t n = 0;
+  for (sse *x = srv->streams; x; x = x->next)
+    n += x->suspended && x->fd >= 0 && !x->gone;
+  if (!n)
+    return;
+  if (n > srv->pfd_cap) {
+    struct pollfd *p = realloc(srv->pfd, n * sizeof *p);
+    if (!p)
+      return;
+    srv->pfd = p;
+    srv->pfd_cap = n;
+  }
+  size_t k = 0;
+  for (sse *x = srv->streams; x; x = x->next)
+    if (x->suspended && x->fd >= 0 && !x->gone)
+      srv->pfd[k++] = (struct pollfd){x->fd, POLLRDHUP, 0};
+  if (poll(srv->pfd, k, 0) <= 0)
+    return;
+  k = 0;
+  for (sse *x = srv->streams; x; x = x->next) {
+    if (!x->suspended || x->fd < 0 || x->gone)
+      continue;
+    if (srv->pfd[k++].revents & (POLLRDHUP | POLLHUP | POLLERR)) {
+      __atomic_store_n(&x->gone, 1, __ATOMIC_RELEASE);
+      x->suspended = 0;
+      MHD_resume_connection(x->conn);
+    }
+  }
 }
 
 /* Resume every suspended stream (under sse_mu). */
@@ -1444,16 +1769,181 @@ static void wake_streams(core_http *srv)
     }
 }
 
+/* ---- guards: deadlines and per-client caps --------------------------------
+ */
+
+/* The guard of conn (its socket_context), or NULL. */
+static guard *guard_of(struct MHD_Connection *conn)
+{
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  return ci ? ci->socket_context : NULL;
+}
+
+/* Bytes the kernel has received on fd so far; 0 when it cannot say (a
+ * kernel before Linux 4.1). A request's first byte shows here before
+ * libmicrohttpd tells us anything. */
+static int rx_bytes(int fd, uint64_t *out)
+{
+  struct tcp_info ti;
+  socklen_t len = sizeof ti;
+  memset(&ti, 0, sizeof ti);
+  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ||
+      len < offsetof(struct tcp_info, tcpi_bytes_received) +
+                sizeof ti.tcpi_bytes_received)
+    return 0;
+  *out = ti.tcpi_bytes_received;
+  return 1;
+}
+
+static void client_key(const struct sockaddr *sa, unsigned char key[CLIENT_KEY],
+                       char name[INET6_ADDRSTRLEN])
+{
+  memset(key, 0, CLIENT_KEY);
+  snprintf(name, INET6_ADDRSTRLEN, "unknown");
+  if (sa && sa->sa_family == AF_INET) {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+    key[0] = 4;
+    memcpy(key + 1, &a->sin_addr, 4);
+    inet_ntop(AF_INET, &a->sin_addr, name, INET6_ADDRSTRLEN);
+  } else if (sa && sa->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+    const unsigned char *b = a->sin6_addr.s6_addr;
+    if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
+      key[0] = 4;
+      memcpy(key + 1, b + 12, 4);
+      inet_ntop(AF_INET, b + 12, name, INET6_ADDRSTRLEN);
+    } else { /* one client holds a /64 */
+      key[0] = 6;
+      memcpy(key + 1, b, 8);
+      inet_ntop(AF_INET6, b, name, INET6_ADDRSTRLEN);
+    }
+  }
+}
+
+static size_t client_bucket(const unsigned char key[CLIENT_KEY])
+{
+  uint32_t h = 2166136261u;
+  for (size_t i = 0; i < CLIENT_KEY; i++)
+    h = (h ^ key[i]) * 16777619u;
+  return h % CLIENT_BUCKETS;
+}
+
+/* The client of key with one more connection (under conn_mu); NULL when
+ * out of memory. */
+static client *client_add(core_http *s, const unsigned char *key,
+                          const char *name)
+{
+  client **b = &s->clients[client_bucket(key)], *c = *b;
+  while (c && memcmp(c->key, key, CLIENT_KEY))
+    c = c->next;
+  if (!c) {
+    c = calloc(1, sizeof *c);
+    if (!c)
+      return NULL;
+    memcpy(c->key, key, CLIENT_KEY);
+    snprintf(c->name, sizeof c->name, "%s", name);
+    c->next = *b;
+    *b = c;
+  }
+  c->conns++;
+  return c;
+}
+
+static void client_drop(core_http *s, client *c)
+{
+  if (!c || --c->conns > 0)
+    return;
+  for (client **pp = &s->clients[client_bucket(c->key)]; *pp; pp = &(*pp)->next)
+    if (*pp == c) {
+      *pp = c->next;
+      break;
+    }
+  free(c);
+}
+
+static void count_unrouted(core_http *s, int status)
+{
+  __atomic_add_fetch(&s->counts[N_ROUTES * N_STATUS + status_slot(status)], 1,
+                     __ATOMIC_RELAXED);
+}
+
+/* Answer g's request ourselves, on its socket, and shut the socket down
+ * so libmicrohttpd drops the connection (under g->mu, while libmicrohttpd
+ * is still reading the request, so it writes nothing itself). */
+static void cut(core_http *s, guard *g, int status)
+{
+  api_error e;
+  if (status == 408)
+    api_fail(&e, 408, "request_timeout", NULL,
+             "the request line, headers and body did not all arrive within "
+             "%d s of its first byte (http.request_timeout_s); send the "
+             "whole request at once, then retry",
+             s->cfg.request_timeout_s);
+  else
+    api_fail(&e, 429, "too_many_connections_from_client", NULL,
+             "this client (%s) has %d connections open, the most one client "
+             "may (http.max_connections_per_client); reuse one (keep-alive) "
+             "or close some, then retry",
+             g->cl ? g->cl->name : "?", s->per_client);
+  json_t *j = api_error_json(&e);
+  char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+  json_decref(j);
+  char buf[2048];
+  int n =
+      snprintf(buf, sizeof buf,
+               "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+               "Content-Length: %zu\r\nConnection: close\r\n%s"
+               "Cache-Control: no-store\r\n"
+               "Access-Control-Allow-Origin: *\r\n\r\n%s\n",
+               status, status == 408 ? "Request Timeout" : "Too Many Requests",
+               body ? strlen(body) + 1 : 1,
+               status == 429 ? "Retry-After: 5\r\n" : "", body ? body : "");
+  free(body);
+  if (n > 0 && (size_t)n < sizeof buf &&
+      send(g->fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) > 0)
+    count_unrouted(s, status);
+  shutdown(g->fd, SHUT_RDWR);
+  g->cut = 1;
+}
+
+/* The waker's look at every connection: a request past its deadline, or
+ * a connection over its client's cap whose request has not come, is
+ * answered and cut. */
+static void guard_scan(core_http *s, twin_time now)
+{
+  twin_time timeout = (twin_time)s->cfg.request_timeout_s * 1000;
+  pthread_mutex_lock(&s->conn_mu);
+  for (guard *g = s->guards; g; g = g->next) {
+    pthread_mutex_lock(&g->mu);
+    if (!g->cut && g->phase == G_IDLE) {
+      uint64_t rx = 0;
+      /* without the kernel's count, idle time counts as reading */
+      if (!rx_bytes(g->fd, &rx) || rx > g->base_rx) {
+        g->phase = G_READING;
+        g->since = now;
+      }
+    }
+    if (!g->cut && g->over_cap && g->phase != G_ANSWERING &&
+        now - g->opened >= OVER_CAP_GRACE_MS)
+      cut(s, g, 429);
+    else if (!g->cut && g->phase == G_READING && now - g->since >= timeout)
+      cut(s, g, 408);
+    pthread_mutex_unlock(&g->mu);
+  }
+  pthread_mutex_unlock(&s->conn_mu);
+}
+
 static void *waker_main(void *arg)
 {
   core_http *srv = arg;
   size_t last_txn = 0;
-  twin_time last_keepalive = core_now_ms();
+  twin_time last_keepalive = core_now_ms(), last_scan = 0;
   pthread_mutex_lock(&srv->sse_mu);
   while (!srv->waker_stop) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += 200 * 1000 * 1000;
+    ts.tv_nsec += WAKER_MS * 1000 * 1000;
     if (ts.tv_nsec >= 1000000000) {
       ts.tv_sec++;
       ts.tv_nsec -= 1000000000;
@@ -1473,6 +1963,13 @@ static void *waker_main(void *arg)
       if (due)
         last_keepalive = now;
       wake_streams(srv);
+    }
+    reap_streams(srv);
+    if (now - last_scan >= WAKER_MS) {
+      last_scan = now;
+      pthread_mutex_unlock(&srv->sse_mu); /* never both locks */
+      guard_scan(srv, now);
+      pthread_mutex_lock(&srv->sse_mu);
     }
   }
   pthread_mutex_unlock(&srv->sse_mu);
@@ -1662,9 +2159,12 @@ static enum MHD_Result h_metrics(req *r)
 /* ---- request intake ------------------------------------------------------ */
 
 static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind,
-                                   const char *key, const char *value)
+                                   const char *key, size_t key_size,
+                                   const char *value, size_t value_size)
 {
   (void)kind;
+  (void)key_size;
+  (void)value_size;
   req *r = cls;
   if (r->argc == r->argcap) {
     size_t cap = r->argcap ? r->argcap * 2 : 8;
@@ -1678,13 +2178,483 @@ static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind,
   return MHD_YES;
 }
 
-static enum MHD_Result sum_header(void *cls, enum MHD_ValueKind kind,
-                                  const char *key, const char *value)
+/* ---- screening: what is refused before routing --------------------------- */
+
+static int hex_value(char c)
+{
+  return c >= '0' && c <= '9'   ? c - '0'
+         : c >= 'a' && c <= 'f' ? c - 'a' + 10
+         : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                : -1;
+}
+
+/* Percent-decode in[0..n) into out (room for n bytes), '+' as a space
+ * when plus (a query part), as libmicrohttpd decodes them; the length. */
+static size_t pct_decode(const char *in, size_t n, char *out, int plus)
+{
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    int hi = i + 2 < n ? hex_value(in[i + 1]) : -1;
+    int lo = i + 2 < n ? hex_value(in[i + 2]) : -1;
+    if (in[i] == '%' && hi >= 0 && lo >= 0) {
+      out[k++] = (char)(hi * 16 + lo);
+      i += 2;
+    } else {
+      out[k++] = plus && in[i] == '+' ? ' ' : in[i];
+    }
+  }
+  return k;
+}
+
+static int is_ctl(unsigned char c)
+{
+  return c < 0x20 || c == 0x7f;
+}
+
+/* text[0..n) for a message: control characters as %XX, at most 60
+ * characters shown. */
+static void shown(const char *text, size_t n, char *out, size_t size)
+{
+  size_t k = 0;
+  for (size_t i = 0; i < n && k + 8 < size; i++) {
+    if (i == 60) {
+      k += (size_t)snprintf(out + k, size - k, "...");
+      break;
+    }
+    unsigned char c = (unsigned char)text[i];
+    if (is_ctl(c))
+      k += (size_t)snprintf(out + k, size - k, "%%%02X", c);
+    else
+      out[k++] = (char)c;
+  }
+  out[k] = 0;
+}
+
+/* The template parameter ("town", "id", ...) at segment index bad of a
+ * path split into n decoded segments, into out, when a route's template
+ * matches its other segments; 1 if found. */
+static int template_param(char *const *seg, const size_t *len, size_t n,
+                          size_t bad, char *out, size_t size)
+{
+  for (size_t i = 0; i < N_ROUTES; i++) {
+    const char *t = routes[i].path, *param = NULL;
+    size_t k = 0;
+    int ok = 1;
+    while (ok && *t == '/') {
+      t++;
+      const char *e = strchr(t, '/');
+      size_t tl = e ? (size_t)(e - t) : strlen(t);
+      int is_param = tl >= 2 && t[0] == '{' && t[tl - 1] == '}';
+      if (k >= n)
+        ok = 0;
+      else if (is_param && k == bad)
+        param = t + 1;
+      else if (!is_param && (len[k] != tl || memcmp(seg[k], t, tl)))
+        ok = 0;
+      k++;
+      t += tl;
+    }
+    if (ok && k == n && param) {
+      snprintf(out, size, "%.*s", (int)(strchr(param, '}') - param), param);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* Find the first control character (raw or percent-encoded) of the
+ * request target as sent, before libmicrohttpd decodes it in place and a
+ * %00 silently cuts the path or value short. Fills r->bad_*. */
+static void inspect_uri(req *r, const char *uri)
+{
+  size_t n = strlen(uri);
+  r->uri_len = n;
+  const char *q = memchr(uri, '?', n);
+  size_t plen = q ? (size_t)(q - uri) : n;
+  char *buf = malloc(n + 1);
+  if (!buf)
+    return;
+  /* the path: decoded whole, then split at '/', as routing does */
+  size_t dl = pct_decode(uri, plen, buf, 0);
+  if (dl > 1 && buf[dl - 1] == '/')
+    dl--;
+  char *seg[MAX_SEGS + 1];
+  size_t len[MAX_SEGS + 1], nseg = 0, bad = SIZE_MAX;
+  for (size_t i = 0; i < dl && nseg <= MAX_SEGS;) {
+    if (buf[i] != '/') { /* not from the root: one segment */
+      seg[nseg] = buf + i;
+    } else {
+      i++;
+      seg[nseg] = buf + i;
+    }
+    size_t e = i;
+    while (e < dl && buf[e] != '/')
+      e++;
+    len[nseg] = e - i;
+    for (size_t k = i; k < e && bad == SIZE_MAX; k++)
+      if (is_ctl((unsigned char)buf[k]))
+        bad = nseg;
+    nseg++;
+    i = e;
+  }
+  if (bad != SIZE_MAX) {
+    char pbuf[32];
+    const char *param =
+        template_param(seg, len, nseg, bad, pbuf, sizeof pbuf) ? pbuf : NULL;
+    char text[200];
+    shown(seg[bad], len[bad], text, sizeof text);
+    r->bad_uri = 1;
+    snprintf(r->bad_field, sizeof r->bad_field, "%s", param ? param : "");
+    snprintf(r->bad_msg, sizeof r->bad_msg,
+             "the path part '%s'%s%s%s has a control character; names and "
+             "ids never have one: fix the URL (percent-encode only printable "
+             "characters)",
+             text, param ? " (" : "", param ? param : "", param ? ")" : "");
+    free(buf);
+    return;
+  }
+  /* the parameters as libmicrohttpd splits them: at each '&' (a last
+   * empty one is none) */
+  if (q && q[1]) {
+    r->n_params = 1;
+    for (const char *p = strchr(q + 1, '&'); p; p = strchr(p + 1, '&'))
+      r->n_params += p[1] != 0;
+  }
+  /* the parameters: name=value&..., each decoded on its own */
+  for (const char *p = q ? q + 1 : NULL; p && *p;) {
+    const char *amp = strchr(p, '&');
+    size_t pl = amp ? (size_t)(amp - p) : strlen(p);
+    const char *eq = memchr(p, '=', pl);
+    size_t nl = eq ? (size_t)(eq - p) : pl;
+    size_t kn = pct_decode(p, nl, buf, 1);
+    int bad_name = 0, bad_value = 0;
+    for (size_t k = 0; k < kn; k++)
+      bad_name |= is_ctl((unsigned char)buf[k]);
+    char name[64], text[200];
+    shown(buf, kn, name, sizeof name);
+    if (!bad_name && eq) {
+      size_t vn = pct_decode(eq + 1, pl - nl - 1, buf, 1);
+      for (size_t k = 0; k < vn; k++)
+        bad_value |= is_ctl((unsigned char)buf[k]);
+      shown(buf, vn, text, sizeof text);
+    }
+    if (bad_name || bad_value) {
+      r->bad_uri = 1;
+      snprintf(r->bad_field, sizeof r->bad_field, "%s", bad_name ? "" : name);
+      if (bad_name)
+        snprintf(r->bad_msg, sizeof r->bad_msg,
+                 "the parameter name '%s' has a control character: fix the "
+                 "URL",
+                 name);
+      else
+        snprintf(r->bad_msg, sizeof r->bad_msg,
+                 "%s: the value '%s' has a control character; values never "
+                 "have one: fix the URL (percent-encode only printable "
+                 "characters)",
+                 name, text);
+      break;
+    }
+    p = amp ? amp + 1 : NULL;
+  }
+  free(buf);
+}
+
+/* Free r (its request has ended) and forget it in its guard. */
+static void req_free(core_http *s, req *r)
+{
+  if (r->g && r->g->r == r)
+    r->g->r = NULL;
+  if (r->results)
+    for (size_t i = 0; i < r->n_docs; i++) {
+      free(r->results[i].reason);
+      free(r->results[i].code);
+      free(r->results[i].field);
+      json_decref(r->results[i].refused);
+    }
+  free(r->results);
+  free(r->body);
+  free(r->argv);
+  free(r->path);
+  free(r->url);
+  pthread_mutex_destroy(&r->mu);
+  int started = r->started;
+  free(r);
+  if (started)
+    __atomic_sub_fetch(&s->in_flight, 1, __ATOMIC_ACQ_REL);
+}
+
+/* libmicrohttpd's URI log callback: called with the request target as
+ * sent, before it is split and decoded; what it returns is the request's
+ * context (*con_cls of on_request). */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+  core_http *s = cls;
+  req *r = calloc(1, sizeof *r);
+  if (!r)
+    return NULL;
+  r->srv = s;
+  r->conn = conn;
+  r->g = guard_of(conn);
+  r->t0 = core_mono_ns();
+  pthread_mutex_init(&r->mu, NULL);
+  if (r->g) {
+    /* libmicrohttpd 0.9.75 forgets to report the end of a request in a
+     * few error paths (an error answered twice); the request it forgot
+     * is freed when the next one starts or the connection closes */
+    if (r->g->r)
+      req_free(s, r->g->r);
+    r->g->r = r;
+  }
+  r->uri_at = uri;
+  if (uri)
+    inspect_uri(r, uri);
+  /* A request target over the limit, or with more parameters than are
+   * taken, is refused at its first on_request call anyway. Its query is
+   * cut here (libmicrohttpd 0.9.75 found the '?' before calling us and
+   * parses what follows it after we return), so libmicrohttpd does not
+   * fill the connection's memory with parameter records first and close
+   * the connection without an answer. */
+  const char *q = uri ? strchr(uri, '?') : NULL;
+  if (q && (r->uri_len > s->cfg.max_header_bytes || r->n_params > MAX_PARAMS))
+    *(char *)(q + 1) = 0;
+  return r;
+}
+
+/* RFC 9110 token characters, those of a header name. */
+static int is_tchar(unsigned char c)
+{
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+         (c >= '0' && c <= '9') || (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+/* What the header lines say about framing, and their size. */
+typedef struct frame {
+  size_t n_headers, bytes;
+  int n_cl, n_te, cl_differ, cl_bad;
+  const char *cl, *te;
+  size_t cl_len;
+  char bad_name[80];    /* a header name that is not a token, as shown */
+  char bad_value[80];   /* the name of a header whose value has a CTL */
+  uintptr_t lo, hi;     /* the request's header block, or 0 */
+  uintptr_t (*span)[2]; /* [key start, value end] of each header in it */
+  size_t n_span, span_cap;
+  int outside; /* a value not in [lo, hi), or out of memory */
+  int folded;  /* a header name moved out: its line was folded */
+} frame;
+
+static enum MHD_Result frame_header(void *cls, enum MHD_ValueKind kind,
+                                    const char *key, size_t key_size,
+                                    const char *value, size_t value_size)
 {
   (void)kind;
-  size_t *n = cls;
-  *n += strlen(key) + (value ? strlen(value) : 0) + 4;
+  frame *f = cls;
+  f->n_headers++;
+  f->bytes += key_size + value_size + 4;
+  int name_ok = key_size > 0;
+  for (size_t i = 0; i < key_size; i++)
+    name_ok &= is_tchar((unsigned char)key[i]);
+  if (!name_ok && !f->bad_name[0]) {
+    shown(key, key_size, f->bad_name, sizeof f->bad_name);
+    if (!f->bad_name[0])
+      snprintf(f->bad_name, sizeof f->bad_name, "(empty)");
+  }
+  for (size_t i = 0; name_ok && i < value_size && !f->bad_value[0]; i++)
+    if (is_ctl((unsigned char)value[i]) && value[i] != '\t')
+      snprintf(f->bad_value, sizeof f->bad_value, "%.*s", (int)key_size, key);
+  if (name_ok && key_size == 14 && !strncasecmp(key, "Content-Length", 14)) {
+    int digits = value_size > 0;
+    for (size_t i = 0; i < value_size; i++)
+      digits &= value[i] >= '0' && value[i] <= '9';
+    f->cl_bad |= !digits;
+    if (f->n_cl++ &&
+        (value_size != f->cl_len || memcmp(value, f->cl, value_size)))
+      f->cl_differ = 1;
+    f->cl = value;
+    f->cl_len = value_size;
+  }
+  if (name_ok && key_size == 17 && !strncasecmp(key, "Transfer-Encoding", 17)) {
+    f->n_te++;
+    f->te = value;
+  }
+  uintptr_t k = (uintptr_t)key, v = (uintptr_t)value;
+  if (!f->lo || f->outside)
+    return MHD_YES;
+  if (!value || v < f->lo || v + value_size > f->hi) {
+    f->outside = 1;
+    return MHD_YES;
+  }
+  if (k < f->lo || k >= f->hi || k > v) { /* moved: a folded line joined */
+    f->folded = 1;
+    return MHD_YES;
+  }
+  if (f->n_span == f->span_cap) {
+    size_t cap = f->span_cap ? 2 * f->span_cap : 32;
+    uintptr_t(*sp)[2] = realloc(f->span, cap * sizeof *sp);
+    if (!sp) {
+      f->outside = 1;
+      return MHD_YES;
+    }
+    f->span = sp;
+    f->span_cap = cap;
+  }
+  f->span[f->n_span][0] = k;
+  f->span[f->n_span][1] = v + value_size;
+  f->n_span++;
   return MHD_YES;
+}
+
+static int span_cmp(const void *a, const void *b)
+{
+  uintptr_t x = ((const uintptr_t *)a)[0], y = ((const uintptr_t *)b)[0];
+  return x < y ? -1 : x > y;
+}
+
+/* 1 when the header block [f->lo, f->hi) has bytes that are in no header
+ * (from the end of the request line at from): libmicrohttpd overwrote
+ * every CR, LF and colon it parsed with NUL, so what is left between two
+ * headers or after the last is a line it did not read as one: a line it
+ * took for the end of the headers because it starts with a NUL, or a
+ * folded (obsolete) continuation line. */
+static int hidden_bytes(frame *f, uintptr_t from)
+{
+  if (!f->lo || f->outside)
+    return 0;
+  if (f->folded)
+    return 1;
+  if (f->n_span) /* none: a request without headers */
+    qsort(f->span, f->n_span, sizeof *f->span, span_cmp);
+  uintptr_t at = from;
+  for (size_t i = 0; i <= f->n_span; i++) {
+    uintptr_t to = i < f->n_span ? f->span[i][0] : f->hi;
+    for (uintptr_t p = at; p < to; p++)
+      if (*(const char *)p)
+        return 1;
+    if (i < f->n_span && f->span[i][1] > at)
+      at = f->span[i][1];
+  }
+  return 0;
+}
+
+/* Everything refused from the request line and headers alone, before
+ * routing (docs/api.md "Errors"): 0 to go on, else -1 with the answer in
+ * *rc. Every refusal here closes the connection. */
+static int screen(req *r, const char *method, const char *version,
+                  enum MHD_Result *rc)
+{
+  core_http *s = r->srv;
+  size_t limit = s->cfg.max_header_bytes;
+  r->close_after = 1;
+  if (r->g && r->g->over_cap) {
+    *rc = fail(r, 429, "too_many_connections_from_client", NULL,
+               "this client (%s) has %d connections open, the most one "
+               "client may (http.max_connections_per_client); reuse one "
+               "(keep-alive) or close some, then retry",
+               r->g->cl ? r->g->cl->name : "?", s->per_client);
+    return -1;
+  }
+  frame f;
+  memset(&f, 0, sizeof f);
+  /* The request line and headers as libmicrohttpd 0.9.75 keeps them: in
+   * place in its read buffer, from the method on, CR, LF and the colons
+   * overwritten with NULs. Known only for the bytes of this request. */
+  const union MHD_ConnectionInfo *hs =
+      MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+  uintptr_t vend = (uintptr_t)version + strlen(version);
+  if (hs && vend > (uintptr_t)method &&
+      vend <= (uintptr_t)method + hs->header_size) {
+    f.lo = (uintptr_t)method;
+    f.hi = f.lo + hs->header_size;
+  }
+  MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND, frame_header, &f);
+  int hidden = hidden_bytes(&f, vend);
+  free(f.span);
+  if (f.bad_name[0]) {
+    *rc = fail(r, 400, "bad_header", NULL,
+               "the header name '%s' has a space, a control character or "
+               "another character a header name cannot have; send 'Name: "
+               "value' with no space before the colon",
+               f.bad_name);
+    return -1;
+  }
+  /* A line libmicrohttpd took for the end of the headers though it was
+   * not empty (it starts with a NUL), or a folded header line. */
+  if (hidden) {
+    *rc = fail(r, 400, "bad_header", NULL,
+               "a header line starts with a NUL byte or continues the line "
+               "before it (obsolete folding); send each header on one line, "
+               "'Name: value'");
+    return -1;
+  }
+  if (f.bad_value[0]) {
+    *rc = fail(r, 400, "bad_header", f.bad_value,
+               "the value of %s has a control character; header values "
+               "cannot have one",
+               f.bad_value);
+    return -1;
+  }
+  if (f.n_te && f.n_cl) {
+    *rc = fail(r, 400, "bad_framing", "Content-Length",
+               "the request has both Content-Length and Transfer-Encoding, "
+               "so its length is ambiguous; send one of them");
+    return -1;
+  }
+  if (f.n_te && (f.n_te > 1 || strcasecmp(f.te, "chunked"))) {
+    *rc = fail(r, 501, "unsupported_transfer_encoding", "Transfer-Encoding",
+               "the only Transfer-Encoding taken is 'chunked', once; send "
+               "the body as it is, with Content-Length or chunked");
+    return -1;
+  }
+  if (f.cl_differ || f.cl_bad) {
+    *rc = fail(r, 400, "bad_framing", "Content-Length",
+               f.cl_bad ? "Content-Length must be a number of bytes"
+                        : "the request has Content-Length twice with "
+                          "different values; send it once");
+    return -1;
+  }
+  /* A raw NUL in the request target: what was inspected ended there.
+   * libmicrohttpd ended the target by overwriting the space before the
+   * version with a NUL, so the version starts just after the true end. */
+  if (r->uri_at && *version && version > r->uri_at &&
+      version - 1 > r->uri_at + r->uri_len) {
+    *rc = fail(r, 400, "bad_request", NULL,
+               "the request target has a NUL byte; percent-encode what the "
+               "URL holds (a NUL is never valid in a path or parameter)");
+    return -1;
+  }
+  if (r->uri_len > limit) {
+    *rc = fail(r, 414, "uri_too_long", NULL,
+               "the request target (path and query) is %zu bytes; the "
+               "limit is %zu (http.max_header_bytes): shorten it, or send a "
+               "query as a POST body",
+               r->uri_len, limit);
+    return -1;
+  }
+  MHD_get_connection_values_n(r->conn, MHD_GET_ARGUMENT_KIND, collect_arg, r);
+  r->args = (api_args){r->argv, r->argc};
+  if (r->n_params > MAX_PARAMS || r->argc > MAX_PARAMS) {
+    *rc = fail(r, 400, "too_many_parameters", NULL,
+               "the request has %zu query parameters; at most %d are taken: "
+               "send fewer",
+               r->n_params > r->argc ? r->n_params : r->argc, MAX_PARAMS);
+    return -1;
+  }
+  size_t bytes = strlen(method) + r->uri_len + strlen(version) + 4 + f.bytes +
+                 ITEM_BYTES * (f.n_headers + r->argc);
+  if (bytes > limit) {
+    *rc = fail(r, 431, "headers_too_large", NULL,
+               "the request line and headers count %zu bytes (each header "
+               "and parameter %d more than its text); the limit is %zu "
+               "(http.max_header_bytes): send fewer or shorter headers",
+               bytes, ITEM_BYTES, limit);
+    return -1;
+  }
+  if (r->bad_uri) {
+    *rc = fail(r, 400, "bad_parameter", r->bad_field[0] ? r->bad_field : NULL,
+               "%s", r->bad_msg);
+    return -1;
+  }
+  r->close_after = 0;
+  return 0;
 }
 
 /* Find the route; 0 when found (r->rt set), else answers 404/405. */
@@ -1738,7 +2708,8 @@ static int route_request(req *r, const char *url, enum MHD_Result *rc)
       MHD_add_response_header(resp, "Access-Control-Allow-Headers",
                               "Authorization, Content-Type, Last-Event-ID");
       MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
-      *rc = MHD_queue_response(r->conn, 204, resp);
+      *rc =
+          guard_answering(r) ? MHD_NO : MHD_queue_response(r->conn, 204, resp);
       MHD_destroy_response(resp);
       r->responded = 1;
       count(r, 204);
@@ -1840,25 +2811,16 @@ static int admit(req *r, enum MHD_Result *rc)
                "the host is stopping; try again in a moment");
     return -1;
   }
-  if (__atomic_load_n(&s->connections, __ATOMIC_RELAXED) >
+  /* Those over their client's cap are on their way out (429) and take no
+   * place: a client opening and dropping connections over its cap does
+   * not push others over the limit. */
+  if (__atomic_load_n(&s->connections, __ATOMIC_RELAXED) -
+          __atomic_load_n(&s->over_cap, __ATOMIC_RELAXED) >
       s->cfg.max_connections) {
     *rc = fail(r, 503, "too_many_connections", NULL,
                "more than %d connections are open; try again shortly, or "
                "reuse one connection (keep-alive)",
                s->cfg.max_connections);
-    return -1;
-  }
-  MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, collect_arg, r);
-  r->args = (api_args){r->argv, r->argc};
-  size_t hdr = strlen(r->path ? r->path : "");
-  for (size_t i = 0; i < r->argc; i++)
-    hdr += strlen(r->argv[i].name) + strlen(r->argv[i].value) + 2;
-  MHD_get_connection_values(r->conn, MHD_HEADER_KIND, sum_header, &hdr);
-  if (hdr > s->cfg.max_header_bytes) {
-    *rc = fail(r, 431, "headers_too_large", NULL,
-               "the request line and headers are %zu bytes; the limit is "
-               "%zu",
-               hdr, s->cfg.max_header_bytes);
     return -1;
   }
   const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
@@ -1950,29 +2912,50 @@ static int admit(req *r, enum MHD_Result *rc)
   return 0;
 }
 
+/* r's connection is being read (on_request's calls before the handler):
+ * its deadline runs from its first byte, or from now if the waker has not
+ * seen that yet. -1 when the waker has cut it. */
+static int guard_reading(req *r)
+{
+  guard *g = r->g;
+  if (!g)
+    return 0;
+  pthread_mutex_lock(&g->mu);
+  int cut = g->cut;
+  if (!cut && g->phase == G_IDLE) {
+    g->phase = G_READING;
+    g->since = core_now_ms();
+  }
+  pthread_mutex_unlock(&g->mu);
+  return cut ? -1 : 0;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
                                   const char *url, const char *method,
                                   const char *version,
                                   const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
 {
-  (void)version;
   core_http *s = cls;
   req *r = *con_cls;
-  if (!r) {
-    r = calloc(1, sizeof *r);
+  if (!r) { /* on_uri found no memory, or was not called */
+    r = on_uri(s, NULL, conn);
     if (!r)
       return MHD_NO;
     *con_cls = r;
-    r->srv = s;
-    r->conn = conn;
+  }
+  if (!r->started) {
+    r->started = 1;
     r->method = method;
-    r->t0 = core_mono_ns();
-    pthread_mutex_init(&r->mu, NULL);
     __atomic_add_fetch(&s->in_flight, 1, __ATOMIC_ACQ_REL);
+    if (guard_reading(r))
+      return MHD_NO;
     r->url = strdup(url);
     if (!r->url)
       return MHD_NO;
+    enum MHD_Result rc = MHD_YES;
+    if (screen(r, method, version, &rc))
+      return rc;
     /* A request with a body is checked now, so a refused upload is not
      * read. One without is checked at its last call: an answer queued
      * before the request is complete closes the connection, and a client
@@ -1982,12 +2965,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     int has_body = (cl && strtoull(cl, NULL, 10) > 0) ||
                    MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                "Transfer-Encoding");
-    if (!has_body)
+    int expects =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Expect") != NULL;
+    if (!has_body && !expects)
       return MHD_YES;
     r->admitted = 1;
-    enum MHD_Result rc = MHD_YES;
     if (route_request(r, r->url, &rc) || admit(r, &rc))
       return rc;
+    if (!has_body) {
+      /* "Expect: 100-continue" without a body: libmicrohttpd 0.9.75 would
+       * send "100 Continue", then hand what follows (the next request) to
+       * us as this one's body, at a moment no answer can be queued, and
+       * the connection would hang. Answered now; it closes after. */
+      if (guard_answering(r))
+        return MHD_NO;
+      rc = r->rt->fn(r);
+      drop_txn(r);
+      return rc;
+    }
     /* a body of known size (admit checked it against the limit) is read
      * into one buffer of that size, not grown as it arrives */
     unsigned long long want = cl ? strtoull(cl, NULL, 10) : 0;
@@ -1999,6 +2994,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
   }
   if (r->responded)
     return MHD_YES;
+  if (!r->submitted && guard_reading(r))
+    return MHD_NO;
   if (!r->admitted && !*upload_data_size) {
     r->admitted = 1;
     r->may_keep_txn = 1;
@@ -2035,6 +3032,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
                 "the body is over the limit of %zu bytes (split the batch, "
                 "or raise http.max_body_bytes in the host config)",
                 s->cfg.max_body_bytes);
+  /* the whole request is here: from now on it is being answered */
+  if (guard_answering(r))
+    return MHD_NO;
   enum MHD_Result rc = r->rt->fn(r);
   drop_txn(r);
   return rc;
@@ -2043,9 +3043,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 static void on_completed(void *cls, struct MHD_Connection *conn,
                          void **con_cls, enum MHD_RequestTerminationCode toe)
 {
-  (void)conn;
   (void)toe;
   core_http *s = cls;
+  /* The connection waits for its next request: idle, with the bytes
+   * received so far as the mark its next request's first byte passes. */
+  guard *g = guard_of(conn);
+  if (g) {
+    uint64_t rx = 0;
+    int known = rx_bytes(g->fd, &rx);
+    pthread_mutex_lock(&g->mu);
+    g->phase = G_IDLE;
+    g->base_rx = rx;
+    if (!known) /* idle counts as reading (see guard_scan) */
+      g->since = core_now_ms();
+    pthread_mutex_unlock(&g->mu);
+  }
   req *r = *con_cls;
   if (!r)
     return;
@@ -2057,33 +3069,66 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
     sum = old + sec;
   while (!__atomic_compare_exchange(slot, &old, &sum, 0, __ATOMIC_RELAXED,
                                     __ATOMIC_RELAXED));
-  if (r->results)
-    for (size_t i = 0; i < r->n_docs; i++) {
-      free(r->results[i].reason);
-      json_decref(r->results[i].items);
-    }
-  free(r->results);
-  free(r->body);
-  free(r->argv);
-  free(r->path);
-  free(r->url);
-  pthread_mutex_destroy(&r->mu);
-  free(r);
+  req_free(s, r);
   *con_cls = NULL;
-  __atomic_sub_fetch(&s->in_flight, 1, __ATOMIC_ACQ_REL);
 }
 
 static void on_connection(void *cls, struct MHD_Connection *conn,
                           void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
-  (void)conn;
-  (void)socket_context;
   core_http *s = cls;
-  if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
     __atomic_add_fetch(&s->connections, 1, __ATOMIC_RELAXED);
+    guard *g = calloc(1, sizeof *g);
+    const union MHD_ConnectionInfo *fd =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    const union MHD_ConnectionInfo *ad =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!g || !fd) { /* not watched: no deadline, no cap */
+      free(g);
+      *socket_context = NULL;
+      return;
+    }
+    char name[INET6_ADDRSTRLEN];
+    g->fd = fd->connect_fd;
+    g->opened = core_now_ms();
+    g->phase = G_IDLE;
+    client_key(ad ? ad->client_addr : NULL, g->key, name);
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_mutex_lock(&s->conn_mu);
+    g->cl = client_add(s, g->key, name);
+    g->over_cap = g->cl && g->cl->conns > s->per_client;
+    if (g->over_cap)
+      __atomic_add_fetch(&s->over_cap, 1, __ATOMIC_RELAXED);
+    g->next = s->guards;
+    if (s->guards)
+      s->guards->prev = g;
+    s->guards = g;
+    pthread_mutex_unlock(&s->conn_mu);
+    *socket_context = g;
+    return;
+  }
+  __atomic_sub_fetch(&s->connections, 1, __ATOMIC_RELAXED);
+  guard *g = *socket_context;
+  if (!g)
+    return;
+  if (g->r) /* a request libmicrohttpd did not report the end of */
+    req_free(s, g->r);
+  if (g->over_cap)
+    __atomic_sub_fetch(&s->over_cap, 1, __ATOMIC_RELAXED);
+  pthread_mutex_lock(&s->conn_mu);
+  if (g->prev)
+    g->prev->next = g->next;
   else
-    __atomic_sub_fetch(&s->connections, 1, __ATOMIC_RELAXED);
+    s->guards = g->next;
+  if (g->next)
+    g->next->prev = g->prev;
+  client_drop(s, g->cl);
+  pthread_mutex_unlock(&s->conn_mu);
+  pthread_mutex_destroy(&g->mu);
+  free(g);
+  *socket_context = NULL;
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -2116,6 +3161,15 @@ int core_http_start(core_host *h, core_pipeline *p,
   s->seconds = calloc(N_ROUTES + 1, sizeof *s->seconds);
   pthread_mutex_init(&s->sse_mu, NULL);
   pthread_cond_init(&s->sse_cv, NULL);
+  pthread_mutex_init(&s->conn_mu, NULL);
+  /* One client never takes every connection: room is kept for others (a
+   * health check) whatever max_connections_per_client says. */
+  int reserve = cfg->max_connections / 8 > 2 ? cfg->max_connections / 8 : 2;
+  s->per_client = cfg->max_connections_per_client;
+  if (s->per_client > cfg->max_connections - reserve)
+    s->per_client = cfg->max_connections - reserve;
+  if (s->per_client < 1)
+    s->per_client = 1;
   if (!s->counts || !s->seconds) {
     core_http_stop(s);
     return core_err_set(err, TWIN_ERR_NOMEM, "http: out of memory");
@@ -2150,17 +3204,35 @@ int core_http_start(core_host *h, core_pipeline *p,
                      : cpus > 2       ? (unsigned)cpus
                                       : 2u;
   /* MHD keeps a connection's headers and read buffer in one pool of this
-   * size and clears it per request: room for the largest headers we answer
-   * with a JSON 431, not more. */
-  size_t mem = cfg->max_header_bytes + 32 * 1024;
+   * size and clears it per request: room for a request line and headers
+   * of up to twice the limit (as screen counts them), so that it is our
+   * JSON 414/431 that answers them, not libmicrohttpd's HTML. The pool is
+   * mapped, not touched: an idle connection costs a few pages. */
+  size_t mem = POOL_HEADER_MULT * cfg->max_header_bytes + 64 * 1024;
+  /* MHD splits its connection limit evenly over the pool threads, and a
+   * thread at its share refuses without an answer: so give each thread
+   * twice its share of what we answer (max_connections, then 32 more for
+   * the 503s), capped by the open files this process may have. */
+  unsigned limit = 2u * ((unsigned)cfg->max_connections + 32u);
+  struct rlimit rl;
+  if (!getrlimit(RLIMIT_NOFILE, &rl)) {
+    rlim_t want = (rlim_t)limit + 256;
+    if (rl.rlim_cur < want && rl.rlim_cur < rl.rlim_max) {
+      rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
+      setrlimit(RLIMIT_NOFILE, &rl);
+      getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur < want)
+      limit = rl.rlim_cur > 512 ? (unsigned)(rl.rlim_cur - 256)
+                                : (unsigned)rl.rlim_cur / 2;
+  }
   s->d = MHD_start_daemon(
       flags, (uint16_t)cfg->port, NULL, NULL, on_request, s,
       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
-      threads, MHD_OPTION_CONNECTION_LIMIT,
-      (unsigned)cfg->max_connections + 32u, MHD_OPTION_CONNECTION_TIMEOUT,
-      60u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem,
-      MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-      MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+      threads, MHD_OPTION_CONNECTION_LIMIT, limit,
+      MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+      mem, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_NOTIFY_COMPLETED,
+      on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
       MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
       /* never SO_REUSEPORT: a second host on the port must fail to start,
        * not share its connections with this one */
@@ -2237,6 +3309,15 @@ void core_http_stop(core_http *s)
   }
   pthread_mutex_destroy(&s->sse_mu);
   pthread_cond_destroy(&s->sse_cv);
+  /* MHD_stop_daemon closed every connection, which freed its guard */
+  for (size_t i = 0; i < CLIENT_BUCKETS; i++)
+    while (s->clients[i]) {
+      client *c = s->clients[i];
+      s->clients[i] = c->next;
+      free(c);
+    }
+  pthread_mutex_destroy(&s->conn_mu);
+  free(s->pfd);
   free(s->counts);
   free(s->seconds);
   free(s);

@@ -403,6 +403,11 @@ static void http_defaults_without_an_http_object(void **state)
   assert_int_equal(cfg->http.max_body_bytes, 1048576);
   assert_int_equal(cfg->http.max_header_bytes, 16384);
   assert_int_equal(cfg->http.max_connections, 256);
+  assert_int_equal(cfg->http.max_connections_per_client, 32);
+  assert_int_equal(cfg->http.request_timeout_s, 30);
+  assert_int_equal(cfg->http.max_documents, 10000);
+  assert_int_equal(cfg->http.max_streams_per_client, 4);
+  assert_int_equal(cfg->http.max_streams_per_town, 64);
   core_config_free(cfg);
 }
 
@@ -412,7 +417,9 @@ static void http_fields_are_read(void **state)
   core_config *cfg = parse_ok(
       f, "{\"http\": {\"listen\": \"::1\", \"port\": 0, \"threads\": 4,\n"
          " \"max_body_bytes\": 1073741824, \"max_header_bytes\": 1024,\n"
-         " \"max_connections\": 10000},\n"
+         " \"max_connections\": 10000, \"max_connections_per_client\": 2,\n"
+         " \"request_timeout_s\": 5, \"max_documents\": 7,\n"
+         " \"max_streams_per_client\": 1, \"max_streams_per_town\": 3},\n"
          " \"towns\": [{\"id\": \"a\", \"timezone\": \"UTC\"}]}");
   assert_str(cfg->http.listen, "::1");
   assert_int_equal(cfg->http.port, 0);
@@ -420,6 +427,11 @@ static void http_fields_are_read(void **state)
   assert_int_equal(cfg->http.max_body_bytes, (size_t)1 << 30);
   assert_int_equal(cfg->http.max_header_bytes, 1024);
   assert_int_equal(cfg->http.max_connections, 10000);
+  assert_int_equal(cfg->http.max_connections_per_client, 2);
+  assert_int_equal(cfg->http.request_timeout_s, 5);
+  assert_int_equal(cfg->http.max_documents, 7);
+  assert_int_equal(cfg->http.max_streams_per_client, 1);
+  assert_int_equal(cfg->http.max_streams_per_town, 3);
   core_config_free(cfg);
   /* Fields left out keep their defaults. */
   cfg = parse_ok(f, "{\"http\": {\"port\": 65535}, \"towns\": [{\"id\": "
@@ -446,8 +458,10 @@ static void http_must_be_an_object_of_known_keys(void **state)
                "\"127.0.0.1\", \"port\": 8080}, got 8080");
   expect_error(f, HTTP("{\"prot\": 80}"),
                "demo.json: http.prot: unknown key (known: listen, port, "
-               "threads, max_body_bytes, max_header_bytes, max_connections); "
-               "did you mean \"port\"?");
+               "threads, max_body_bytes, max_header_bytes, max_connections, "
+               "max_connections_per_client, request_timeout_s, max_documents, "
+               "max_streams_per_client, max_streams_per_town); did you mean "
+               "\"port\"?");
   expect_error(f, HTTP("{\"max_body\": 80}"), "http.max_body: unknown key");
 }
 
@@ -498,6 +512,18 @@ static void http_numbers_out_of_range_are_refused(void **state)
   expect_error(f, HTTP("{\"max_connections\": true}"),
                "http.max_connections: expected a whole number of connections "
                "from 1 to 10000, got true");
+  expect_error(f, HTTP("{\"request_timeout_s\": 0}"),
+               "http.request_timeout_s: expected a whole number of seconds "
+               "from 1 to 3600, got 0");
+  expect_error(f, HTTP("{\"max_documents\": 1000001}"),
+               "http.max_documents: expected a whole number of documents per "
+               "ingest request from 1 to 1000000, got 1000001");
+  expect_error(f, HTTP("{\"max_connections_per_client\": \"8\"}"),
+               "http.max_connections_per_client: expected");
+  expect_error(f, HTTP("{\"max_streams_per_client\": 0}"),
+               "http.max_streams_per_client: expected");
+  expect_error(f, HTTP("{\"max_streams_per_town\": 1.5}"),
+               "http.max_streams_per_town: expected");
 }
 
 static void town_name_defaults_to_its_id(void **state)
