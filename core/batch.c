@@ -66,8 +66,7 @@ static int reserve(core_batch *b, size_t n)
   return 0;
 }
 
-static int add_doc(core_batch *b, const char *start, size_t len,
-                   api_error *e)
+static int add_doc(core_batch *b, const char *start, size_t len, api_error *e)
 {
   if (b->max && b->n == b->max) {
     size_t max = b->max;
@@ -90,9 +89,8 @@ static int add_doc(core_batch *b, const char *start, size_t len,
 
 /* 400 bad_json for the scanner's error se; line_no > 0: the line of a
  * JSON Lines body, which starts at body + base. Nothing is kept. */
-static int scan_fail(api_error *e, core_batch *b, const char *body,
-                     size_t base, const core_json_scan_err *se,
-                     size_t line_no)
+static int scan_fail(api_error *e, core_batch *b, const char *body, size_t base,
+                     const core_json_scan_err *se, size_t line_no)
 {
   core_batch_free(b);
   size_t line, col;

@@ -3,7 +3,7 @@
  * pool): JSON under /v1, per-town tokens and anonymous read, batch ingest
  * acknowledged after the commit, Server-Sent Events, /healthz and /metrics.
  * docs/api.md and docs/openapi.json describe the routes; GET /v1 lists
- * them as the server has them.
+ * them as the server has them. The files that make it: http_int.h.
  */
 #ifndef CORE_HTTP_H
 #define CORE_HTTP_H
@@ -14,8 +14,6 @@
 #include "config.h"
 #include "host.h"
 #include "pipeline.h"
-
-struct api_error;
 
 typedef struct core_http core_http;
 
@@ -34,21 +32,6 @@ uint16_t core_http_port(const core_http *s);
  * everything and free. The pipeline must still run while this waits.
  */
 void core_http_stop(core_http *s);
-
-/*
- * The documents of an ingest body: a JSON array, {"documents": [...]}, or
- * (ndjson) one JSON document per line, blank lines skipped. The whole body
- * is checked first (core/jsonscan.c; nothing is built): on error nothing
- * is returned and e says where the body breaks. Slices point into body.
- */
-typedef struct core_http_docs {
-  size_t n, cap;
-  const char **start;
-  size_t *len;
-} core_http_docs;
-int core_http_split_docs(const char *body, size_t len, int ndjson,
-                         core_http_docs *out, struct api_error *e);
-void core_http_docs_free(core_http_docs *d);
 
 /* The routes: [{"method","path","scope"}] (new reference). */
 json_t *core_http_routes(void);

@@ -9,7 +9,7 @@
 #include "testutil.h"
 
 #include "api.h"
-#include "http.h"
+#include "batch.h"
 #include "jsonscan.h"
 
 static int scans(const char *s, size_t *end)
@@ -86,30 +86,30 @@ static void a_batch_splits_into_its_documents(void **state)
 {
   (void)state;
   const char *body = " [ {\"a\": \"x,]}\"} ,[1,2], 3 ,\"s\" ] \n";
-  core_http_docs d;
+  core_batch d;
   api_error e;
-  assert_int_equal(core_http_split_docs(body, strlen(body), 0, &d, &e), 0);
+  assert_int_equal(core_batch_split(body, strlen(body), CORE_BATCH_JSON, 0, &d, &e), 0);
   assert_int_equal(d.n, 4);
   assert_memory_equal(d.start[0], "{\"a\": \"x,]}\"}", d.len[0]);
   assert_memory_equal(d.start[1], "[1,2]", d.len[1]);
   assert_memory_equal(d.start[2], "3", d.len[2]);
   assert_memory_equal(d.start[3], "\"s\"", d.len[3]);
-  core_http_docs_free(&d);
+  core_batch_free(&d);
 
   /* other members are passed over; of two "documents" the last counts */
   const char *obj = "{\"x\": [\"]\"], \"documents\": [0], \"y\": {},"
                     " \"documents\": [{\"b\": 1}, 2]}";
-  assert_int_equal(core_http_split_docs(obj, strlen(obj), 0, &d, &e), 0);
+  assert_int_equal(core_batch_split(obj, strlen(obj), CORE_BATCH_JSON, 0, &d, &e), 0);
   assert_int_equal(d.n, 2);
   assert_memory_equal(d.start[0], "{\"b\": 1}", d.len[0]); /* as sent */
-  core_http_docs_free(&d);
+  core_batch_free(&d);
 
   const char *lines = "{\"a\":1}\r\n\n  [2]  \n\"three\"";
-  assert_int_equal(core_http_split_docs(lines, strlen(lines), 1, &d, &e), 0);
+  assert_int_equal(core_batch_split(lines, strlen(lines), CORE_BATCH_LINES, 0, &d, &e), 0);
   assert_int_equal(d.n, 3);
   assert_memory_equal(d.start[1], "[2]", d.len[1]);
   assert_memory_equal(d.start[2], "\"three\"", d.len[2]);
-  core_http_docs_free(&d);
+  core_batch_free(&d);
 }
 
 /* A sensor gateway posts one reading as one object: that is one document
@@ -117,29 +117,29 @@ static void a_batch_splits_into_its_documents(void **state)
 static void a_single_object_is_one_document(void **state)
 {
   (void)state;
-  core_http_docs d;
+  core_batch d;
   api_error e;
   const char *one = " {\"docs\": [1, 2], \"x\": {\"documents\": [3]}} ";
-  assert_int_equal(core_http_split_docs(one, strlen(one), 0, &d, &e), 0);
+  assert_int_equal(core_batch_split(one, strlen(one), CORE_BATCH_JSON, 0, &d, &e), 0);
   assert_int_equal(d.n, 1);
   assert_int_equal(d.len[0], strlen(one) - 2);
   assert_memory_equal(d.start[0], one + 1, d.len[0]);
-  core_http_docs_free(&d);
+  core_batch_free(&d);
 }
 
 static void a_bad_batch_is_refused_whole_naming_the_place(void **state)
 {
   (void)state;
-  core_http_docs d;
+  core_batch d;
   api_error e;
   const char *body = "[{\"a\":1},\n {\"b\": tru}]";
-  assert_int_equal(core_http_split_docs(body, strlen(body), 0, &d, &e), 400);
+  assert_int_equal(core_batch_split(body, strlen(body), CORE_BATCH_JSON, 0, &d, &e), 400);
   assert_string_equal(e.code, "bad_json");
   assert_non_null(strstr(e.message, "line 2, column 8"));
   assert_int_equal(d.n, 0);
 
   const char *lines = "{\"a\":1}\n{\"a\":2} {\"a\":3}\n";
-  assert_int_equal(core_http_split_docs(lines, strlen(lines), 1, &d, &e), 400);
+  assert_int_equal(core_batch_split(lines, strlen(lines), CORE_BATCH_LINES, 0, &d, &e), 400);
   assert_non_null(strstr(e.message, "line 2"));
   assert_non_null(strstr(e.message, "one document per line"));
 
@@ -148,7 +148,7 @@ static void a_bad_batch_is_refused_whole_naming_the_place(void **state)
       "{\"documents\": {}}", "{\"documents\": []}", "{\"documents\": [1,]}",
       "{\"documents\": [1]} x", "{\"documents\": [1], \"documents\": 2}"};
   for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
-    int st = core_http_split_docs(refused[i], strlen(refused[i]), 0, &d, &e);
+    int st = core_batch_split(refused[i], strlen(refused[i]), CORE_BATCH_JSON, 0, &d, &e);
     assert_int_equal(st, 400);
     assert_true(e.message[0]);
   }
