@@ -691,7 +691,7 @@ static int call_local_time(twin_ctx *ctx, twin_time t, twin_local *out)
   return TWIN_OK;
 }
 
-static int call_call_script(twin_ctx *ctx, const char *function,
+static int call_script_fn(twin_ctx *ctx, const char *function,
                            const char *args, size_t len, twin_text_cb cb,
                            void *ud)
 {
@@ -958,7 +958,7 @@ void core_host_calls_init(twin_host_api *api)
   api->log = call_log;
   api->now = call_now;
   api->town_info = call_town_info;
-  api->call_script = call_call_script;
+  api->call_script = call_script_fn;
   api->local_time = call_local_time;
   api->town = call_town;
   api->fail = call_fail;
