@@ -414,9 +414,11 @@ int core_http_start(core_host *h, core_pipeline *p, const core_http_config *cfg,
   }
   s->d = MHD_start_daemon(
       flags, (uint16_t)cfg->port, NULL, NULL, on_request, s,
-      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
-      threads > 1 ? threads : 0u, /* 1: the polling thread alone */
-      MHD_OPTION_CONNECTION_LIMIT, limit,
+      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, 
+      /* one thread: the polling thread alone, no pool option at all (a
+       * pool of 0 or 1 is warned about); both options take an unsigned */
+      threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_CONNECTION_LIMIT,
+      threads > 1 ? threads : limit, MHD_OPTION_CONNECTION_LIMIT, limit,
       MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
       mem, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_NOTIFY_COMPLETED,
       on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,

@@ -39,6 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "drive.h"
 #include "host.h"
 #include "http.h"
 #include "pipeline.h"
@@ -49,32 +50,12 @@
 #define HEADER_LIMIT 16384 /* the default http.max_header_bytes */
 
 static struct {
-  char *dir;
   core_host *h;
   core_pipeline *p;
   core_http *api;
   uint16_t port;
   char token[CORE_TOKEN_MAX];
 } fz;
-
-static void remove_dir(void)
-{
-  char cmd[4200];
-  if (!fz.dir)
-    return;
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", fz.dir);
-  if (system(cmd) != 0)
-    fprintf(stderr, "fuzz_http: %s failed\n", cmd);
-  free(fz.dir);
-  fz.dir = NULL;
-}
-
-static void die(const char *what, const char *why)
-{
-  fprintf(stderr, "fuzz_http: %s: %s\n", what, why);
-  remove_dir();
-  abort();
-}
 
 static void broken(const char *what, const char *answer, size_t len)
     __attribute__((noreturn));
@@ -90,17 +71,14 @@ static void teardown(void)
   core_http_stop(fz.api);
   core_pipeline_stop(fz.p);
   core_host_close(fz.h);
-  remove_dir();
+  fuzz_dir_remove();
   memset(&fz, 0, sizeof fz);
 }
 
 static void setup(void)
 {
   signal(SIGPIPE, SIG_IGN);
-  fz.dir = core_temp_dir("twin-fuzz-http");
-  if (!fz.dir)
-    die("mkdtemp", "cannot make a temp folder");
-  setenv("TWINHOST_MAP_MIB", "64", 1);
+  fuzz_dir_make("http");
   const char *plugins = getenv("TWIN_PLUGIN_BUILD_DIR");
   char path[4200] = "";
   if (plugins && *plugins && !strchr(plugins, '"') && !strchr(plugins, '\\'))
@@ -119,26 +97,26 @@ static void setup(void)
            "\"plugins\":{\"sensors\":{\"config\":{}}}}]}",
            path);
   char cfg[4200];
-  snprintf(cfg, sizeof cfg, "%s/host.json", fz.dir);
+  snprintf(cfg, sizeof cfg, "%s/host.json", fuzz_dir());
   FILE *f = fopen(cfg, "wb");
   if (!f || fputs(text, f) < 0 || fclose(f) != 0)
-    die(cfg, "cannot write");
+    fuzz_die(cfg, "cannot write");
   core_err err;
   if (core_host_open(cfg, CORE_HOST_INSTANCES, &fz.h, &err))
-    die("host", err.msg);
+    fuzz_die("host", err.msg);
   if (core_pipeline_start(fz.h, &fz.p, &err))
-    die("pipeline", err.msg);
+    fuzz_die("pipeline", err.msg);
   if (core_token_create(fz.h->store, fz.h->cfg, "t", CORE_SCOPE_ALL, "fuzz",
                         fz.token, NULL, &err))
-    die("token", err.msg);
+    fuzz_die("token", err.msg);
   core_http_config hc = fz.h->cfg->http;
   hc.listen = "127.0.0.1";
   hc.port = 0;
   if (core_http_start(fz.h, fz.p, &hc, &fz.api, &err))
-    die("http", err.msg);
+    fuzz_die("http", err.msg);
   fz.port = core_http_port(fz.api);
   atexit(teardown);
-  remove_dir();
+  fuzz_dir_remove();
 }
 
 /* ---- one exchange -------------------------------------------------------- */
@@ -156,7 +134,7 @@ static void put(bytes *b, const void *data, size_t n)
       cap *= 2;
     char *p = realloc(b->p, cap);
     if (!p)
-      die("buffer", "out of memory");
+      fuzz_die("buffer", "out of memory");
     b->p = p;
     b->cap = cap;
   }
@@ -259,13 +237,13 @@ static int exchange(const bytes *req, bytes *answer)
 {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
   if (fd < 0)
-    die("socket", strerror(errno));
+    fuzz_die("socket", strerror(errno));
   struct sockaddr_in a = {0};
   a.sin_family = AF_INET;
   a.sin_port = htons(fz.port);
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (connect(fd, (struct sockaddr *)&a, sizeof a) && errno != EINPROGRESS)
-    die("connect", strerror(errno));
+    fuzz_die("connect", strerror(errno));
   long long end = mono_ms() + READ_MS, patience = 0;
   size_t sent = 0;
   int closed = 0, wr_done = 0, all_sent = 0;

@@ -37,30 +37,10 @@ static const char seed_doc[] =
     "\"state\":\"closed\",\"coords\":{\"lat\":48.82,\"lng\":12.95}}]}";
 
 static struct {
-  char *dir;
   core_host *h;
   core_instance *ci[N_TOWNS];
   core_overlay *ov;
 } fz;
-
-static void remove_dir(void)
-{
-  char cmd[4200];
-  if (!fz.dir)
-    return;
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", fz.dir);
-  if (system(cmd) != 0)
-    fprintf(stderr, "fuzz_parking: %s failed\n", cmd);
-  free(fz.dir);
-  fz.dir = NULL;
-}
-
-static void die(const char *what, const char *why)
-{
-  fprintf(stderr, "fuzz_parking: %s: %s\n", what, why);
-  remove_dir();
-  abort();
-}
 
 static char *host_config(void)
 {
@@ -71,7 +51,7 @@ static char *host_config(void)
   size_t cap = strlen(path) + 4096;
   char *text = malloc(cap);
   if (!text)
-    die("setup", "out of memory");
+    fuzz_die("setup", "out of memory");
   snprintf(text, cap,
            "{\"data_dir\":\"data\",%s\"towns\":["
            "{\"id\":\"open\",\"name\":\"Open\",\"timezone\":\"Europe/Berlin\","
@@ -87,19 +67,19 @@ static char *host_config(void)
 static void open_host(void)
 {
   char cfg_path[4200];
-  snprintf(cfg_path, sizeof cfg_path, "%s/host.json", fz.dir);
+  snprintf(cfg_path, sizeof cfg_path, "%s/host.json", fuzz_dir());
   char *text = host_config();
   FILE *f = fopen(cfg_path, "wb");
   if (!f || fputs(text, f) < 0 || fclose(f) != 0)
-    die(cfg_path, "cannot write");
+    fuzz_die(cfg_path, "cannot write");
   free(text);
   core_err err;
   if (core_host_open(cfg_path, CORE_HOST_INSTANCES, &fz.h, &err))
-    die("host", err.msg);
+    fuzz_die("host", err.msg);
   for (size_t i = 0; i < N_TOWNS; i++) {
     core_instance *ci;
     if (core_host_find(fz.h, towns[i], "parking", &ci, &err))
-      die(towns[i], err.msg);
+      fuzz_die(towns[i], err.msg);
     fz.ci[i] = ci;
   }
 }
@@ -107,40 +87,28 @@ static void open_host(void)
 /* Store the seed observations in the open town, committed. */
 static void seed(void)
 {
-  MDB_txn *txn;
-  core_err err;
-  if (core_store_begin_write(fz.h->store, &txn, &err))
-    die("seed", err.msg);
-  if (core_host_run_ingest(fz.h, fz.ci[0], txn, fz.ov, seed_doc,
-                           sizeof seed_doc - 1, &err) ||
-      core_overlay_flush(fz.ov, fz.h->store, txn, NULL, &err))
-    die("seed", err.msg);
-  if (mdb_txn_commit(txn))
-    die("seed", "commit failed");
-  core_overlay_clear(fz.ov);
+  const char *docs[] = {seed_doc};
+  fuzz_seed(fz.h, fz.ov, fz.ci, docs, 1);
 }
 
 static void teardown(void)
 {
   core_overlay_free(fz.ov);
   core_host_close(fz.h);
-  remove_dir();
+  fuzz_dir_remove();
   memset(&fz, 0, sizeof fz);
 }
 
 static void setup(void)
 {
-  fz.dir = core_temp_dir("twin-fuzz-parking");
-  if (!fz.dir)
-    die("mkdtemp", "cannot make a temp folder");
-  setenv("TWINHOST_MAP_MIB", "64", 1);
+  fuzz_dir_make("parking");
   atexit(teardown);
   fz.ov = core_overlay_new();
   if (!fz.ov)
-    die("setup", "out of memory");
+    fuzz_die("setup", "out of memory");
   open_host();
   seed();
-  remove_dir();
+  fuzz_dir_remove();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -31,6 +31,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "drive.h"
 #include "host.h"
 #include "media.h"
 #include "schema.h"
@@ -53,31 +54,11 @@ static const char *const plugin_names[N_PLUGINS] = {"parking", "sensors"};
   "{\"attr\":\"temp_c\",\"below\":0,\"message\":\"frost\"}]"
 
 static struct {
-  char *dir;
   core_host *h;
   core_instance *ci[N_PLUGINS];
   core_overlay *ov;
   int trace; /* $FUZZ_REQUEST_TRACE: one line per request, for seeds */
 } fz;
-
-static void remove_dir(void)
-{
-  char cmd[4200];
-  if (!fz.dir)
-    return;
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", fz.dir);
-  if (system(cmd) != 0)
-    fprintf(stderr, "fuzz_request: %s failed\n", cmd);
-  free(fz.dir);
-  fz.dir = NULL;
-}
-
-static void die(const char *what, const char *why)
-{
-  fprintf(stderr, "fuzz_request: %s: %s\n", what, why);
-  remove_dir();
-  abort();
-}
 
 /* A broken promise: say which, and stop. */
 static void broken(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -102,7 +83,7 @@ static char *host_config(void)
   size_t cap = strlen(path) + 4096;
   char *text = malloc(cap);
   if (!text)
-    die("setup", "out of memory");
+    fuzz_die("setup", "out of memory");
   snprintf(text, cap,
            "{\"data_dir\":\"data\",%s\"towns\":["
            "{\"id\":\"t\",\"name\":\"T\",\"timezone\":\"UTC\","
@@ -116,18 +97,18 @@ static char *host_config(void)
 static void open_host(void)
 {
   char cfg_path[4200];
-  snprintf(cfg_path, sizeof cfg_path, "%s/host.json", fz.dir);
+  snprintf(cfg_path, sizeof cfg_path, "%s/host.json", fuzz_dir());
   char *text = host_config();
   FILE *f = fopen(cfg_path, "wb");
   if (!f || fputs(text, f) < 0 || fclose(f) != 0)
-    die(cfg_path, "cannot write");
+    fuzz_die(cfg_path, "cannot write");
   free(text);
   core_err err;
   if (core_host_open(cfg_path, CORE_HOST_INSTANCES, &fz.h, &err))
-    die("host", err.msg);
+    fuzz_die("host", err.msg);
   for (size_t i = 0; i < N_PLUGINS; i++)
     if (core_host_find(fz.h, "t", plugin_names[i], &fz.ci[i], &err))
-      die(plugin_names[i], err.msg);
+      fuzz_die(plugin_names[i], err.msg);
 }
 
 /* Seed history up to an hour before now: four weeks of lot states every
@@ -146,7 +127,7 @@ static void put(char *buf, size_t size, size_t *len, const char *fmt, ...)
   int n = vsnprintf(buf + *len, size - *len, fmt, ap);
   va_end(ap);
   if (n < 0 || (size_t)n >= size - *len)
-    die("seed", "document too big");
+    fuzz_die("seed", "document too big");
   *len += (size_t)n;
 }
 
@@ -199,22 +180,11 @@ static void seed(void)
   size_t cap = 1 << 20;
   char *docs[N_PLUGINS] = {malloc(cap), malloc(cap)};
   if (!docs[PARKING] || !docs[SENSORS])
-    die("seed", "out of memory");
+    fuzz_die("seed", "out of memory");
   long long now = (long long)time(NULL) * 1000;
   parking_doc(docs[PARKING], cap, now);
   sensors_doc(docs[SENSORS], cap, now);
-  MDB_txn *txn;
-  core_err err;
-  if (core_store_begin_write(fz.h->store, &txn, &err))
-    die("seed", err.msg);
-  for (size_t i = 0; i < N_PLUGINS; i++)
-    if (core_host_run_ingest(fz.h, fz.ci[i], txn, fz.ov, docs[i],
-                             strlen(docs[i]), &err) ||
-        core_overlay_flush(fz.ov, fz.h->store, txn, NULL, &err))
-      die("seed", err.msg);
-  if (mdb_txn_commit(txn))
-    die("seed", "commit failed");
-  core_overlay_clear(fz.ov);
+  fuzz_seed(fz.h, fz.ov, fz.ci, (const char *const *)docs, N_PLUGINS);
   free(docs[PARKING]);
   free(docs[SENSORS]);
 }
@@ -223,23 +193,20 @@ static void teardown(void)
 {
   core_overlay_free(fz.ov);
   core_host_close(fz.h);
-  remove_dir();
+  fuzz_dir_remove();
   memset(&fz, 0, sizeof fz);
 }
 
 static void setup(void)
 {
-  fz.dir = core_temp_dir("twin-fuzz-request");
-  if (!fz.dir)
-    die("mkdtemp", "cannot make a temp folder");
-  setenv("TWINHOST_MAP_MIB", "64", 1);
+  fuzz_dir_make("request");
   atexit(teardown);
   fz.ov = core_overlay_new();
   if (!fz.ov)
-    die("setup", "out of memory");
+    fuzz_die("setup", "out of memory");
   open_host();
   seed();
-  remove_dir();
+  fuzz_dir_remove();
   fz.trace = getenv("FUZZ_REQUEST_TRACE") != NULL;
 }
 
@@ -321,7 +288,7 @@ static void check_prepared(const core_plugin *p, int kind, const char *op,
     json_t *before = json_deep_copy(r);
     core_err err;
     if (!before)
-      die("prepare", "out of memory");
+      fuzz_die("prepare", "out of memory");
     if (core_schema_validate(o->schema, r, &err))
       broken("prepare: the op's schema refuses its own output: %s (%s)",
              err.msg, text);
@@ -367,7 +334,7 @@ static void check_media(const uint8_t *data, size_t size)
 {
   char *s = malloc(size + 1);
   if (!s)
-    die("media", "out of memory");
+    fuzz_die("media", "out of memory");
   memcpy(s, data, size);
   s[size] = 0;
   size_t len = strlen(s);
@@ -436,7 +403,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t nlen = nl ? (size_t)(nl - rest) : rlen;
     garbage = malloc(nlen + 1);
     if (!garbage)
-      die("input", "out of memory");
+      fuzz_die("input", "out of memory");
     memcpy(garbage, rest, nlen);
     garbage[nlen] = 0;
     op = garbage;

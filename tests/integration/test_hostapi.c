@@ -706,39 +706,6 @@ a_map_that_fills_mid_batch_grows_and_each_document_runs_once(void **state)
 
 /* ---- a full ring does not block who cannot wait ------------------------- */
 
-typedef struct gate {
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  int entered, open, woken;
-} gate;
-
-/* A writer job that holds the writer until the gate opens. */
-static int hold_writer(void *arg, core_host *h, MDB_txn *txn, core_overlay *ov,
-                       core_err *err)
-{
-  (void)h;
-  (void)txn;
-  (void)ov;
-  (void)err;
-  gate *g = arg;
-  pthread_mutex_lock(&g->mu);
-  g->entered = 1;
-  pthread_cond_broadcast(&g->cv);
-  while (!g->open)
-    pthread_cond_wait(&g->cv, &g->mu);
-  pthread_mutex_unlock(&g->mu);
-  return TWIN_OK;
-}
-
-static void space_freed(void *ud)
-{
-  gate *g = ud;
-  pthread_mutex_lock(&g->mu);
-  g->woken = 1;
-  pthread_cond_broadcast(&g->cv);
-  pthread_mutex_unlock(&g->mu);
-}
-
 static void ignore_outcome(void *ud, const core_outcome *o)
 {
   (void)ud;
@@ -749,15 +716,8 @@ static void a_full_ring_refuses_at_once_and_calls_back_when_there_is_room(
     void **state)
 {
   th_host *f = *state;
-  gate g = {.entered = 0};
-  pthread_mutex_init(&g.mu, NULL);
-  pthread_cond_init(&g.cv, NULL);
-  assert_int_equal(core_pipeline_submit_fn(f->p, hold_writer, &g, NULL, NULL),
-                   TWIN_OK);
-  pthread_mutex_lock(&g.mu);
-  while (!g.entered)
-    pthread_cond_wait(&g.cv, &g.mu);
-  pthread_mutex_unlock(&g.mu);
+  th_hold g;
+  th_hold_writer(f, &g);
   /* the writer is held: fill the ring without ever waiting */
   const char *doc = "{\"ops\":[]}";
   int full = 0, queued = 0;
@@ -772,7 +732,7 @@ static void a_full_ring_refuses_at_once_and_calls_back_when_there_is_room(
   }
   assert_true(full);
   assert_true(queued > 0);
-  assert_int_equal(core_pipeline_when_space(f->p, space_freed, &g), TWIN_OK);
+  assert_int_equal(core_pipeline_when_space(f->p, th_hold_woken, &g), TWIN_OK);
   /* released only now: the callback follows the batch that frees room */
   pthread_mutex_lock(&g.mu);
   assert_int_equal(g.woken, 0);
@@ -782,9 +742,9 @@ static void a_full_ring_refuses_at_once_and_calls_back_when_there_is_room(
     pthread_cond_wait(&g.cv, &g.mu);
   pthread_mutex_unlock(&g.mu);
   core_pipeline_drain(f->p);
-  assert_int_equal(core_pipeline_when_space(f->p, space_freed, &g), TWIN_STOP);
-  pthread_mutex_destroy(&g.mu);
-  pthread_cond_destroy(&g.cv);
+  assert_int_equal(core_pipeline_when_space(f->p, th_hold_woken, &g),
+                   TWIN_STOP);
+  th_hold_end(f, &g);
 }
 
 int main(void)

@@ -23,34 +23,6 @@
 #define DOCS 3000   /* more than the ring's 2048 */
 #define WAIT_MS 60000 /* an answer that does not come fails the test */
 
-typedef struct gate {
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  int entered, open;
-} gate;
-
-static int hold_writer(void *arg, core_host *h, MDB_txn *txn, core_overlay *ov,
-                       core_err *err)
-{
-  (void)h;
-  (void)txn;
-  (void)ov;
-  (void)err;
-  gate *g = arg;
-  pthread_mutex_lock(&g->mu);
-  g->entered = 1;
-  pthread_cond_broadcast(&g->cv);
-  while (!g->open)
-    pthread_cond_wait(&g->cv, &g->mu);
-  pthread_mutex_unlock(&g->mu);
-  return TWIN_OK;
-}
-
-static void nothing(void *ud)
-{
-  (void)ud;
-}
-
 /* Send all of text on fd. */
 static void send_all(int fd, const char *text, size_t n)
 {
@@ -108,15 +80,8 @@ static void a_full_ring_leaves_the_pool_thread_free(void **state)
     fail_msg("http: %s", err.msg);
   int port = core_http_port(srv);
 
-  gate g = {.entered = 0};
-  pthread_mutex_init(&g.mu, NULL);
-  pthread_cond_init(&g.cv, NULL);
-  assert_int_equal(core_pipeline_submit_fn(f->p, hold_writer, &g, NULL, NULL),
-                   TWIN_OK);
-  pthread_mutex_lock(&g.mu);
-  while (!g.entered)
-    pthread_cond_wait(&g.cv, &g.mu);
-  pthread_mutex_unlock(&g.mu);
+  th_hold g;
+  th_hold_writer(f, &g);
 
   /* one ingest of DOCS documents: more than the ring takes */
   size_t blen = 0;
@@ -139,7 +104,7 @@ static void a_full_ring_leaves_the_pool_thread_free(void **state)
   int full = 0;
   for (long long until = tu_mono_ms() + WAIT_MS;
        !full && tu_mono_ms() < until;) {
-    int st = core_pipeline_when_space(f->p, nothing, NULL);
+    int st = core_pipeline_when_space(f->p, th_hold_woken, &g);
     full = st == TWIN_OK;
     if (!full) {
       assert_int_equal(st, TWIN_STOP);
@@ -156,9 +121,8 @@ static void a_full_ring_leaves_the_pool_thread_free(void **state)
   char *health = read_answer(b);
   pthread_mutex_lock(&g.mu);
   int was_open = g.open;
-  g.open = 1; /* held until now: the answer came (or never will) */
-  pthread_cond_broadcast(&g.cv);
   pthread_mutex_unlock(&g.mu);
+  th_release(&g); /* held until now: the answer came (or never will) */
   if (!health)
     fail_msg("/healthz was not answered while the ingest waited for room "
              "in the ring: a pool thread is blocked");
@@ -181,8 +145,7 @@ static void a_full_ring_leaves_the_pool_thread_free(void **state)
   free(health);
   free(head);
   free(body);
-  pthread_mutex_destroy(&g.mu);
-  pthread_cond_destroy(&g.cv);
+  th_hold_end(f, &g);
 }
 
 static int setup(void **state)

@@ -185,6 +185,63 @@ core_instance *th_inst(th_host *t, const char *town, const char *plugin)
   return ci;
 }
 
+/* ---- holding the writer ------------------------------------------------- */
+
+static int hold_job(void *arg, core_host *h, MDB_txn *txn, core_overlay *ov,
+                    core_err *err)
+{
+  (void)h;
+  (void)txn;
+  (void)ov;
+  (void)err;
+  th_hold *g = arg;
+  pthread_mutex_lock(&g->mu);
+  g->entered = 1;
+  pthread_cond_broadcast(&g->cv);
+  while (!g->open)
+    pthread_cond_wait(&g->cv, &g->mu);
+  pthread_mutex_unlock(&g->mu);
+  return TWIN_OK;
+}
+
+void th_hold_writer(th_host *t, th_hold *g)
+{
+  memset(g, 0, sizeof *g);
+  pthread_mutex_init(&g->mu, NULL);
+  pthread_cond_init(&g->cv, NULL);
+  if (core_pipeline_submit_fn(t->p, hold_job, g, NULL, NULL))
+    fail_msg("cannot queue the job that holds the writer");
+  pthread_mutex_lock(&g->mu);
+  while (!g->entered)
+    pthread_cond_wait(&g->cv, &g->mu);
+  pthread_mutex_unlock(&g->mu);
+}
+
+void th_release(th_hold *g)
+{
+  pthread_mutex_lock(&g->mu);
+  g->open = 1;
+  pthread_cond_broadcast(&g->cv);
+  pthread_mutex_unlock(&g->mu);
+}
+
+void th_hold_woken(void *ud)
+{
+  th_hold *g = ud;
+  pthread_mutex_lock(&g->mu);
+  g->woken = 1;
+  pthread_cond_broadcast(&g->cv);
+  pthread_mutex_unlock(&g->mu);
+}
+
+void th_hold_end(th_host *t, th_hold *g)
+{
+  th_release(g);
+  core_pipeline_drain(t->p);
+  pthread_mutex_destroy(&g->mu);
+  pthread_cond_destroy(&g->cv);
+}
+
 /* ---- documents ---------------------------------------------------------- */
 
 void th_on_outcome(void *ud, const core_outcome *o)

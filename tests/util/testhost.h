@@ -15,6 +15,7 @@
 #define TWIN_TESTHOST_H
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stddef.h>
 
 #include "host.h"
@@ -132,6 +133,26 @@ json_t *th_simulate_report(th_host *t, core_instance *ci, const char *sc);
 /* A scenario that must fail: its status, err saying why. */
 int th_simulate_fails(th_host *t, core_instance *ci, const char *sc,
                       core_err *err);
+
+/* ---- holding the writer ------------------------------------------------- */
+
+/* A job that holds t's writer on a gate, for tests that prove by ordering
+ * that something does not wait for the writer. */
+typedef struct th_hold {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int entered, open; /* the writer is in the job; the gate is open */
+  int woken;         /* th_hold_woken was called */
+} th_hold;
+/* Queue the job; returns once the writer is in it. */
+void th_hold_writer(th_host *t, th_hold *g);
+/* Open the gate: the writer goes on. */
+void th_release(th_hold *g);
+/* A core_pipeline_when_space callback (ud: the th_hold): sets woken. */
+void th_hold_woken(void *ud);
+/* Open the gate if still shut, wait until the pipeline is drained, free
+ * the gate's lock. */
+void th_hold_end(th_host *t, th_hold *g);
 
 /* ---- the store and the CLI ---------------------------------------------- */
 
